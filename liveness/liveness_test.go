@@ -1,0 +1,55 @@
+package liveness
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestEndpointsFollowTheirChecks(t *testing.T) {
+	s := New()
+	var synced error = errors.New("caches not synced")
+	s.AddReady("informers", func() error { return synced })
+	s.AddLive("workers", func() error { return nil })
+
+	code, body := get(t, s, "/readyz")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, body, "[-] informers: caches not synced")
+
+	code, _ = get(t, s, "/healthz")
+	assert.Equal(t, http.StatusOK, code, "liveness does not depend on readiness")
+
+	synced = nil
+	code, body = get(t, s, "/readyz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "[+] informers ok")
+}
+
+func TestListenAndServeStopsWithContext(t *testing.T) {
+	s := New()
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, errc, err := s.ListenAndServe(ctx, "127.0.0.1:0")
+	require.NoError(t, err)
+	resp, err := http.Get("http://" + addr.String() + "/healthz")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	cancel()
+	for err := range errc {
+		t.Fatalf("serve error: %v", err)
+	}
+}

@@ -1,0 +1,240 @@
+// Command replicator shares Secrets across namespaces, driven by annotations
+// compatible with kubernetes-replicator's.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/kubereplicator/replicator/liveness"
+	"github.com/kubereplicator/replicator/replicate"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// config is what the flags say.
+type config struct {
+	kubeconfig       string
+	resyncPeriod     time.Duration
+	statusAddr       string
+	logLevel         logrus.Level
+	logFormat        string
+	allowAll         bool
+	exclude          replicate.Patterns
+	excludeRaw       string
+	syncByContent    bool
+	replicateSecrets bool
+	prefix           string
+	workers          int
+	qps              float64
+	burst            int
+	showVersion      bool
+}
+
+// parseFlags parses and validates args; errors are meant for the user.
+func parseFlags(args []string, output io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("replicator", flag.ContinueOnError)
+	fs.SetOutput(output)
+	var logLevel string
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: in-cluster configuration")
+	fs.DurationVar(&c.resyncPeriod, "resync-period", 30*time.Minute, "how often every cached object is reconciled again")
+	fs.StringVar(&c.statusAddr, "status-addr", ":9102", "address of the /healthz and /readyz endpoints")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warning, error")
+	fs.StringVar(&c.logFormat, "log-format", "plain", "log format: plain or json")
+	fs.BoolVar(&c.allowAll, "allow-all", false, "switch the pull permission check off: any namespace may pull any source (dangerous)")
+	fs.StringVar(&c.excludeRaw, "exclude-namespaces", "", "comma-separated regular expressions of namespaces never written (each matches whole names)")
+	fs.BoolVar(&c.syncByContent, "sync-by-content", false, "accepted for compatibility; content is always compared")
+	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
+	fs.StringVar(&c.prefix, "annotation-prefix", replicate.DefaultPrefix, "prefix of all annotations")
+	fs.IntVar(&c.workers, "workers", 4, "objects reconciled in parallel, per kind")
+	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
+	fs.IntVar(&c.burst, "kube-api-burst", 100, "API requests in a burst")
+	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var err error
+	if c.logLevel, err = logrus.ParseLevel(logLevel); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	if c.logFormat != "plain" && c.logFormat != "json" {
+		return nil, fmt.Errorf("-log-format: %q is neither plain nor json", c.logFormat)
+	}
+	if c.resyncPeriod < 0 {
+		return nil, fmt.Errorf("-resync-period: must not be negative")
+	}
+	if c.workers < 1 {
+		return nil, fmt.Errorf("-workers: must be at least 1")
+	}
+	if c.qps == 0 || (c.qps < 0 && c.qps != -1) {
+		return nil, fmt.Errorf("-kube-api-qps: must be positive, or -1 for no limit")
+	}
+	if c.burst < 1 {
+		return nil, fmt.Errorf("-kube-api-burst: must be at least 1")
+	}
+	c.prefix = strings.TrimSuffix(c.prefix, "/")
+	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
+		return nil, fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
+	}
+	var errs []error
+	if c.exclude, errs = replicate.ParsePatterns(c.excludeRaw); len(errs) > 0 {
+		return nil, fmt.Errorf("-exclude-namespaces: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole program; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "replicator: %v\n", err)
+		return 2
+	}
+	if c.showVersion {
+		fmt.Fprintf(stdout, "replicator %s\n", version)
+		return 0
+	}
+	log := logrus.New()
+	log.SetOutput(stderr)
+	log.SetLevel(c.logLevel)
+	if c.logFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, c, log); err != nil {
+		log.WithError(err).Error("replicator stopped")
+		return 1
+	}
+	return 0
+}
+
+func restConfig(c *config) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if c.kubeconfig == "" {
+		cfg, err = rest.InClusterConfig()
+	} else {
+		cfg, err = clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS = float32(c.qps)
+	cfg.Burst = c.burst
+	cfg.UserAgent = "replicator/" + version
+	return cfg, nil
+}
+
+func serve(ctx context.Context, c *config, log *logrus.Logger) error {
+	log.WithFields(logrus.Fields{"version": version, "prefix": c.prefix, "workers": c.workers}).Info("replicator starting")
+	if c.allowAll {
+		log.Warn("--allow-all is set: the pull permission check is OFF, any namespace can copy any Secret that names it")
+	}
+	cfg, err := restConfig(c)
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating client: %w", err)
+	}
+	// Events get a client of their own so that they never take from the
+	// request budget of replica writes.
+	eventClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("creating event client: %w", err)
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
+
+	var kinds []replicate.Kind
+	if c.replicateSecrets {
+		kinds = append(kinds, replicate.Secrets())
+	}
+	if len(kinds) == 0 {
+		log.Warn("every kind is switched off: nothing to replicate")
+	}
+
+	health := liveness.New()
+	factory := informers.NewSharedInformerFactory(client, c.resyncPeriod)
+	var controllers []*replicate.Controller
+	for _, k := range kinds {
+		ctrl, err := replicate.NewController(k, client, factory, replicate.Options{
+			Annotations: replicate.NewAnnotations(c.prefix),
+			AllowAll:    c.allowAll,
+			Exclude:     c.exclude,
+			Workers:     c.workers,
+			Recorder:    recorder,
+			Log:         log,
+		})
+		if err != nil {
+			return err
+		}
+		controllers = append(controllers, ctrl)
+		health.AddReady(strings.ToLower(k.Name())+"s", ctrl.Ready)
+		health.AddLive(strings.ToLower(k.Name())+"s", ctrl.Healthy)
+	}
+
+	addr, serveErrs, err := health.ListenAndServe(ctx, c.statusAddr)
+	if err != nil {
+		return err
+	}
+	log.WithField("address", addr.String()).Info("status endpoints listening")
+
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, ctrl := range controllers {
+		wg.Go(func() {
+			if err := ctrl.Run(ctx); err != nil && ctx.Err() == nil {
+				log.WithError(err).Error("controller stopped")
+			}
+		})
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("replicator shutting down")
+	case err = <-serveErrs:
+		err = fmt.Errorf("status endpoints: %w", err)
+	}
+	cancel()
+	wg.Wait()
+	return err
+}

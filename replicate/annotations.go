@@ -1,0 +1,61 @@
+package replicate
+
+import "strings"
+
+// DefaultPrefix is kubernetes-replicator's annotation prefix, so that manifests
+// written for it (and cert-manager's documentation) work unchanged.
+const DefaultPrefix = "replicator.v1.mittwald.de"
+
+// Annotations holds the full annotation keys for one prefix.
+type Annotations struct {
+	ReplicateFrom              string // pull target: "<ns>/<name>" or "<name>"
+	ReplicationAllowed         string // source: "true" opens the pull gate
+	ReplicationAllowedNS       string // source: pattern list of namespaces that may pull
+	ReplicateTo                string // source: pattern list of namespaces to push into
+	ReplicateToMatching        string // source: label selector on namespaces to push into
+	StripLabels                string // source: "true" keeps source labels off push replicas
+	KeepOwnerReferences        string // source: "true" copies ownerReferences onto push replicas
+	ReplicatedFrom             string // push replica: marker naming its source
+	ReplicatedFromVersion      string // replica: source resourceVersion of the last data change written
+	ReplicatedAt               string // replica: time of the last data change written
+	ReplicatedKeys             string // replica: sorted, comma-separated keys that came from the source
+	ReplicationAllowedClusters string // source: pattern list of clusters that may pull (cross-cluster)
+}
+
+// NewAnnotations returns the annotation keys for prefix (with or without a
+// trailing slash).
+func NewAnnotations(prefix string) Annotations {
+	p := strings.TrimSuffix(prefix, "/") + "/"
+	return Annotations{
+		ReplicateFrom:              p + "replicate-from",
+		ReplicationAllowed:         p + "replication-allowed",
+		ReplicationAllowedNS:       p + "replication-allowed-namespaces",
+		ReplicateTo:                p + "replicate-to",
+		ReplicateToMatching:        p + "replicate-to-matching",
+		StripLabels:                p + "strip-labels",
+		KeepOwnerReferences:        p + "keep-owner-references",
+		ReplicatedFrom:             p + "replicated-from",
+		ReplicatedFromVersion:      p + "replicated-from-version",
+		ReplicatedAt:               p + "replicated-at",
+		ReplicatedKeys:             p + "replicated-keys",
+		ReplicationAllowedClusters: p + "replication-allowed-clusters",
+	}
+}
+
+// Relevant reports whether annotations carry anything this replicator acts on
+// (as a source, a pull target or a push replica).
+func (a Annotations) Relevant(annotations map[string]string) bool {
+	for _, k := range []string{a.ReplicateFrom, a.ReplicationAllowed, a.ReplicateTo, a.ReplicateToMatching, a.ReplicatedFrom} {
+		if _, ok := annotations[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// IsPushSource reports whether annotations ask for push replication.
+func (a Annotations) IsPushSource(annotations map[string]string) bool {
+	_, to := annotations[a.ReplicateTo]
+	_, matching := annotations[a.ReplicateToMatching]
+	return to || matching
+}

@@ -1,0 +1,464 @@
+package replicate
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// This file holds the decisions: pure functions from what the cache shows to
+// what should be written. They never talk to the API server, so every rule of
+// the contract can be tested with plain values.
+
+// Value is one entry of an object's replicated content. Binary marks entries
+// that live in a separate map of their kind (a ConfigMap's binaryData).
+type Value struct {
+	Bytes  []byte
+	Binary bool
+}
+
+// Data is the replicated content of an object, by key.
+type Data map[string]Value
+
+// Equal reports whether both hold the same keys with the same values.
+func (d Data) Equal(o Data) bool {
+	if len(d) != len(o) {
+		return false
+	}
+	for k, v := range d {
+		w, ok := o[k]
+		if !ok || v.Binary != w.Binary || !bytes.Equal(v.Bytes, w.Bytes) {
+			return false
+		}
+	}
+	return true
+}
+
+// Object is the planner's view of one object of any kind.
+type Object struct {
+	Namespace       string
+	Name            string
+	UID             string
+	ResourceVersion string
+	// Type is what must be equal between source and replica and cannot change
+	// in place: a Secret's type, a RoleBinding's roleRef; empty otherwise.
+	Type            string
+	Data            Data
+	Labels          map[string]string
+	Annotations     map[string]string
+	OwnerReferences []metav1.OwnerReference
+	// Immutable objects reject any change of Data.
+	Immutable bool
+}
+
+// Key returns "namespace/name".
+func (o *Object) Key() string { return o.Namespace + "/" + o.Name }
+
+// Namespace is the planner's view of a namespace.
+type Namespace struct {
+	Name        string
+	Labels      map[string]string
+	Terminating bool
+}
+
+// Rules are what a kind contributes to the decisions.
+type Rules struct {
+	// Accepts reports whether a pull target of type target may take the
+	// content of a source of type source.
+	Accepts func(target, source string) bool
+	// Required returns the keys an object of type typ must keep, with the
+	// values they fall back to when the replicated content is removed.
+	Required func(typ string) Data
+}
+
+// EventType separates informational events from warnings.
+type EventType string
+
+const (
+	Normal  EventType = "Normal"
+	Warning EventType = "Warning"
+)
+
+// Event reasons. Messages never contain secret data, only names and keys.
+const (
+	ReasonReplicated        = "Replicated"
+	ReasonCleared           = "ReplicaCleared"
+	ReasonDeleted           = "ReplicaDeleted"
+	ReasonSourceNotFound    = "SourceNotFound"
+	ReasonDenied            = "ReplicationDenied"
+	ReasonTypeMismatch      = "TypeMismatch"
+	ReasonTargetConflict    = "TargetConflict"
+	ReasonTargetImmutable   = "TargetImmutable"
+	ReasonInvalidAnnotation = "InvalidAnnotation"
+	ReasonCycle             = "ReplicationCycle"
+	ReasonWriteFailed       = "WriteFailed"
+)
+
+// Event is something to tell the owner of an object.
+type Event struct {
+	Type    EventType
+	Reason  string
+	Message string
+}
+
+func warning(reason, format string, args ...any) *Event {
+	return &Event{Type: Warning, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Gate is the configuration of the pull permission check.
+type Gate struct {
+	Annotations Annotations
+	// AllowAll switches the check off: every source may be pulled anywhere.
+	AllowAll bool
+}
+
+// Allows reports whether source may be replicated into namespace, and if not,
+// why. Invalid entries of the source's namespace list match nothing.
+func (g Gate) Allows(source *Object, namespace string) (bool, string) {
+	if g.AllowAll {
+		return true, ""
+	}
+	allowed, err := strconv.ParseBool(source.Annotations[g.Annotations.ReplicationAllowed])
+	if err != nil || !allowed {
+		return false, fmt.Sprintf("source %s does not carry %s: \"true\"", source.Key(), g.Annotations.ReplicationAllowed)
+	}
+	list, ok := source.Annotations[g.Annotations.ReplicationAllowedNS]
+	if !ok {
+		return false, fmt.Sprintf("source %s has no %s", source.Key(), g.Annotations.ReplicationAllowedNS)
+	}
+	patterns, _ := ParsePatterns(list)
+	if !patterns.Match(namespace) {
+		return false, fmt.Sprintf("source %s does not allow namespace %s", source.Key(), namespace)
+	}
+	return true, ""
+}
+
+// PullInput is everything a pull decision depends on.
+type PullInput struct {
+	Target Object
+	// Source is nil when the referenced object does not exist.
+	Source *Object
+	Ref    Ref
+	Gate   Gate
+	Rules  Rules
+	Now    time.Time
+}
+
+// Decision is the outcome for one object: at most one write and one event.
+type Decision struct {
+	// Write is the desired object, nil when the current one is right.
+	Write *Object
+	Event *Event
+}
+
+// PlanPull decides what a pull target should hold.
+func PlanPull(in PullInput) Decision {
+	a := in.Gate.Annotations
+	target := in.Target
+	previous := parseKeys(target.Annotations[a.ReplicatedKeys])
+
+	var denial *Event
+	switch {
+	case in.Source == nil:
+		denial = warning(ReasonSourceNotFound, "source %s not found", in.Ref)
+	default:
+		if ok, why := in.Gate.Allows(in.Source, target.Namespace); !ok {
+			denial = warning(ReasonDenied, "%s", why)
+		} else if !in.Rules.Accepts(target.Type, in.Source.Type) {
+			return Decision{Event: warning(ReasonTypeMismatch, "target type %q cannot take source %s of type %q", target.Type, in.Ref, in.Source.Type)}
+		}
+	}
+
+	data := maps.Clone(target.Data)
+	if data == nil {
+		data = Data{}
+	}
+	for _, k := range previous {
+		delete(data, k)
+	}
+	annotations := maps.Clone(target.Annotations)
+
+	if denial != nil {
+		// Revoking permission must revoke the data: drop what came from the
+		// source, keep what the type requires so the object stays valid.
+		for k, v := range in.Rules.Required(target.Type) {
+			if _, ok := data[k]; !ok {
+				data[k] = v
+			}
+		}
+		delete(annotations, a.ReplicatedKeys)
+		delete(annotations, a.ReplicatedFromVersion)
+		delete(annotations, a.ReplicatedAt)
+		d := Decision{Event: denial}
+		if !data.Equal(target.Data) || !maps.Equal(annotations, target.Annotations) {
+			if target.Immutable && !data.Equal(target.Data) {
+				d.Event = warning(ReasonTargetImmutable, "%s; the target is immutable, so the replicated keys cannot be removed", denial.Message)
+				return d
+			}
+			d.Write = withContent(target, data, annotations)
+		}
+		return d
+	}
+
+	source := in.Source
+	for k, v := range source.Data {
+		data[k] = v
+	}
+	keys := formatKeys(slices.Sorted(maps.Keys(source.Data)))
+	if data.Equal(target.Data) && target.Annotations[a.ReplicatedKeys] == keys {
+		return Decision{}
+	}
+	if target.Immutable && !data.Equal(target.Data) {
+		return Decision{Event: warning(ReasonTargetImmutable, "target is immutable and differs from source %s", in.Ref)}
+	}
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[a.ReplicatedKeys] = keys
+	annotations[a.ReplicatedFromVersion] = source.ResourceVersion
+	annotations[a.ReplicatedAt] = in.Now.UTC().Format(time.RFC3339)
+	return Decision{
+		Write: withContent(target, data, annotations),
+		Event: &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("replicated %d keys from %s", len(source.Data), in.Ref)},
+	}
+}
+
+func withContent(o Object, data Data, annotations map[string]string) *Object {
+	o.Data = data
+	o.Annotations = annotations
+	return &o
+}
+
+func parseKeys(s string) []string {
+	var keys []string
+	for _, k := range strings.Split(s, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func formatKeys(sorted []string) string { return strings.Join(sorted, ",") }
+
+// FindCycle follows replicate-from references from start (the target's own
+// reference) and reports whether they lead back to target, or go on for more
+// than limit steps. next returns the reference an object carries, if any.
+func FindCycle(target, start Ref, next func(Ref) (Ref, bool), limit int) bool {
+	r := start
+	for i := 0; i < limit; i++ {
+		if r == target {
+			return true
+		}
+		var ok bool
+		if r, ok = next(r); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// PushOptions configure push decisions.
+type PushOptions struct {
+	Annotations Annotations
+	// Exclude lists namespaces never written.
+	Exclude Patterns
+	Now     time.Time
+}
+
+// Action is what to do with one replica.
+type Action string
+
+const (
+	Create Action = "create"
+	Update Action = "update"
+	// Recreate replaces a replica whose type (or other immutable part)
+	// differs from the source's.
+	Recreate Action = "recreate"
+	Delete   Action = "delete"
+)
+
+// Change is one write of a push plan. Object is the desired replica (for
+// Delete, the one to delete); Current is the replica as it is, if any.
+type Change struct {
+	Action  Action
+	Object  Object
+	Current *Object
+}
+
+// PushPlan is the outcome for one push source.
+type PushPlan struct {
+	Changes []Change
+	// Conflicts are namespaces holding an object of the source's name that
+	// this source does not own; they are never written.
+	Conflicts []string
+	// Problems are invalid push annotations, to report on the source.
+	Problems []Event
+}
+
+// PushInput is everything a push decision depends on.
+type PushInput struct {
+	// SourceRef names the source; Source is nil when it does not exist.
+	SourceRef Ref
+	Source    *Object
+	// Namespaces are all namespaces of the cluster.
+	Namespaces []Namespace
+	// Owned are the replicas whose marker names this source.
+	Owned []*Object
+	// Existing returns the object of the source's name in a namespace.
+	Existing func(namespace string) *Object
+	Options  PushOptions
+}
+
+// PushTargets returns the namespaces a source pushes into, and problems with
+// its annotations. Invalid pattern entries match nothing; an invalid selector
+// selects nothing; the other half of the union still applies.
+func PushTargets(source *Object, namespaces []Namespace, opts PushOptions) (map[string]bool, []Event) {
+	a := opts.Annotations
+	var problems []Event
+	targets := map[string]bool{}
+	if source == nil {
+		return targets, nil
+	}
+	patterns, errs := ParsePatterns(source.Annotations[a.ReplicateTo])
+	for _, err := range errs {
+		problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateTo, err))
+	}
+	var selector labels.Selector
+	if s := strings.TrimSpace(source.Annotations[a.ReplicateToMatching]); s != "" {
+		sel, err := labels.Parse(s)
+		if err != nil {
+			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.ReplicateToMatching, err))
+		} else {
+			selector = sel
+		}
+	}
+	for _, ns := range namespaces {
+		if ns.Name == source.Namespace || ns.Terminating || opts.Exclude.Match(ns.Name) {
+			continue
+		}
+		if patterns.Match(ns.Name) || (selector != nil && selector.Matches(labels.Set(ns.Labels))) {
+			targets[ns.Name] = true
+		}
+	}
+	return targets, problems
+}
+
+// PlanPush decides which replicas of a source to create, update and delete.
+func PlanPush(in PushInput) PushPlan {
+	a := in.Options.Annotations
+	marker := in.SourceRef.Namespace + "/" + in.SourceRef.Name
+	var plan PushPlan
+
+	targets, problems := PushTargets(in.Source, in.Namespaces, in.Options)
+	plan.Problems = problems
+	terminating := map[string]bool{}
+	for _, ns := range in.Namespaces {
+		if ns.Terminating {
+			terminating[ns.Name] = true
+		}
+	}
+
+	for _, ns := range slices.Sorted(maps.Keys(targets)) {
+		desired := replica(in.Source, ns, marker, in.Options)
+		current := in.Existing(ns)
+		switch {
+		case current == nil:
+			plan.Changes = append(plan.Changes, Change{Action: Create, Object: desired})
+		case current.Annotations[a.ReplicatedFrom] != marker:
+			plan.Conflicts = append(plan.Conflicts, ns)
+		default:
+			if c, ok := updateReplica(current, desired, a); ok {
+				plan.Changes = append(plan.Changes, c)
+			}
+		}
+	}
+
+	for _, r := range in.Owned {
+		if targets[r.Namespace] || terminating[r.Namespace] || r.Annotations[a.ReplicatedFrom] != marker {
+			continue
+		}
+		plan.Changes = append(plan.Changes, Change{Action: Delete, Object: *r, Current: r})
+	}
+	return plan
+}
+
+// replica builds the desired push replica of source in namespace.
+func replica(source *Object, namespace, marker string, opts PushOptions) Object {
+	a := opts.Annotations
+	r := Object{
+		Namespace: namespace,
+		Name:      source.Name,
+		Type:      source.Type,
+		Data:      maps.Clone(source.Data),
+		Annotations: map[string]string{
+			a.ReplicatedFrom:        marker,
+			a.ReplicatedKeys:        formatKeys(slices.Sorted(maps.Keys(source.Data))),
+			a.ReplicatedFromVersion: source.ResourceVersion,
+			a.ReplicatedAt:          opts.Now.UTC().Format(time.RFC3339),
+		},
+	}
+	if strip, _ := strconv.ParseBool(source.Annotations[a.StripLabels]); !strip {
+		r.Labels = maps.Clone(source.Labels)
+	}
+	if keep, _ := strconv.ParseBool(source.Annotations[a.KeepOwnerReferences]); keep {
+		r.OwnerReferences = slices.Clone(source.OwnerReferences)
+	}
+	if r.Data == nil {
+		r.Data = Data{}
+	}
+	return r
+}
+
+// updateReplica compares an owned replica with the desired one and returns the
+// change that restores it, if any. Annotations other than ours are kept; the
+// version and time of the last data change are only moved when data changes.
+func updateReplica(current *Object, desired Object, a Annotations) (Change, bool) {
+	if current.Type != desired.Type {
+		return Change{Action: Recreate, Object: desired, Current: current}, true
+	}
+	dataChanged := !desired.Data.Equal(current.Data)
+	annotations := maps.Clone(current.Annotations)
+	for _, k := range []string{a.ReplicatedFrom, a.ReplicatedKeys} {
+		annotations[k] = desired.Annotations[k]
+	}
+	if dataChanged {
+		annotations[a.ReplicatedFromVersion] = desired.Annotations[a.ReplicatedFromVersion]
+		annotations[a.ReplicatedAt] = desired.Annotations[a.ReplicatedAt]
+	}
+	same := !dataChanged &&
+		maps.Equal(annotations, current.Annotations) &&
+		maps.Equal(desired.Labels, current.Labels) &&
+		ownerRefsEqual(desired.OwnerReferences, current.OwnerReferences)
+	if same {
+		return Change{}, false
+	}
+	desired.Annotations = annotations
+	desired.UID = current.UID
+	desired.ResourceVersion = current.ResourceVersion
+	if dataChanged && current.Immutable {
+		return Change{Action: Recreate, Object: desired, Current: current}, true
+	}
+	return Change{Action: Update, Object: desired, Current: current}, true
+}
+
+func ownerRefsEqual(a, b []metav1.OwnerReference) bool {
+	return slices.EqualFunc(a, b, func(x, y metav1.OwnerReference) bool {
+		return x.APIVersion == y.APIVersion && x.Kind == y.Kind && x.Name == y.Name && x.UID == y.UID &&
+			ptrEqual(x.Controller, y.Controller) && ptrEqual(x.BlockOwnerDeletion, y.BlockOwnerDeletion)
+	})
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}

@@ -1,0 +1,403 @@
+package replicate
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var (
+	ann = NewAnnotations(DefaultPrefix)
+	now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+)
+
+func data(kv ...string) Data {
+	d := Data{}
+	for i := 0; i < len(kv); i += 2 {
+		d[kv[i]] = Value{Bytes: []byte(kv[i+1])}
+	}
+	return d
+}
+
+// allowed returns source annotations that let namespaces pull.
+func allowed(namespaces string) map[string]string {
+	return map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: namespaces}
+}
+
+func tlsSource(crt string, annotations map[string]string) *Object {
+	return &Object{Namespace: "certs", Name: "wildcard", ResourceVersion: "42", Type: "kubernetes.io/tls",
+		Data: data("tls.crt", crt, "tls.key", "key-"+crt), Annotations: annotations}
+}
+
+func tlsPlaceholder(extra map[string]string) Object {
+	a := map[string]string{ann.ReplicateFrom: "certs/wildcard"}
+	for k, v := range extra {
+		a[k] = v
+	}
+	return Object{Namespace: "app", Name: "tls", Type: "kubernetes.io/tls", Data: data("tls.crt", "", "tls.key", ""), Annotations: a}
+}
+
+func TestPlanPull(t *testing.T) {
+	filled := map[string]string{ann.ReplicatedKeys: "tls.crt,tls.key", ann.ReplicatedFromVersion: "41", ann.ReplicatedAt: "2026-01-01T00:00:00Z"}
+	tests := map[string]struct {
+		target     Object
+		source     *Object
+		allowAll   bool
+		wantData   Data // nil: no write
+		wantKeys   string
+		wantReason string
+	}{
+		"an empty TLS placeholder is filled from an allowed source": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", allowed("app")),
+			wantData: data("tls.crt", "A", "tls.key", "key-A"), wantKeys: "tls.crt,tls.key", wantReason: ReasonReplicated,
+		},
+		"a filled target is refilled when the source renews": {
+			target: func() Object {
+				o := tlsPlaceholder(filled)
+				o.Data = data("tls.crt", "A", "tls.key", "key-A")
+				return o
+			}(),
+			source: tlsSource("B", allowed("app")), wantData: data("tls.crt", "B", "tls.key", "key-B"), wantKeys: "tls.crt,tls.key", wantReason: ReasonReplicated,
+		},
+		"a target that is already right is not written": {
+			target: func() Object {
+				o := tlsPlaceholder(filled)
+				o.Data = data("tls.crt", "A", "tls.key", "key-A")
+				return o
+			}(),
+			source: tlsSource("A", allowed("app")),
+		},
+		"a source whose metadata changed but not its data causes no write": {
+			target: func() Object {
+				o := tlsPlaceholder(filled)
+				o.Data = data("tls.crt", "A", "tls.key", "key-A")
+				return o
+			}(),
+			source: func() *Object {
+				s := tlsSource("A", allowed("app"))
+				s.ResourceVersion = "99"
+				s.Labels = map[string]string{"x": "y"}
+				return s
+			}(),
+		},
+		"no allow annotation denies": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", map[string]string{ann.ReplicationAllowedNS: "app"}), wantReason: ReasonDenied,
+		},
+		"allowed false denies": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", map[string]string{ann.ReplicationAllowed: "false", ann.ReplicationAllowedNS: "app"}), wantReason: ReasonDenied,
+		},
+		"an allow value that is not a boolean denies": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", map[string]string{ann.ReplicationAllowed: "yes", ann.ReplicationAllowedNS: "app"}), wantReason: ReasonDenied,
+		},
+		"no namespace list denies": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", map[string]string{ann.ReplicationAllowed: "true"}), wantReason: ReasonDenied,
+		},
+		"a list that matches only a prefix of the namespace denies": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", allowed("ap")), wantReason: ReasonDenied,
+		},
+		"an alternation does not match a longer name": {
+			target: func() Object { o := tlsPlaceholder(nil); o.Namespace = "app-evil"; return o }(),
+			source: tlsSource("A", allowed("app|web")), wantReason: ReasonDenied,
+		},
+		"an invalid entry is skipped and a valid one still allows": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", allowed("[,app")),
+			wantData: data("tls.crt", "A", "tls.key", "key-A"), wantKeys: "tls.crt,tls.key", wantReason: ReasonReplicated,
+		},
+		"allow-all lets any source through": {
+			target: tlsPlaceholder(nil), source: tlsSource("A", nil), allowAll: true,
+			wantData: data("tls.crt", "A", "tls.key", "key-A"), wantKeys: "tls.crt,tls.key", wantReason: ReasonReplicated,
+		},
+		"a missing source on an unfilled placeholder writes nothing": {
+			target: tlsPlaceholder(nil), wantReason: ReasonSourceNotFound,
+		},
+		"a missing source empties a filled TLS target and keeps it valid": {
+			target: func() Object {
+				o := tlsPlaceholder(filled)
+				o.Data = data("tls.crt", "A", "tls.key", "key-A")
+				return o
+			}(),
+			wantData: data("tls.crt", "", "tls.key", ""), wantKeys: "", wantReason: ReasonSourceNotFound,
+		},
+		"revoked permission removes the replicated keys": {
+			target: func() Object {
+				o := tlsPlaceholder(filled)
+				o.Data = data("tls.crt", "A", "tls.key", "key-A")
+				return o
+			}(),
+			source:   tlsSource("A", allowed("other")),
+			wantData: data("tls.crt", "", "tls.key", ""), wantKeys: "", wantReason: ReasonDenied,
+		},
+		"revocation keeps local keys": {
+			target: Object{Namespace: "app", Name: "cfg", Type: "Opaque", Data: data("a", "1", "local", "mine"),
+				Annotations: map[string]string{ann.ReplicateFrom: "certs/cfg", ann.ReplicatedKeys: "a"}},
+			wantData: data("local", "mine"), wantKeys: "", wantReason: ReasonSourceNotFound,
+		},
+		"a docker config target keeps an empty JSON object": {
+			target: Object{Namespace: "app", Name: "pull", Type: "kubernetes.io/dockerconfigjson", Data: data(".dockerconfigjson", `{"auths":{}}`),
+				Annotations: map[string]string{ann.ReplicateFrom: "certs/pull", ann.ReplicatedKeys: ".dockerconfigjson"}},
+			wantData: data(".dockerconfigjson", "{}"), wantKeys: "", wantReason: ReasonSourceNotFound,
+		},
+		"local keys are kept and a source key of the same name wins": {
+			target: Object{Namespace: "app", Name: "cfg", Type: "Opaque", Data: data("local", "mine", "shared", "old"),
+				Annotations: map[string]string{ann.ReplicateFrom: "certs/cfg"}},
+			source:   &Object{Namespace: "certs", Name: "cfg", Type: "Opaque", Data: data("shared", "new", "extra", "x"), Annotations: allowed("app")},
+			wantData: data("local", "mine", "shared", "new", "extra", "x"), wantKeys: "extra,shared", wantReason: ReasonReplicated,
+		},
+		"keys removed from the source are removed from the target": {
+			target: Object{Namespace: "app", Name: "cfg", Type: "Opaque", Data: data("a", "1", "b", "2", "local", "l"),
+				Annotations: map[string]string{ann.ReplicateFrom: "certs/cfg", ann.ReplicatedKeys: "a,b"}},
+			source:   &Object{Namespace: "certs", Name: "cfg", Type: "Opaque", Data: data("a", "1"), Annotations: allowed("app")},
+			wantData: data("a", "1", "local", "l"), wantKeys: "a", wantReason: ReasonReplicated,
+		},
+		"an Opaque target takes a TLS source": {
+			target: Object{Namespace: "app", Name: "tls", Type: "Opaque", Annotations: map[string]string{ann.ReplicateFrom: "certs/wildcard"}},
+			source: tlsSource("A", allowed("app")), wantData: data("tls.crt", "A", "tls.key", "key-A"), wantKeys: "tls.crt,tls.key", wantReason: ReasonReplicated,
+		},
+		"a TLS target refuses an Opaque source": {
+			target: tlsPlaceholder(nil), source: &Object{Namespace: "certs", Name: "wildcard", Type: "Opaque", Data: data("a", "b"), Annotations: allowed("app")},
+			wantReason: ReasonTypeMismatch,
+		},
+		"an immutable target that differs is not written": {
+			target: func() Object { o := tlsPlaceholder(nil); o.Immutable = true; return o }(), source: tlsSource("A", allowed("app")),
+			wantReason: ReasonTargetImmutable,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			d := PlanPull(PullInput{
+				Target: tt.target, Source: tt.source, Ref: Ref{Namespace: "certs", Name: "wildcard"},
+				Gate: Gate{Annotations: ann, AllowAll: tt.allowAll}, Rules: Secrets().Rules(), Now: now,
+			})
+			if tt.wantReason == "" {
+				assert.Nil(t, d.Event)
+			} else {
+				require.NotNil(t, d.Event)
+				assert.Equal(t, tt.wantReason, d.Event.Reason)
+			}
+			if tt.wantData == nil {
+				assert.Nil(t, d.Write, "no write expected")
+				return
+			}
+			require.NotNil(t, d.Write)
+			assert.True(t, tt.wantData.Equal(d.Write.Data), "data: got %v", d.Write.Data)
+			keys, ok := d.Write.Annotations[ann.ReplicatedKeys]
+			assert.Equal(t, tt.wantKeys, keys)
+			if tt.wantKeys == "" {
+				assert.False(t, ok, "bookkeeping removed when nothing is replicated")
+				assert.NotContains(t, d.Write.Annotations, ann.ReplicatedFromVersion)
+			} else {
+				assert.Equal(t, tt.source.ResourceVersion, d.Write.Annotations[ann.ReplicatedFromVersion])
+				assert.Equal(t, "2026-11-24T12:00:00Z", d.Write.Annotations[ann.ReplicatedAt])
+			}
+			assert.Equal(t, tt.target.Annotations[ann.ReplicateFrom], d.Write.Annotations[ann.ReplicateFrom], "the reference is kept")
+		})
+	}
+}
+
+func TestPlanPullWritesOnceThenSettles(t *testing.T) {
+	in := PullInput{Target: tlsPlaceholder(nil), Source: tlsSource("A", allowed("app")), Ref: Ref{Namespace: "certs", Name: "wildcard"},
+		Gate: Gate{Annotations: ann}, Rules: Secrets().Rules(), Now: now}
+	first := PlanPull(in)
+	require.NotNil(t, first.Write)
+	in.Target = *first.Write
+	in.Now = now.Add(time.Hour)
+	assert.Nil(t, PlanPull(in).Write, "the written target needs no second write")
+
+	in.Source = nil
+	cleared := PlanPull(in)
+	require.NotNil(t, cleared.Write)
+	in.Target = *cleared.Write
+	assert.Nil(t, PlanPull(in).Write, "the cleared target needs no second write")
+}
+
+func ns(name string, labels map[string]string) Namespace {
+	return Namespace{Name: name, Labels: labels}
+}
+
+func pushSource(annotations map[string]string) *Object {
+	return &Object{Namespace: "certs", Name: "wildcard", ResourceVersion: "7", Type: "kubernetes.io/tls",
+		Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: annotations}
+}
+
+func ourReplica(namespace string) *Object {
+	r := replica(pushSource(map[string]string{ann.ReplicateTo: namespace}), namespace, "certs/wildcard", PushOptions{Annotations: ann, Now: now})
+	r.UID, r.ResourceVersion = "uid-"+namespace, "5"
+	return &r
+}
+
+func TestPlanPush(t *testing.T) {
+	namespaces := []Namespace{
+		ns("certs", nil), ns("team-a", map[string]string{"tls": "yes"}), ns("team-b", nil), ns("other", map[string]string{"tls": "yes"}),
+		{Name: "dying", Terminating: true, Labels: map[string]string{"tls": "yes"}}, ns("kube-system", nil),
+	}
+	foreign := &Object{Namespace: "team-b", Name: "wildcard", Type: "kubernetes.io/tls", Data: data("tls.crt", "mine")}
+	tests := map[string]struct {
+		source    *Object
+		existing  []*Object
+		exclude   string
+		want      map[string]Action
+		conflicts []string
+		problems  int
+	}{
+		"names create replicas in matching namespaces only": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a,team-b"}),
+			want:   map[string]Action{"team-a": Create, "team-b": Create},
+		},
+		"a regular expression selects whole names": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-.*"}),
+			want:   map[string]Action{"team-a": Create, "team-b": Create},
+		},
+		"a label selector selects namespaces, never terminating ones": {
+			source: pushSource(map[string]string{ann.ReplicateToMatching: "tls=yes"}),
+			want:   map[string]Action{"team-a": Create, "other": Create},
+		},
+		"names and labels are united": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-b", ann.ReplicateToMatching: "tls=yes"}),
+			want:   map[string]Action{"team-a": Create, "team-b": Create, "other": Create},
+		},
+		"the source's own namespace is never a target": {
+			source: pushSource(map[string]string{ann.ReplicateTo: ".*"}),
+			want:   map[string]Action{"team-a": Create, "team-b": Create, "other": Create, "kube-system": Create},
+		},
+		"excluded namespaces are never targets": {
+			source: pushSource(map[string]string{ann.ReplicateTo: ".*"}), exclude: "kube-.*,other",
+			want: map[string]Action{"team-a": Create, "team-b": Create},
+		},
+		"an object the source does not own is a conflict, others proceed": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a,team-b"}), existing: []*Object{foreign},
+			want: map[string]Action{"team-a": Create}, conflicts: []string{"team-b"},
+		},
+		"replicas that are right are not written": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			existing: []*Object{ourReplica("team-a")},
+			want:     map[string]Action{},
+		},
+		"an edited replica is restored": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			existing: []*Object{func() *Object {
+				r := ourReplica("team-a")
+				r.Data = data("tls.crt", "hacked")
+				return r
+			}()},
+			want: map[string]Action{"team-a": Update},
+		},
+		"relabelled replicas get the source's labels back": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			existing: []*Object{func() *Object {
+				r := ourReplica("team-a")
+				r.Labels = map[string]string{"added": "by-hand"}
+				return r
+			}()},
+			want: map[string]Action{"team-a": Update},
+		},
+		"a replica of another type is recreated": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			existing: []*Object{func() *Object {
+				r := ourReplica("team-a")
+				r.Type = "Opaque"
+				return r
+			}()},
+			want: map[string]Action{"team-a": Recreate},
+		},
+		"a namespace no longer selected loses its replica": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			existing: []*Object{ourReplica("team-a"), ourReplica("other")},
+			want:     map[string]Action{"other": Delete},
+		},
+		"a deleted source loses all its replicas but not in terminating namespaces": {
+			existing: []*Object{ourReplica("team-a"), ourReplica("other"), ourReplica("dying")},
+			want:     map[string]Action{"team-a": Delete, "other": Delete},
+		},
+		"removing the push annotations removes the replicas": {
+			source:   pushSource(nil),
+			existing: []*Object{ourReplica("team-a")},
+			want:     map[string]Action{"team-a": Delete},
+		},
+		"an invalid pattern is reported and the valid ones apply": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-(,team-a"}),
+			want:   map[string]Action{"team-a": Create}, problems: 1,
+		},
+		"an invalid selector is reported and selects nothing": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a", ann.ReplicateToMatching: "tls in (yes"}),
+			want:   map[string]Action{"team-a": Create}, problems: 1,
+		},
+		"an empty selector selects nothing rather than everything": {
+			source: pushSource(map[string]string{ann.ReplicateToMatching: " "}),
+			want:   map[string]Action{},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			exclude, _ := ParsePatterns(tt.exclude)
+			byNS := map[string]*Object{}
+			var owned []*Object
+			for _, o := range tt.existing {
+				byNS[o.Namespace] = o
+				if o.Annotations[ann.ReplicatedFrom] == "certs/wildcard" {
+					owned = append(owned, o)
+				}
+			}
+			plan := PlanPush(PushInput{
+				SourceRef: Ref{Namespace: "certs", Name: "wildcard"}, Source: tt.source, Namespaces: namespaces, Owned: owned,
+				Existing: func(n string) *Object { return byNS[n] },
+				Options:  PushOptions{Annotations: ann, Exclude: exclude, Now: now.Add(time.Hour)},
+			})
+			got := map[string]Action{}
+			for _, c := range plan.Changes {
+				got[c.Object.Namespace] = c.Action
+			}
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.conflicts, plan.Conflicts)
+			assert.Len(t, plan.Problems, tt.problems)
+		})
+	}
+}
+
+func TestReplicaContent(t *testing.T) {
+	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Namespace", Name: "certs", UID: "u"}
+	tests := map[string]struct {
+		annotations map[string]string
+		wantLabels  map[string]string
+		wantOwners  int
+	}{
+		"a replica carries the source's labels by default": {
+			annotations: map[string]string{ann.ReplicateTo: "x"}, wantLabels: map[string]string{"app": "web"},
+		},
+		"strip-labels leaves the source's labels off": {
+			annotations: map[string]string{ann.ReplicateTo: "x", ann.StripLabels: "true"},
+		},
+		"strip-labels false keeps them": {
+			annotations: map[string]string{ann.ReplicateTo: "x", ann.StripLabels: "false"}, wantLabels: map[string]string{"app": "web"},
+		},
+		"keep-owner-references copies them": {
+			annotations: map[string]string{ann.ReplicateTo: "x", ann.KeepOwnerReferences: "true"}, wantLabels: map[string]string{"app": "web"}, wantOwners: 1,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			src := pushSource(tt.annotations)
+			src.OwnerReferences = []metav1.OwnerReference{owner}
+			r := replica(src, "x", "certs/wildcard", PushOptions{Annotations: ann, Now: now})
+			assert.Equal(t, tt.wantLabels, r.Labels)
+			assert.Len(t, r.OwnerReferences, tt.wantOwners)
+			assert.Equal(t, "certs/wildcard", r.Annotations[ann.ReplicatedFrom])
+			assert.Equal(t, "tls.crt,tls.key", r.Annotations[ann.ReplicatedKeys])
+			assert.Equal(t, "7", r.Annotations[ann.ReplicatedFromVersion])
+			assert.NotContains(t, r.Annotations, ann.ReplicateTo, "source annotations are not copied")
+			assert.Equal(t, src.Type, r.Type)
+			assert.True(t, src.Data.Equal(r.Data))
+		})
+	}
+}
+
+func TestUpdateReplicaKeepsTimestampsWhenDataIsUnchanged(t *testing.T) {
+	current := ourReplica("team-a")
+	current.Labels = nil
+	desired := replica(pushSource(map[string]string{ann.ReplicateTo: "team-a"}), "team-a", "certs/wildcard", PushOptions{Annotations: ann, Now: now.Add(time.Hour)})
+	ch, ok := updateReplica(current, desired, ann)
+	require.True(t, ok)
+	assert.Equal(t, current.Annotations[ann.ReplicatedAt], ch.Object.Annotations[ann.ReplicatedAt])
+}

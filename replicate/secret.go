@@ -1,0 +1,79 @@
+package replicate
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Secrets replicates Secrets: every key of data, and the type.
+func Secrets() Kind {
+	return &typedKind[*corev1.Secret]{
+		name: "Secret",
+		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+			return f.Core().V1().Secrets().Informer()
+		},
+		client: func(c kubernetes.Interface, namespace string) writer[*corev1.Secret] {
+			return c.CoreV1().Secrets(namespace)
+		},
+		view: func(s *corev1.Secret, o *Object) {
+			o.Type = string(secretType(s.Type))
+			o.Immutable = s.Immutable != nil && *s.Immutable
+			o.Data = make(Data, len(s.Data))
+			for k, v := range s.Data {
+				o.Data[k] = Value{Bytes: v}
+			}
+		},
+		build: func(current *corev1.Secret, desired *Object) *corev1.Secret {
+			s := &corev1.Secret{}
+			if current != nil {
+				s = current.DeepCopy()
+			}
+			s.Type = corev1.SecretType(desired.Type)
+			s.StringData = nil
+			s.Data = make(map[string][]byte, len(desired.Data))
+			for k, v := range desired.Data {
+				s.Data[k] = v.Bytes
+			}
+			return s
+		},
+		rules: Rules{
+			Accepts: func(target, source string) bool {
+				return target == string(corev1.SecretTypeOpaque) || target == source
+			},
+			Required: secretRequired,
+		},
+		validName: validation.IsDNS1123Subdomain,
+	}
+}
+
+// secretType returns the type the API server stores for t (empty is Opaque).
+func secretType(t corev1.SecretType) corev1.SecretType {
+	if t == "" {
+		return corev1.SecretTypeOpaque
+	}
+	return t
+}
+
+// secretRequired lists the keys the API server's validation requires for a
+// Secret type, with the values that keep such a Secret valid when the
+// replicated content is removed.
+func secretRequired(typ string) Data {
+	empty := Value{Bytes: []byte{}}
+	emptyJSON := Value{Bytes: []byte("{}")}
+	switch corev1.SecretType(typ) {
+	case corev1.SecretTypeTLS:
+		return Data{corev1.TLSCertKey: empty, corev1.TLSPrivateKeyKey: empty}
+	case corev1.SecretTypeDockerConfigJson:
+		return Data{corev1.DockerConfigJsonKey: emptyJSON}
+	case corev1.SecretTypeDockercfg:
+		return Data{corev1.DockerConfigKey: emptyJSON}
+	case corev1.SecretTypeSSHAuth:
+		return Data{corev1.SSHAuthPrivateKey: empty}
+	case corev1.SecretTypeBasicAuth:
+		return Data{corev1.BasicAuthUsernameKey: empty}
+	}
+	return nil
+}
