@@ -1,0 +1,135 @@
+package controlplane
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pki is the key material of one control plane, written as PEM files.
+type pki struct {
+	caCert, serverCert, serverKey, adminCert, adminKey, saKey, saPub string // file paths
+	caPEM, adminCertPEM, adminKeyPEM                                 []byte
+}
+
+func writePEM(path, typ string, der []byte) ([]byte, error) {
+	b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	return b, os.WriteFile(path, b, 0o600)
+}
+
+func newSerial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+}
+
+// issue signs a certificate for key with the CA (or self-signs when ca is nil).
+func issue(tmpl *x509.Certificate, key *ecdsa.PrivateKey, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (*x509.Certificate, []byte, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().Add(10 * 365 * 24 * time.Hour)
+	parent, signer := ca, caKey
+	if ca == nil {
+		parent, signer = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, der, err
+}
+
+// generatePKI creates a CA, a serving certificate for loopback, an admin
+// client certificate in system:masters and a service-account signing key.
+func generatePKI(dir string) (*pki, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &pki{
+		caCert: filepath.Join(dir, "ca.crt"), serverCert: filepath.Join(dir, "server.crt"), serverKey: filepath.Join(dir, "server.key"),
+		adminCert: filepath.Join(dir, "admin.crt"), adminKey: filepath.Join(dir, "admin.key"),
+		saKey: filepath.Join(dir, "sa.key"), saPub: filepath.Join(dir, "sa.pub"),
+	}
+	newKey := func() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+	caKey, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	ca, caDER, err := issue(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "replicator-test-ca"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}, caKey, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating CA: %w", err)
+	}
+	if p.caPEM, err = writePEM(p.caCert, "CERTIFICATE", caDER); err != nil {
+		return nil, err
+	}
+
+	leaf := func(tmpl *x509.Certificate, certPath, keyPath string) ([]byte, []byte, error) {
+		key, err := newKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		_, der, err := issue(tmpl, key, ca, caKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		certPEM, err := writePEM(certPath, "CERTIFICATE", der)
+		if err != nil {
+			return nil, nil, err
+		}
+		keyPEM, err := writePEM(keyPath, "EC PRIVATE KEY", keyDER)
+		return certPEM, keyPEM, err
+	}
+	if _, _, err := leaf(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "kube-apiserver"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+	}, p.serverCert, p.serverKey); err != nil {
+		return nil, fmt.Errorf("creating serving certificate: %w", err)
+	}
+	if p.adminCertPEM, p.adminKeyPEM, err = leaf(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, p.adminCert, p.adminKey); err != nil {
+		return nil, fmt.Errorf("creating admin certificate: %w", err)
+	}
+
+	// Service-account tokens are signed with RSA, which every verifier
+	// accepts.
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := writePEM(p.saKey, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)); err != nil {
+		return nil, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := writePEM(p.saPub, "PUBLIC KEY", pub); err != nil {
+		return nil, err
+	}
+	return p, nil
+}

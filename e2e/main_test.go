@@ -1,0 +1,371 @@
+// Package e2e tests the replicator against a real kube-apiserver and etcd
+// started on loopback. `make test` builds them (tools/build.sh) and sets
+// REPLICATOR_TOOLS_BIN; under CI=true a missing control plane is a failure.
+//
+// Every test gets its own namespaces and runs its own controller with its own
+// annotation prefix, so tests run in parallel without seeing each other's
+// objects.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/kubereplicator/replicator/controlplane"
+	"github.com/kubereplicator/replicator/replicate"
+)
+
+var (
+	cluster   *controlplane.ControlPlane
+	admin     kubernetes.Interface
+	binary    string // the replicator, built once for the tests that run it as a process
+	skipWhy   string
+	envSerial atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	bin := controlplane.BinDirFromEnv()
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "e2e: REPLICATOR_TOOLS_BIN is not set; under CI=true the end-to-end tests must run (use make test)")
+			return 1
+		}
+		skipWhy = "REPLICATOR_TOOLS_BIN is not set (make test builds the control plane and sets it)"
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "replicator-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cluster, err = controlplane.Start(ctx, controlplane.Options{BinDir: bin, Dir: filepath.Join(dir, "cluster")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting control plane:", err)
+		return 1
+	}
+	defer cluster.Stop()
+	fmt.Printf("e2e: control plane ready in %s at %s\n", time.Since(start).Round(time.Millisecond), cluster.APIServerURL)
+	admin = kubernetes.NewForConfigOrDie(cluster.Config)
+
+	binary = filepath.Join(dir, "replicator")
+	build := exec.Command("go", "build", "-race", "-o", binary, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building the replicator:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// env is one test's world: a prefix, namespaces and (optionally) a controller.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	id     int64
+	prefix string
+	a      replicate.Annotations
+	// writes counts the mutating requests the controller sent (events
+	// excluded).
+	writes atomic.Int64
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if skipWhy != "" {
+		t.Skip(skipWhy)
+	}
+	t.Parallel()
+	id := envSerial.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	prefix := fmt.Sprintf("e%d.replicator.test", id)
+	return &env{t: t, ctx: ctx, id: id, prefix: prefix, a: replicate.NewAnnotations(prefix)}
+}
+
+// countingConfig returns a copy of the admin config whose mutating requests
+// are counted in e.writes.
+func (e *env) countingConfig() *rest.Config {
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if r.Method != http.MethodGet && !strings.Contains(r.URL.Path, "/events") {
+				e.writes.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	return cfg
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// start runs an in-process controller until the returned stop is called or
+// the test ends. It returns once the caches have synced.
+func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
+	e.t.Helper()
+	client := kubernetes.NewForConfigOrDie(e.countingConfig())
+	factory := informers.NewSharedInformerFactory(client, 0)
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: admin.CoreV1().Events("")})
+	log := logrus.New()
+	log.SetLevel(logrus.DebugLevel)
+	log.SetOutput(testWriter{e.t})
+	opts := replicate.Options{
+		Annotations: e.a,
+		Workers:     2,
+		Recorder:    broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator-e2e"}),
+		Log:         log.WithField("env", e.id),
+	}
+	for _, f := range configure {
+		f(&opts)
+	}
+	ctrl, err := replicate.NewController(replicate.Secrets(), client, factory, opts)
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithCancel(e.ctx)
+	factory.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = ctrl.Run(ctx)
+	}()
+	e.eventually(30*time.Second, "controller ready", ctrl.Ready)
+	var stopped atomic.Bool
+	stop = func() {
+		if stopped.Swap(true) {
+			return
+		}
+		cancel()
+		<-done
+		factory.Shutdown()
+		broadcaster.Shutdown()
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// testWriter sends log lines to the test log, and nowhere once it ended.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // a log line after the test ended
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// ns creates a namespace named for this env and returns its name.
+func (e *env) ns(suffix string, labels map[string]string) string {
+	e.t.Helper()
+	name := fmt.Sprintf("e%d-%s", e.id, suffix)
+	_, err := admin.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	return name
+}
+
+// eventually polls check until it returns nil or timeout passes.
+func (e *env) eventually(timeout time.Duration, what string, check func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = check(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+const wait = 15 * time.Second
+
+func (e *env) create(s *corev1.Secret) *corev1.Secret {
+	e.t.Helper()
+	got, err := admin.CoreV1().Secrets(s.Namespace).Create(e.ctx, s, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	return got
+}
+
+func (e *env) get(namespace, name string) (*corev1.Secret, error) {
+	return admin.CoreV1().Secrets(namespace).Get(e.ctx, name, metav1.GetOptions{})
+}
+
+func (e *env) mustGet(namespace, name string) *corev1.Secret {
+	e.t.Helper()
+	s, err := e.get(namespace, name)
+	require.NoError(e.t, err)
+	return s
+}
+
+// modify changes a Secret with retries on conflict.
+func (e *env) modify(namespace, name string, change func(*corev1.Secret)) {
+	e.t.Helper()
+	e.eventually(wait, "modify "+namespace+"/"+name, func() error {
+		s, err := e.get(namespace, name)
+		if err != nil {
+			return err
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
+		}
+		change(s)
+		_, err = admin.CoreV1().Secrets(namespace).Update(e.ctx, s, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func (e *env) delete(namespace, name string) {
+	e.t.Helper()
+	err := admin.CoreV1().Secrets(namespace).Delete(e.ctx, name, metav1.DeleteOptions{})
+	if !apierrors.IsNotFound(err) {
+		require.NoError(e.t, err)
+	}
+}
+
+// waitData waits until the Secret holds exactly want.
+func (e *env) waitData(namespace, name string, want map[string]string) *corev1.Secret {
+	e.t.Helper()
+	var got *corev1.Secret
+	e.eventually(wait, "data of "+namespace+"/"+name, func() error {
+		s, err := e.get(namespace, name)
+		if err != nil {
+			return err
+		}
+		if !sameData(s.Data, want) {
+			return fmt.Errorf("data is %v, want %v", keysOf(s.Data), want)
+		}
+		got = s
+		return nil
+	})
+	return got
+}
+
+func (e *env) waitGone(namespace, name string) {
+	e.t.Helper()
+	e.eventually(wait, namespace+"/"+name+" deleted", func() error {
+		_, err := e.get(namespace, name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (err %v)", err)
+	})
+}
+
+func sameData(got map[string][]byte, want map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok || string(g) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// keysOf shows a Secret's data for failure messages: key names and sizes,
+// never values.
+func keysOf(d map[string][]byte) map[string]int {
+	out := map[string]int{}
+	for k, v := range d {
+		out[k] = len(v)
+	}
+	return out
+}
+
+// waitEvent waits for an Event with reason on the object and returns its
+// message.
+func (e *env) waitEvent(namespace, name, reason string) string {
+	e.t.Helper()
+	var msg string
+	e.eventually(wait, "event "+reason+" on "+namespace+"/"+name, func() error {
+		list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
+			FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
+		})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return fmt.Errorf("no such event yet")
+		}
+		msg = list.Items[0].Message
+		return nil
+	})
+	return msg
+}
+
+// hasEvent reports whether an Event with reason exists on the object now.
+func (e *env) hasEvent(namespace, name, reason string) bool {
+	list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
+	})
+	require.NoError(e.t, err)
+	return len(list.Items) > 0
+}
+
+// stable asserts that the Secret's resourceVersion does not move for d.
+func (e *env) stable(d time.Duration, namespace, name string) {
+	e.t.Helper()
+	before := e.mustGet(namespace, name).ResourceVersion
+	time.Sleep(d)
+	require.Equal(e.t, before, e.mustGet(namespace, name).ResourceVersion, "%s/%s was written", namespace, name)
+}
+
+func secret(namespace, name string, typ corev1.SecretType, data map[string]string, annotations map[string]string) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: annotations},
+		Type:       typ,
+		Data:       map[string][]byte{},
+	}
+	for k, v := range data {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+// allow returns source annotations letting the namespaces pull.
+func (e *env) allow(namespaces string) map[string]string {
+	return map[string]string{e.a.ReplicationAllowed: "true", e.a.ReplicationAllowedNS: namespaces}
+}
+
+// tlsPlaceholder is the empty Secret cert-manager's documentation tells
+// consumers to create.
+func (e *env) tlsPlaceholder(namespace, name, from string) *corev1.Secret {
+	return secret(namespace, name, corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""},
+		map[string]string{e.a.ReplicateFrom: from})
+}

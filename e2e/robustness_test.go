@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubereplicator/replicator/replicate"
+)
+
+// resourceVersions returns the resourceVersion of every Secret in namespaces.
+func (e *env) resourceVersions(namespaces ...string) map[string]string {
+	e.t.Helper()
+	out := map[string]string{}
+	for _, ns := range namespaces {
+		list, err := admin.CoreV1().Secrets(ns).List(e.ctx, metav1.ListOptions{})
+		require.NoError(e.t, err)
+		for _, s := range list.Items {
+			out[ns+"/"+s.Name] = s.ResourceVersion
+		}
+	}
+	return out
+}
+
+func TestSteadyStateAndRestartCauseZeroWrites(t *testing.T) {
+	e := newEnv(t)
+	stop := e.start()
+	certs, app, team := e.ns("certs", nil), e.ns("app", nil), e.ns("team", nil)
+	src := e.allow(app)
+	src[e.a.ReplicateTo] = team
+	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, src))
+	e.create(e.tlsPlaceholder(app, "wildcard", certs+"/wildcard"))
+	e.create(secret(app, "with-local", corev1.SecretTypeOpaque, map[string]string{"local": "x"}, map[string]string{e.a.ReplicateFrom: certs + "/wildcard"}))
+	e.waitData(app, "wildcard", tlsV1)
+	e.waitData(app, "with-local", map[string]string{"local": "x", "tls.crt": tlsV1["tls.crt"], "tls.key": tlsV1["tls.key"]})
+	e.waitData(team, "wildcard", tlsV1)
+
+	// Let the events of the controller's own writes come back and settle.
+	time.Sleep(time.Second)
+	before := e.resourceVersions(certs, app, team)
+	writes := e.writes.Load()
+	time.Sleep(10 * time.Second)
+	assert.Equal(t, writes, e.writes.Load(), "writes while idle")
+	assert.Equal(t, before, e.resourceVersions(certs, app, team), "objects written while idle")
+
+	stop()
+	e.start()
+	time.Sleep(5 * time.Second)
+	assert.Equal(t, writes, e.writes.Load(), "writes after a restart")
+	assert.Equal(t, before, e.resourceVersions(certs, app, team), "objects written after a restart")
+}
+
+func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	src, app, push := e.ns("src", nil), e.ns("app", nil), e.ns("push", nil)
+	e.create(secret(src, "s", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
+
+	malformed := map[string]string{
+		"three-parts": "a/b/c",
+		"empty":       "",
+		"blank":       "   ",
+		"bad-ns":      "Not_A_Namespace/s",
+		"unknown-cls": "elsewhere:" + src + "/s",
+	}
+	for name, ref := range malformed {
+		e.create(secret(app, name, corev1.SecretTypeOpaque, map[string]string{"own": "data"}, map[string]string{e.a.ReplicateFrom: ref}))
+	}
+	e.create(secret(src, "bad-regex", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: "(" + push}))
+	e.create(secret(src, "bad-selector", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateToMatching: "a in (b"}))
+	e.create(secret(app, "missing", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/does-not-exist"}))
+
+	// A good pair created after all of that still replicates.
+	e.create(secret(app, "good", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/s"}))
+	e.waitData(app, "good", map[string]string{"k": "v"})
+
+	for name := range malformed {
+		e.waitEvent(app, name, replicate.ReasonInvalidAnnotation)
+		assert.Equal(t, map[string]string{"own": "data"}, stringData(e.mustGet(app, name)), "a malformed reference writes nothing")
+	}
+	e.waitEvent(src, "bad-regex", replicate.ReasonInvalidAnnotation)
+	e.waitEvent(src, "bad-selector", replicate.ReasonInvalidAnnotation)
+	e.waitEvent(app, "missing", replicate.ReasonSourceNotFound)
+
+	// No hot loop: nothing keeps being written.
+	time.Sleep(time.Second)
+	writes := e.writes.Load()
+	time.Sleep(3 * time.Second)
+	assert.Equal(t, writes, e.writes.Load(), "bad input causes no repeated writes")
+}
+
+func TestOversizedResultIsRejectedCleanly(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	src, app := e.ns("src", nil), e.ns("app", nil)
+	// The largest Secret the API accepts (1 MiB of data), pulled into a
+	// target that has a local key of its own: the result is too large.
+	big := strings.Repeat("x", 1024*1024-16)
+	e.create(secret(src, "big", corev1.SecretTypeOpaque, map[string]string{"blob": big}, e.allow(app)))
+	e.create(secret(app, "fits", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/big"}))
+	e.create(secret(app, "overflows", corev1.SecretTypeOpaque, map[string]string{"local": strings.Repeat("y", 1024)}, map[string]string{e.a.ReplicateFrom: src + "/big"}))
+	e.eventually(wait, "1 MiB source replicated", func() error {
+		s, err := e.get(app, "fits")
+		if err != nil {
+			return err
+		}
+		if len(s.Data["blob"]) != len(big) {
+			return assert.AnError
+		}
+		return nil
+	})
+	msg := e.waitEvent(app, "overflows", replicate.ReasonWriteFailed)
+	assert.NotContains(t, msg, "xxxx", "no data in events")
+	time.Sleep(time.Second)
+	writes := e.writes.Load()
+	time.Sleep(3 * time.Second)
+	assert.Equal(t, writes, e.writes.Load(), "a rejected write is not retried in a loop")
+}
+
+func TestNamespaceDeletedMidFanOut(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	src := e.ns("src", nil)
+	var targets []string
+	for _, s := range []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"} {
+		targets = append(targets, e.ns(s, map[string]string{"fan": "out"}))
+	}
+	// Delete half of the namespaces while the fan-out is under way.
+	e.create(secret(src, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateToMatching: "fan=out"}))
+	for _, ns := range targets[:4] {
+		require.NoError(t, admin.CoreV1().Namespaces().Delete(e.ctx, ns, metav1.DeleteOptions{}))
+	}
+	for _, ns := range targets[4:] {
+		e.waitData(ns, "cfg", map[string]string{"k": "v"})
+	}
+	// A later change still reaches the live namespaces.
+	e.modify(src, "cfg", func(s *corev1.Secret) { s.Data["k"] = []byte("v2") })
+	for _, ns := range targets[4:] {
+		e.waitData(ns, "cfg", map[string]string{"k": "v2"})
+	}
+	time.Sleep(time.Second)
+	writes := e.writes.Load()
+	time.Sleep(3 * time.Second)
+	assert.Equal(t, writes, e.writes.Load(), "terminating namespaces are not retried")
+}

@@ -1,0 +1,177 @@
+package replicate
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+func namespaceObj(name string, labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func secret(namespace, name string, typ corev1.SecretType, d map[string]string, annotations map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: annotations, ResourceVersion: "1"}, Type: typ, Data: map[string][]byte{}}
+	for k, v := range d {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+type harness struct {
+	client   *fake.Clientset
+	ctrl     *Controller
+	recorder *record.FakeRecorder
+}
+
+// newHarness starts informers over a fake clientset holding objs and returns
+// a controller whose queue the test drives by hand.
+func newHarness(t *testing.T, objs ...runtime.Object) *harness {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	recorder := record.NewFakeRecorder(100)
+	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	t.Cleanup(func() {
+		cancel()
+		factory.Shutdown()
+	})
+	require.True(t, cache.WaitForCacheSync(ctx.Done(), ctrl.objects.HasSynced, ctrl.namespaces.HasSynced))
+	return &harness{client: client, ctrl: ctrl, recorder: recorder}
+}
+
+// drain processes queued items until the queue is empty, waiting briefly
+// for the informers to deliver the events of the controller's own writes.
+func (h *harness) drain(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	idleSince := time.Now()
+	for time.Now().Before(deadline) {
+		if h.ctrl.queue.Len() > 0 {
+			h.ctrl.processNextItem(context.Background())
+			idleSince = time.Now()
+			continue
+		}
+		if time.Since(idleSince) > 200*time.Millisecond {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("queue did not drain")
+}
+
+func writes(client *fake.Clientset) []k8stesting.Action {
+	var out []k8stesting.Action
+	for _, a := range client.Actions() {
+		switch a.GetVerb() {
+		case "create", "update", "patch", "delete":
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func TestControllerWritesNothingWhenEverythingIsInSync(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "team-a"})
+	target := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+		map[string]string{ann.ReplicateFrom: "certs/wildcard", ann.ReplicatedKeys: "tls.crt,tls.key", ann.ReplicatedFromVersion: "1", ann.ReplicatedAt: "2026-01-01T00:00:00Z"})
+	replica := secret("team-a", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+		map[string]string{ann.ReplicatedFrom: "certs/wildcard", ann.ReplicatedKeys: "tls.crt,tls.key", ann.ReplicatedFromVersion: "1", ann.ReplicatedAt: "2026-01-01T00:00:00Z"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), source, target, replica)
+	h.drain(t)
+	assert.Empty(t, writes(h.client), "steady state causes zero writes")
+}
+
+func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
+	target := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""},
+		map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
+	h.drain(t)
+	require.Len(t, writes(h.client), 1, "exactly one write")
+	got, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "A", string(got.Data["tls.crt"]))
+	assert.Equal(t, "tls.crt,tls.key", got.Annotations[ann.ReplicatedKeys])
+	assert.Equal(t, "certs/wildcard", got.Annotations[ann.ReplicateFrom])
+	assert.Contains(t, <-h.recorder.Events, ReasonReplicated)
+}
+
+func TestControllerRetriesConflictsQuietly(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
+	target := secret("app", "copy", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
+	var attempts atomic.Int32
+	h.client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if attempts.Add(1) == 1 {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "copy", nil)
+		}
+		return false, nil, nil
+	})
+	h.ctrl.processNextItem(context.Background()) // first item fails with a conflict
+	assert.Eventually(t, func() bool {
+		if h.ctrl.queue.Len() > 0 {
+			h.ctrl.processNextItem(context.Background())
+		}
+		got, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "copy", metav1.GetOptions{})
+		return err == nil && string(got.Data["k"]) == "v"
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.GreaterOrEqual(t, attempts.Load(), int32(2), "the conflict was retried")
+	for len(h.recorder.Events) > 0 {
+		assert.NotContains(t, <-h.recorder.Events, ReasonWriteFailed, "a conflict is not reported as a failure")
+	}
+}
+
+func TestControllerPushSkipsForeignObjectsAndTerminatingNamespaces(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicateTo: "team-.*"})
+	foreign := secret("team-b", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "mine"}, nil)
+	dying := namespaceObj("team-c", nil)
+	dying.Status.Phase = corev1.NamespaceTerminating
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), dying, source, foreign)
+	h.drain(t)
+	w := writes(h.client)
+	require.Len(t, w, 1)
+	assert.Equal(t, "team-a", w[0].GetNamespace())
+	got, err := h.client.CoreV1().Secrets("team-b").Get(context.Background(), "wildcard", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "mine", string(got.Data["k"]))
+	var reasons []string
+	for len(h.recorder.Events) > 0 {
+		reasons = append(reasons, <-h.recorder.Events)
+	}
+	assert.Contains(t, reasons[0]+reasons[len(reasons)-1], ReasonTargetConflict)
+}
+
+func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateTo: "team-a"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("team-a", nil), source)
+	h.client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		err := apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "wildcard", nil)
+		err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause}}
+		return true, nil, err
+	})
+	h.drain(t)
+	assert.Len(t, writes(h.client), 1, "one attempt, no retries")
+	assert.Equal(t, 0, h.ctrl.queue.NumRequeues("certs/wildcard"))
+}
