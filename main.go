@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -60,7 +63,7 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	var logLevel string
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: in-cluster configuration")
 	fs.DurationVar(&c.resyncPeriod, "resync-period", 30*time.Minute, "how often every cached object is reconciled again")
-	fs.StringVar(&c.statusAddr, "status-addr", ":9102", "address of the /healthz and /readyz endpoints")
+	fs.StringVar(&c.statusAddr, "status-addr", ":9102", "address of the /healthz, /readyz and /metrics endpoints")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warning, error")
 	fs.StringVar(&c.logFormat, "log-format", "plain", "log format: plain or json")
 	fs.BoolVar(&c.allowAll, "allow-all", false, "switch the pull permission check off: any namespace may pull any source (dangerous)")
@@ -190,7 +193,15 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		log.Warn("every kind is switched off: nothing to replicate")
 	}
 
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "replicator_build_info", Help: "Always 1; the version label says which build runs."}, []string{"version"})
+	buildInfo.WithLabelValues(version).Set(1)
+	registry.MustRegister(buildInfo)
+	metrics := replicate.NewMetrics(registry)
+
 	health := liveness.New()
+	health.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	factory := informers.NewSharedInformerFactory(client, c.resyncPeriod)
 	var controllers []*replicate.Controller
 	for _, k := range kinds {
@@ -201,6 +212,7 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 			Workers:     c.workers,
 			Recorder:    recorder,
 			Log:         log,
+			Metrics:     metrics,
 		})
 		if err != nil {
 			return err

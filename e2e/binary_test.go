@@ -8,11 +8,15 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +40,57 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// scraped is a parsed Prometheus text exposition.
+type scraped struct {
+	families map[string]*dto.MetricFamily
+	raw      string
+}
+
+func scrape(url string) (*scraped, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("parsing metrics: %w", err)
+	}
+	return &scraped{families: families, raw: string(body)}, nil
+}
+
+// value returns the sum of the samples of a counter or gauge whose labels
+// include want.
+func (s *scraped) value(name string, want map[string]string) float64 {
+	f, ok := s.families[name]
+	if !ok {
+		return 0
+	}
+	total := 0.0
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			if labels[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return total
 }
 
 func freeAddr(t *testing.T) string {
@@ -97,6 +152,27 @@ func TestBinaryWithDefaultPrefix(t *testing.T) {
 	t.Logf("placeholder filled by the binary %s after creation", time.Since(created).Round(time.Millisecond))
 	e.create(e.tlsPlaceholder(app, "denied", certs+"/nothing-here"))
 	e.waitEvent(app, "denied", replicate.ReasonSourceNotFound)
+
+	// The metrics endpoint counts what happened, without object names.
+	e.eventually(wait, "metrics", func() error {
+		m, err := scrape("http://" + status + "/metrics")
+		if err != nil {
+			return err
+		}
+		if got := m.value("replicator_writes_total", map[string]string{"kind": "Secret", "mode": "pull", "action": "update"}); got < 1 {
+			return fmt.Errorf("pull writes = %v", got)
+		}
+		if got := m.value("replicator_problems_total", map[string]string{"kind": "Secret", "reason": replicate.ReasonSourceNotFound}); got < 1 {
+			return fmt.Errorf("SourceNotFound problems = %v", got)
+		}
+		if got := m.value("replicator_build_info", nil); got != 1 {
+			return fmt.Errorf("build info = %v", got)
+		}
+		if strings.Contains(m.raw, secretValue) || strings.Contains(m.raw, "wildcard") {
+			return fmt.Errorf("object names or data in metrics")
+		}
+		return nil
+	})
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,6 +53,8 @@ type Options struct {
 	Log      logrus.FieldLogger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics receives counts; nil means metrics registered nowhere.
+	Metrics *Metrics
 }
 
 // Controller replicates the objects of one kind.
@@ -81,6 +84,9 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	if opts.Recorder == nil {
 		opts.Recorder = &record.FakeRecorder{}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	c := &Controller{
 		kind:       kind,
@@ -187,7 +193,17 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
+	start := time.Now()
 	err := c.reconcile(ctx, key)
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, errRetry):
+		result = "retry"
+	default:
+		result = "error"
+	}
+	c.opts.Metrics.reconciles.WithLabelValues(c.kind.Name(), result).Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
 		c.queue.Forget(key)
@@ -413,6 +429,7 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		if err := c.kind.Update(ctx, c.client, obj, d.Write); err != nil {
 			return c.writeFailed(obj, target.Key(), "update", err)
 		}
+		c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), "pull", string(Update)).Inc()
 		log.WithFields(logrus.Fields{"source": ref.String(), "keys": len(d.Write.Data)}).Info("pull target written")
 	}
 	if d.Event != nil {
@@ -476,6 +493,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 			continue
 		}
 		written++
+		c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), "push", string(ch.Action)).Inc()
 		c.log.WithFields(logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action}).Info("push replica written")
 	}
 	if written > 0 && source != nil {
@@ -518,20 +536,25 @@ func (c *Controller) writeFailed(obj any, key, what string, err error) error {
 	log := c.log.WithFields(logrus.Fields{"object": key, "write": what})
 	switch {
 	case isNamespaceGone(err):
-		// The namespace is going away; its deletion will trigger whatever
-		// else is needed.
-		log.Debug("namespace terminating, write skipped")
+		// The namespace went away between the cache and the write; there is
+		// nothing to retry.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "namespace_gone").Inc()
+		log.Warn("write skipped, namespace terminating or gone")
+		c.recordEvent(obj, Warning, ReasonNamespaceGone, what+" skipped: the namespace is terminating or gone")
 		return nil
 	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
 		// The cache is behind the server: retry once it has caught up.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "conflict").Inc()
 		return fmt.Errorf("%s: %w: %v", what, errRetry, err)
 	case apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
 		// The same write would fail again; it is retried when the objects
 		// change.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "invalid").Inc()
 		log.WithError(err).Warn("write rejected")
 		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s rejected: %s", what, apierrors.ReasonForError(err)))
 		return nil
 	default:
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "other").Inc()
 		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s failed: %s, retrying", what, apierrors.ReasonForError(err)))
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -553,6 +576,9 @@ func isNamespaceGone(err error) bool {
 
 // event records an Event on obj and logs warnings with the object's fields.
 func (c *Controller) event(obj any, o *Object, e *Event) {
+	if e.Type == Warning {
+		c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), e.Reason).Inc()
+	}
 	if e.Type == Warning && o != nil {
 		c.log.WithFields(logrus.Fields{"namespace": o.Namespace, "name": o.Name, "reason": e.Reason, "detail": e.Message}).Warn("replication refused")
 	}

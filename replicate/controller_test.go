@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +38,7 @@ type harness struct {
 	client   *fake.Clientset
 	ctrl     *Controller
 	recorder *record.FakeRecorder
+	metrics  *Metrics
 }
 
 // newHarness starts informers over a fake clientset holding objs and returns
@@ -45,7 +48,8 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
-	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Now: func() time.Time { return now }})
+	metrics := NewMetrics(prometheus.NewRegistry())
+	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
@@ -54,7 +58,7 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 		factory.Shutdown()
 	})
 	require.True(t, cache.WaitForCacheSync(ctx.Done(), ctrl.objects.HasSynced, ctrl.namespaces.HasSynced))
-	return &harness{client: client, ctrl: ctrl, recorder: recorder}
+	return &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}
 }
 
 // drain processes queued items until the queue is empty, waiting briefly
@@ -114,6 +118,7 @@ func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
 	assert.Equal(t, "tls.crt,tls.key", got.Annotations[ann.ReplicatedKeys])
 	assert.Equal(t, "certs/wildcard", got.Annotations[ann.ReplicateFrom])
 	assert.Contains(t, <-h.recorder.Events, ReasonReplicated)
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "pull", "update")))
 }
 
 func TestControllerRetriesConflictsQuietly(t *testing.T) {
@@ -137,6 +142,7 @@ func TestControllerRetriesConflictsQuietly(t *testing.T) {
 		return err == nil && string(got.Data["k"]) == "v"
 	}, 5*time.Second, 20*time.Millisecond)
 	assert.GreaterOrEqual(t, attempts.Load(), int32(2), "the conflict was retried")
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writeErrors.WithLabelValues("Secret", "conflict")))
 	for len(h.recorder.Events) > 0 {
 		assert.NotContains(t, <-h.recorder.Events, ReasonWriteFailed, "a conflict is not reported as a failure")
 	}
@@ -161,6 +167,8 @@ func TestControllerPushSkipsForeignObjectsAndTerminatingNamespaces(t *testing.T)
 		reasons = append(reasons, <-h.recorder.Events)
 	}
 	assert.Contains(t, reasons[0]+reasons[len(reasons)-1], ReasonTargetConflict)
+	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.problems.WithLabelValues("Secret", ReasonTargetConflict)), 1.0)
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
 }
 
 func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
@@ -174,4 +182,10 @@ func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
 	h.drain(t)
 	assert.Len(t, writes(h.client), 1, "one attempt, no retries")
 	assert.Equal(t, 0, h.ctrl.queue.NumRequeues("certs/wildcard"))
+	var reasons []string
+	for len(h.recorder.Events) > 0 {
+		reasons = append(reasons, <-h.recorder.Events)
+	}
+	assert.Len(t, reasons, 1)
+	assert.Contains(t, reasons[0], ReasonNamespaceGone)
 }

@@ -99,6 +99,7 @@ const (
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	ReasonCycle             = "ReplicationCycle"
 	ReasonWriteFailed       = "WriteFailed"
+	ReasonNamespaceGone     = "NamespaceTerminating"
 )
 
 // Event is something to tell the owner of an object.
