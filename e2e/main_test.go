@@ -338,6 +338,16 @@ func (e *env) hasEvent(namespace, name, reason string) bool {
 	return len(list.Items) > 0
 }
 
+// noWrites waits settle for the controller's own writes to come back as
+// events, then asserts that it writes nothing for d (no hot loop).
+func (e *env) noWrites(settle, d time.Duration, why string) {
+	e.t.Helper()
+	time.Sleep(settle)
+	before := e.writes.Load()
+	time.Sleep(d)
+	require.Equal(e.t, before, e.writes.Load(), why)
+}
+
 // stable asserts that the Secret's resourceVersion does not move for d.
 func (e *env) stable(d time.Duration, namespace, name string) {
 	e.t.Helper()
