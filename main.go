@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -27,6 +30,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubereplicator/replicator/liveness"
@@ -53,6 +58,12 @@ type config struct {
 	qps              float64
 	burst            int
 	showVersion      bool
+	leaderElect      bool
+	leaseName        string
+	leaseNamespace   string
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
 }
 
 // parseFlags parses and validates args; errors are meant for the user.
@@ -75,6 +86,12 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
 	fs.IntVar(&c.burst, "kube-api-burst", 100, "API requests in a burst")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
+	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
+	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
+	fs.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits after the last renewal before taking over")
+	fs.DurationVar(&c.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up leading")
+	fs.DurationVar(&c.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often the Lease is tried and renewed")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -104,11 +121,37 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
 		return nil, fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
 	}
+	if c.leaderElect {
+		if !(c.retryPeriod > 0 && c.retryPeriod < c.renewDeadline && c.renewDeadline < c.leaseDuration) {
+			return nil, fmt.Errorf("-leader-elect-*: need 0 < retry-period < renew-deadline < lease-duration")
+		}
+		if errs := validation.IsDNS1123Subdomain(c.leaseName); len(errs) > 0 {
+			return nil, fmt.Errorf("-leader-elect-lease-name: %s", strings.Join(errs, "; "))
+		}
+		if c.leaseNamespace == "" {
+			c.leaseNamespace = defaultLeaseNamespace()
+		}
+		if errs := validation.IsDNS1123Label(c.leaseNamespace); len(errs) > 0 {
+			return nil, fmt.Errorf("-leader-elect-namespace: %s", strings.Join(errs, "; "))
+		}
+	}
 	var errs []error
 	if c.exclude, errs = replicate.ParsePatterns(c.excludeRaw); len(errs) > 0 {
 		return nil, fmt.Errorf("-exclude-namespaces: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// defaultLeaseNamespace is the pod's own namespace when running in a
+// cluster, else "default".
+func defaultLeaseNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return "default"
 }
 
 func main() {
@@ -199,6 +242,8 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	buildInfo.WithLabelValues(version).Set(1)
 	registry.MustRegister(buildInfo)
 	metrics := replicate.NewMetrics(registry)
+	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: "replicator_leader", Help: "1 while this process holds the leader Lease (or runs without leader election), else 0."})
+	registry.MustRegister(leader)
 
 	health := liveness.New()
 	health.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
@@ -232,21 +277,84 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	defer factory.Shutdown()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, ctrl := range controllers {
-		wg.Go(func() {
-			if err := ctrl.Run(ctx); err != nil && ctx.Err() == nil {
-				log.WithError(err).Error("controller stopped")
-			}
-		})
+	go func() {
+		if err := <-serveErrs; err != nil {
+			log.WithError(err).Error("status endpoints failed")
+			cancel()
+		}
+	}()
+
+	// work runs the controllers until ctx ends.
+	work := func(ctx context.Context) {
+		leader.Set(1)
+		defer leader.Set(0)
+		var wg sync.WaitGroup
+		for _, ctrl := range controllers {
+			wg.Go(func() {
+				if err := ctrl.Run(ctx); err != nil && ctx.Err() == nil {
+					log.WithError(err).Error("controller stopped")
+				}
+			})
+		}
+		wg.Wait()
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("replicator shutting down")
-	case err = <-serveErrs:
-		err = fmt.Errorf("status endpoints: %w", err)
+	if !c.leaderElect {
+		work(ctx)
+		log.Info("replicator shut down")
+		return nil
 	}
-	cancel()
-	wg.Wait()
-	return err
+	return lead(ctx, c, client, log, work)
+}
+
+// lead runs work while this process holds the leader Lease. Standbys keep
+// their caches warm (and report ready) so that they can take over at once.
+// On shutdown the Lease is released, so a standby takes over within one
+// retry period instead of a whole lease duration.
+func lead(ctx context.Context, c *config, client kubernetes.Interface, log *logrus.Logger, work func(context.Context)) error {
+	host, _ := os.Hostname()
+	identity := host + "_" + string(uuid.NewUUID())
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: c.leaseNamespace, Name: c.leaseName},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+	}
+	entry := log.WithFields(logrus.Fields{"identity": identity, "lease": c.leaseNamespace + "/" + c.leaseName})
+	var lost atomic.Bool
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		Name:            c.leaseName,
+		LeaseDuration:   c.leaseDuration,
+		RenewDeadline:   c.renewDeadline,
+		RetryPeriod:     c.retryPeriod,
+		ReleaseOnCancel: true,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				entry.Info("leading: starting workers")
+				work(ctx)
+			},
+			OnStoppedLeading: func() {
+				if ctx.Err() == nil {
+					lost.Store(true)
+				}
+				entry.Info("stopped leading")
+			},
+			OnNewLeader: func(holder string) {
+				if holder != identity {
+					entry.WithField("leader", holder).Info("standing by")
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	entry.Info("waiting for the leader lease")
+	elector.Run(ctx)
+	if lost.Load() {
+		// Another replica may be writing now: stop, and let the restart
+		// stand by.
+		return fmt.Errorf("leader lease lost")
+	}
+	entry.Info("replicator shut down")
+	return nil
 }

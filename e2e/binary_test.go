@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -116,29 +115,8 @@ func httpStatus(url string) (int, error) {
 func TestBinaryWithDefaultPrefix(t *testing.T) {
 	e := newEnv(t)
 	e.a = replicate.NewAnnotations(replicate.DefaultPrefix)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
-	status := freeAddr(t)
-	var logs syncBuffer
-	cmd := exec.Command(binary, "--kubeconfig", kubeconfig, "--status-addr", status, "--log-level", "trace", "--log-format", "json")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("replicator output:\n%s", logs.String())
-		}
-	})
-
-	e.eventually(wait, "readyz", func() error {
-		code, err := httpStatus("http://" + status + "/readyz")
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("status %d", code)
-		}
-		return err
-	})
+	p := e.startReplicator("replicator", "--log-level", "trace", "--log-format", "json")
+	status, logs := p.status, p.logs
 	code, err := httpStatus("http://" + status + "/healthz")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code)
@@ -174,9 +152,9 @@ func TestBinaryWithDefaultPrefix(t *testing.T) {
 		return nil
 	})
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-exited:
+	case err := <-p.exited:
 		assert.NoError(t, err, "clean exit on SIGTERM")
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit within 10 s of SIGTERM")

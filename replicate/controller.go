@@ -67,7 +67,7 @@ type Controller struct {
 	namespaces cache.SharedIndexInformer
 	queue      workqueue.TypedRateLimitingInterface[string]
 	running    atomic.Int32
-	synced     atomic.Bool
+	started    atomic.Bool
 }
 
 // NewController wires a controller for kind onto the shared informer factory.
@@ -152,7 +152,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.objects.HasSynced, c.namespaces.HasSynced) {
 		return fmt.Errorf("caches did not sync: %w", ctx.Err())
 	}
-	c.synced.Store(true)
+	c.started.Store(true)
 	c.log.WithField("workers", c.opts.Workers).Info("caches synced, starting workers")
 	for i := 0; i < c.opts.Workers; i++ {
 		c.running.Add(1)
@@ -166,9 +166,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the caches have synced and the workers started.
+// Ready reports whether the caches have synced. A standby that does not hold
+// the leader Lease is ready too: it can take over at once.
 func (c *Controller) Ready() error {
-	if !c.synced.Load() {
+	if !c.objects.HasSynced() || !c.namespaces.HasSynced() {
 		return fmt.Errorf("%s caches not synced", c.kind.Name())
 	}
 	return nil
@@ -176,7 +177,7 @@ func (c *Controller) Ready() error {
 
 // Healthy reports whether all workers are running once started.
 func (c *Controller) Healthy() error {
-	if c.synced.Load() && int(c.running.Load()) < c.opts.Workers {
+	if c.started.Load() && int(c.running.Load()) < c.opts.Workers {
 		return fmt.Errorf("%s: %d of %d workers running", c.kind.Name(), c.running.Load(), c.opts.Workers)
 	}
 	return nil

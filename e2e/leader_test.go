@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// proc is a replicator running as a separate process.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	status string
+	logs   *syncBuffer
+	exited chan error
+}
+
+// startReplicator runs the built binary against the test cluster with args
+// and waits until /readyz answers 200.
+func (e *env) startReplicator(name string, args ...string) *proc {
+	e.t.Helper()
+	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
+	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
+	p := &proc{name: name, status: freeAddr(e.t), logs: &syncBuffer{}, exited: make(chan error, 1)}
+	p.cmd = exec.Command(binary, append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	require.NoError(e.t, p.cmd.Start())
+	go func() { p.exited <- p.cmd.Wait() }()
+	e.t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		if e.t.Failed() {
+			e.t.Logf("%s output:\n%s", name, p.logs.String())
+		}
+	})
+	e.eventually(wait, name+" ready", func() error {
+		code, err := httpStatus("http://" + p.status + "/readyz")
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
+		return err
+	})
+	return p
+}
+
+// metric reads one value from the process's /metrics.
+func (p *proc) metric(name string, labels map[string]string) (float64, error) {
+	m, err := scrape("http://" + p.status + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	return m.value(name, labels), nil
+}
+
+func (p *proc) leading() bool {
+	v, err := p.metric("replicator_leader", nil)
+	return err == nil && v == 1
+}
+
+func (p *proc) writes() float64 {
+	v, _ := p.metric("replicator_writes_total", map[string]string{"kind": "Secret"})
+	return v
+}
+
+func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
+	e := newEnv(t)
+	args := []string{"--annotation-prefix", e.prefix, "--leader-elect-lease-name", fmt.Sprintf("e%d-lease", e.id), "--leader-elect-namespace", "default"}
+	a, b := e.startReplicator("a", args...), e.startReplicator("b", args...)
+
+	var leader, standby *proc
+	e.eventually(30*time.Second, "one leader", func() error {
+		switch {
+		case a.leading() && !b.leading():
+			leader, standby = a, b
+		case b.leading() && !a.leading():
+			leader, standby = b, a
+		default:
+			return fmt.Errorf("a leading %v, b leading %v", a.leading(), b.leading())
+		}
+		return nil
+	})
+
+	src, app := e.ns("src", nil), e.ns("app", nil)
+	e.create(secret(src, "wildcard", corev1.SecretTypeTLS, tlsV1, e.allow(app)))
+	fill := func(names ...string) {
+		for _, n := range names {
+			e.create(e.tlsPlaceholder(app, n, src+"/wildcard"))
+		}
+		for _, n := range names {
+			e.waitData(app, n, tlsV1)
+		}
+	}
+	fill("p1", "p2", "p3", "p4", "p5")
+	assert.Equal(t, 5.0, leader.writes(), "the leader wrote each placeholder once")
+	assert.Equal(t, 0.0, standby.writes(), "the standby wrote nothing")
+
+	// SIGTERM: the leader releases the Lease and exits; the standby takes
+	// over within a retry period or two.
+	stopped := time.Now()
+	require.NoError(t, leader.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-leader.exited:
+		assert.NoError(t, err, "clean exit")
+		t.Logf("leader exited %s after SIGTERM", time.Since(stopped).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("leader did not exit within 10 s of SIGTERM")
+	}
+	e.eventually(10*time.Second, "standby takes over after a release", func() error {
+		if !standby.leading() {
+			return fmt.Errorf("not leading")
+		}
+		return nil
+	})
+	t.Logf("takeover after SIGTERM: %s", time.Since(stopped).Round(time.Millisecond))
+	fill("p6", "p7")
+	time.Sleep(2 * time.Second) // room for any rewrite a takeover might cause
+	assert.Equal(t, 2.0, standby.writes(), "the new leader rewrote nothing that was in sync")
+
+	// SIGKILL: no release; a fresh standby takes over once the Lease expires.
+	c := e.startReplicator("c", args...)
+	leader = standby
+	killed := time.Now()
+	require.NoError(t, leader.cmd.Process.Kill())
+	e.eventually(30*time.Second, "standby takes over after the lease expires", func() error {
+		if !c.leading() {
+			return fmt.Errorf("not leading")
+		}
+		return nil
+	})
+	takeover := time.Since(killed)
+	t.Logf("takeover after SIGKILL: %s (lease duration 15 s)", takeover.Round(time.Millisecond))
+	assert.Less(t, takeover, 25*time.Second)
+	fill("p8")
+	time.Sleep(2 * time.Second)
+	assert.Equal(t, 1.0, c.writes(), "no write storm after the failover")
+}
