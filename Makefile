@@ -5,12 +5,18 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test unit e2e vet fmt-check tools run clean
+IMAGE   ?= kubereplicator/replicator
+
+.PHONY: all build image test unit e2e vet fmt-check tools run clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/replicator .
+
+## image: the container image (needs a running Docker engine)
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
 ## tools: build (or find in the cache) kube-apiserver, etcd and kubectl
 tools:
