@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE   ?= kubereplicator/replicator
 
-.PHONY: all build image test unit e2e vet fmt-check tools run clean
+.PHONY: all build image test unit e2e vet fmt-check tools run clean manifests
 
 all: build
 
@@ -17,6 +17,11 @@ build:
 ## image: the container image (needs a running Docker engine)
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+## manifests: render deploy/ from the chart with default values
+manifests:
+	"$$(tools/build.sh)/helm" template replicator ./chart --namespace replicator > deploy/replicator.yaml
+	UPDATE_GOLDEN=1 REPLICATOR_TOOLS_BIN="$$(tools/build.sh)" $(GO) test -count=1 -run 'TestChartTemplate' ./e2e/
 
 ## tools: build (or find in the cache) kube-apiserver, etcd and kubectl
 tools:

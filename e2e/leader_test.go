@@ -23,12 +23,18 @@ type proc struct {
 	exited chan error
 }
 
-// startReplicator runs the built binary against the test cluster with args
-// and waits until /readyz answers 200.
+// startReplicator runs the built binary against the test cluster as admin
+// with args and waits until /readyz answers 200.
 func (e *env) startReplicator(name string, args ...string) *proc {
 	e.t.Helper()
 	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
 	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
+	return e.startReplicatorWithKubeconfig(name, kubeconfig, args...)
+}
+
+// startReplicatorWithKubeconfig is startReplicator with another identity.
+func (e *env) startReplicatorWithKubeconfig(name, kubeconfig string, args ...string) *proc {
+	e.t.Helper()
 	p := &proc{name: name, status: freeAddr(e.t), logs: &syncBuffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(binary, append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs

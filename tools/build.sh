@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the end-to-end tools (kube-apiserver, kubectl, etcd) from this Go
-# module and caches them outside the clone, keyed by their versions and this
-# module's go.sum, so a fresh clone reuses an earlier build.
+# Builds the end-to-end tools (kube-apiserver, kubectl, etcd from this Go
+# module; helm from the module in helm/) and caches them outside the clone,
+# keyed by their versions and the modules' go.sum, so a fresh clone reuses an
+# earlier build.
 # Prints the folder holding the binaries on stdout; progress goes to stderr.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -9,16 +10,17 @@ cd "$here"
 
 k8s=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
 etcd=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
-sum=$(cat go.mod go.sum build.sh | sha256sum | cut -c1-12)
+helm=$(cd helm && go list -m -f '{{.Version}}' helm.sh/helm/v3)
+sum=$(cat go.mod go.sum helm/go.mod helm/go.sum build.sh | sha256sum | cut -c1-12)
 cache=${REPLICATOR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/replicator-tools}
-dir="$cache/k8s-$k8s-etcd-$etcd-$sum"
+dir="$cache/k8s-$k8s-etcd-$etcd-helm-$helm-$sum"
 
-if [ -x "$dir/kube-apiserver" ] && [ -x "$dir/kubectl" ] && [ -x "$dir/etcd" ]; then
+if [ -x "$dir/kube-apiserver" ] && [ -x "$dir/kubectl" ] && [ -x "$dir/etcd" ] && [ -x "$dir/helm" ]; then
   echo "$dir"
   exit 0
 fi
 
-echo "building kube-apiserver, kubectl $k8s and etcd $etcd into $dir (about 10 minutes the first time)" >&2
+echo "building kube-apiserver, kubectl $k8s, etcd $etcd and helm $helm into $dir (several minutes the first time)" >&2
 mkdir -p "$cache"
 tmp=$(mktemp -d "$cache/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -33,6 +35,7 @@ done
 export CGO_ENABLED=0
 go build -trimpath -ldflags "-s -w $vflags" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+(cd helm && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm)
 
 rm -rf "$dir"
 mv "$tmp" "$dir"

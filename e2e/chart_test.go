@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+const chartDir = "../chart"
+
+// helm runs the helm binary built by tools/build.sh.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "helm"), args...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func needTools(t *testing.T) {
+	t.Helper()
+	if skipWhy != "" {
+		t.Skip(skipWhy)
+	}
+	t.Parallel()
+}
+
+func TestChartLint(t *testing.T) {
+	needTools(t)
+	for _, values := range [][]string{nil, {"--values", "testdata/values-custom.yaml"}} {
+		out, err := helm(t, append([]string{"lint", "--strict", chartDir}, values...)...)
+		require.NoError(t, err, out)
+	}
+}
+
+// TestChartTemplateGolden renders the chart with default and non-default
+// values and compares with testdata; UPDATE_GOLDEN=1 rewrites the files.
+func TestChartTemplateGolden(t *testing.T) {
+	needTools(t)
+	for golden, values := range map[string][]string{
+		"testdata/chart-default.golden.yaml": nil,
+		"testdata/chart-custom.golden.yaml":  {"--values", "testdata/values-custom.yaml"},
+	} {
+		out, err := helm(t, append([]string{"template", "replicator", chartDir, "--namespace", "replicator"}, values...)...)
+		require.NoError(t, err, out)
+		if os.Getenv("UPDATE_GOLDEN") == "1" {
+			require.NoError(t, os.WriteFile(golden, []byte(out), 0o644))
+		}
+		want, err := os.ReadFile(golden)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), out, "%s is stale: run make manifests", golden)
+	}
+}
+
+func TestDeployManifestsMatchTheChart(t *testing.T) {
+	needTools(t)
+	out, err := helm(t, "template", "replicator", chartDir, "--namespace", "replicator")
+	require.NoError(t, err, out)
+	want, err := os.ReadFile("../deploy/replicator.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, out, string(want), "deploy/replicator.yaml drifted from the chart: run make manifests")
+}
+
+func TestChartRejectsWrongValues(t *testing.T) {
+	needTools(t)
+	for _, set := range []string{
+		"workers=0",
+		"logFormat=xml",
+		"kinds.configmap=true",
+		"replicaCount=-1",
+		"resyncPeriod=soon",
+		"kubeApiQps=0",
+		"allowAll=maybe",
+		"typo=1",
+	} {
+		out, err := helm(t, "template", "r", chartDir, "--set", set)
+		assert.Error(t, err, "--set %s was accepted", set)
+		assert.Contains(t, out, "values don't meet the specifications of the schema", "--set %s", set)
+	}
+}
+
+func TestChartRendersHardenedPod(t *testing.T) {
+	needTools(t)
+	out, err := helm(t, "template", "r", chartDir, "--show-only", "templates/deployment.yaml")
+	require.NoError(t, err, out)
+	for _, want := range []string{
+		"runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false",
+		"- ALL", "type: RuntimeDefault", "path: /healthz", "path: /readyz", "replicas: 2",
+	} {
+		assert.Contains(t, out, want)
+	}
+	out, err = helm(t, "template", "r", chartDir, "--show-only", "templates/rbac.yaml")
+	require.NoError(t, err, out)
+	assert.NotContains(t, out, `"*"`, "no wildcard permissions")
+}
+
+// access asks the API server what identity cfg may do.
+func access(t *testing.T, e *env, cfg *rest.Config, attrs authorizationv1.ResourceAttributes) bool {
+	t.Helper()
+	client := kubernetes.NewForConfigOrDie(cfg)
+	r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(e.ctx, &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &attrs},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return r.Status.Allowed
+}
+
+// install helm-installs the chart into its own namespace and returns the
+// namespace and a config authenticated as the chart's ServiceAccount.
+func (e *env) install(release string, set ...string) (string, *rest.Config) {
+	e.t.Helper()
+	ns := e.ns(release, nil)
+	kubeconfig := filepath.Join(e.t.TempDir(), "admin")
+	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
+	args := []string{"install", release, chartDir, "--namespace", ns, "--kubeconfig", kubeconfig, "--set", "annotationPrefix=" + e.prefix}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	out, err := helm(e.t, args...)
+	require.NoError(e.t, err, out)
+	cfg, err := cluster.ServiceAccountConfig(e.ctx, ns, release+"-replicator")
+	require.NoError(e.t, err)
+	return ns, cfg
+}
+
+func TestChartInstallGrantsExactlyWhatTheReplicatorNeeds(t *testing.T) {
+	e := newEnv(t)
+	release := fmt.Sprintf("e%d", e.id)
+	ns, sa := e.install(release)
+
+	// Run the binary out of cluster as the chart's ServiceAccount, with the
+	// arguments the chart gives the pod.
+	kubeconfig := filepath.Join(t.TempDir(), "sa")
+	require.NoError(t, cluster.WriteKubeconfig(kubeconfig, sa))
+	p := e.startReplicatorWithKubeconfig("chart", kubeconfig,
+		"--annotation-prefix", e.prefix, "--leader-elect-lease-name", release+"-replicator", "--leader-elect-namespace", ns)
+
+	src, app, push := e.ns("src", nil), e.ns("app", nil), e.ns("push", nil)
+	source := e.allow(app)
+	source[e.a.ReplicateTo] = push
+	e.create(secret(src, "wildcard", corev1.SecretTypeTLS, tlsV1, source))
+	e.create(e.tlsPlaceholder(app, "wildcard", src+"/wildcard"))
+	e.waitData(app, "wildcard", tlsV1)
+	e.waitData(push, "wildcard", tlsV1)
+	e.waitEvent(app, "wildcard", "Replicated")
+	e.delete(src, "wildcard")
+	e.waitGone(push, "wildcard")
+	e.waitData(app, "wildcard", tlsEmpty)
+	assert.True(t, p.leading(), "the chart's Role lets it hold the Lease")
+	assert.NotContains(t, strings.ToLower(p.logs.String()), "forbidden")
+
+	may := func(verb, group, resource, namespace string) bool {
+		return access(t, e, sa, authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Namespace: namespace})
+	}
+	for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
+		assert.True(t, may(verb, "", "secrets", app), "secrets %s", verb)
+	}
+	assert.True(t, may("list", "", "namespaces", ""))
+	assert.True(t, may("create", "", "events", app))
+	lease := func(verb, name string) bool {
+		return access(t, e, sa, authorizationv1.ResourceAttributes{Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Namespace: ns, Name: name})
+	}
+	assert.True(t, lease("update", release+"-replicator"), "its own Lease")
+	assert.False(t, lease("update", "someone-elses-lease"), "only its own Lease")
+	for _, denied := range []struct{ verb, group, resource, namespace string }{
+		{"create", "", "pods", app},
+		{"create", "apps", "deployments", app},
+		{"create", "rbac.authorization.k8s.io", "roles", app},
+		{"create", "rbac.authorization.k8s.io", "rolebindings", app},
+		{"get", "", "configmaps", app},
+		{"update", "coordination.k8s.io", "leases", app},
+		{"delete", "", "namespaces", ""},
+	} {
+		assert.False(t, may(denied.verb, denied.group, denied.resource, denied.namespace), "%+v", denied)
+	}
+}
+
+func TestChartWithSecretsOffGrantsNoSecretAccess(t *testing.T) {
+	e := newEnv(t)
+	_, sa := e.install(fmt.Sprintf("e%d", e.id), "kinds.secrets=false", "leaderElection.enabled=false")
+	app := e.ns("app", nil)
+	assert.False(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: app}))
+	assert.False(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: app}))
+	assert.True(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "watch", Resource: "namespaces"}))
+}
+
+func TestDeployManifestsApplyWithKubectl(t *testing.T) {
+	needTools(t)
+	kubeconfig := filepath.Join(t.TempDir(), "admin")
+	require.NoError(t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
+	kubectl := filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "kubectl")
+	out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "../deploy/").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, want := range []string{"namespace/replicator", "deployment.apps/replicator", "clusterrole.rbac.authorization.k8s.io/replicator", "serviceaccount/replicator"} {
+		assert.Contains(t, string(out), want)
+	}
+}
