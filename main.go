@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	clientmetrics "k8s.io/client-go/tools/metrics"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubereplicator/replicator/liveness"
@@ -242,6 +243,12 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	buildInfo.WithLabelValues(version).Set(1)
 	registry.MustRegister(buildInfo)
 	metrics := replicate.NewMetrics(registry)
+	requests := replicate.NewClientMetrics(registry)
+	clientmetrics.Register(clientmetrics.RegisterOpts{
+		RequestLatency:     requests.Latency(),
+		RequestResult:      requests.Results(),
+		RateLimiterLatency: requests.RateLimiterWait(),
+	})
 	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: "replicator_leader", Help: "1 while this process holds the leader Lease (or runs without leader election), else 0."})
 	registry.MustRegister(leader)
 

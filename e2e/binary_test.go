@@ -143,6 +143,22 @@ func TestBinaryWithDefaultPrefix(t *testing.T) {
 		if got := m.value("replicator_problems_total", map[string]string{"kind": "Secret", "reason": replicate.ReasonSourceNotFound}); got < 1 {
 			return fmt.Errorf("SourceNotFound problems = %v", got)
 		}
+		for name, labels := range map[string]map[string]string{
+			"workqueue_adds_total":                  {"name": "secrets"},
+			"rest_client_requests_total":            {"method": "PUT"},
+			"replicator_managed_objects":            {"kind": "Secret", "mode": "pull"},
+			"replicator_reconcile_duration_seconds": nil,
+		} {
+			if _, ok := m.families[name]; !ok {
+				return fmt.Errorf("no %s", name)
+			}
+			if name != "replicator_reconcile_duration_seconds" && m.value(name, labels) < 1 {
+				return fmt.Errorf("%s%v = %v", name, labels, m.value(name, labels))
+			}
+		}
+		if got := m.value("replicator_managed_objects", map[string]string{"kind": "Secret", "mode": "pull"}); got != 2 {
+			return fmt.Errorf("managed pull targets = %v, want 2", got)
+		}
 		if got := m.value("replicator_build_info", nil); got != 1 {
 			return fmt.Errorf("build info = %v", got)
 		}

@@ -99,9 +99,10 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 5*time.Minute),
 			),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(kind.Name()) + "s"},
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(kind.Name()) + "s", MetricsProvider: opts.Metrics.queues},
 		),
 	}
+	opts.Metrics.registerManaged(kind.Name(), func() int { return c.countIndexed(indexPullSource) }, func() int { return c.countIndexed(indexPushMarker) })
 	if err := c.objects.AddIndexers(cache.Indexers{
 		indexPullSource: c.indexPullSource,
 		indexPushMarker: c.indexPushMarker,
@@ -264,6 +265,17 @@ func (c *Controller) enqueueIndexed(index, value string) {
 	for _, k := range keys {
 		c.queue.Add(k)
 	}
+}
+
+// countIndexed returns how many objects an index holds.
+func (c *Controller) countIndexed(index string) int {
+	n := 0
+	indexer := c.objects.GetIndexer()
+	for _, v := range indexer.ListIndexFuncValues(index) {
+		keys, _ := indexer.IndexKeys(index, v)
+		n += len(keys)
+	}
+	return n
 }
 
 func (c *Controller) enqueuePushSources() {

@@ -189,3 +189,19 @@ func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
 	assert.Len(t, reasons, 1)
 	assert.Contains(t, reasons[0], ReasonNamespaceGone)
 }
+
+func TestControllerHealthFollowsItsWorkers(t *testing.T) {
+	h := newHarness(t, namespaceObj("app", nil))
+	assert.NoError(t, h.ctrl.Ready(), "caches synced")
+	assert.NoError(t, h.ctrl.Healthy(), "not started yet: nothing to be unhealthy about")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.ctrl.Run(ctx)
+	}()
+	assert.Eventually(t, func() bool { return h.ctrl.started.Load() && h.ctrl.Healthy() == nil }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	<-done
+	assert.Eventually(t, func() bool { return h.ctrl.Healthy() != nil }, 5*time.Second, 10*time.Millisecond, "stopped workers are reported")
+}

@@ -1,7 +1,13 @@
 package replicate
 
 import (
+	"context"
+	"net/url"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	clientmetrics "k8s.io/client-go/tools/metrics"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // Metrics are the replicator's Prometheus metrics. Labels carry kinds,
@@ -12,6 +18,8 @@ type Metrics struct {
 	problems    *prometheus.CounterVec
 	writeErrors *prometheus.CounterVec
 	reconciles  *prometheus.HistogramVec
+	queues      *queueMetrics
+	reg         prometheus.Registerer
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -36,5 +44,116 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind", "result"}),
 	}
 	reg.MustRegister(m.writes, m.problems, m.writeErrors, m.reconciles)
+	m.queues = newQueueMetrics(reg)
+	m.reg = reg
 	return m
+}
+
+// The work queue's metrics, under the names controller-runtime uses, labelled
+// by queue name. Given to each queue through its config: nothing global.
+type queueMetrics struct {
+	depth, unfinished, longest *prometheus.GaugeVec
+	adds, retries              *prometheus.CounterVec
+	latency, workDuration      *prometheus.HistogramVec
+}
+
+func newQueueMetrics(reg prometheus.Registerer) *queueMetrics {
+	q := &queueMetrics{
+		depth:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_depth", Help: "Current depth of the work queue."}, []string{"name"}),
+		unfinished: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_unfinished_work_seconds", Help: "Seconds of work in progress not yet observed by work_duration."}, []string{"name"}),
+		longest:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_longest_running_processor_seconds", Help: "Seconds the longest running item has been processed."}, []string{"name"}),
+		adds:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workqueue_adds_total", Help: "Items added to the work queue."}, []string{"name"}),
+		retries:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workqueue_retries_total", Help: "Items re-added with backoff."}, []string{"name"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "workqueue_queue_duration_seconds", Help: "Seconds an item waits in the queue.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"name"}),
+		workDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "workqueue_work_duration_seconds", Help: "Seconds processing an item takes.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"name"}),
+	}
+	reg.MustRegister(q.depth, q.unfinished, q.longest, q.adds, q.retries, q.latency, q.workDuration)
+	return q
+}
+
+func (q *queueMetrics) NewDepthMetric(name string) workqueue.GaugeMetric {
+	return q.depth.WithLabelValues(name)
+}
+func (q *queueMetrics) NewAddsMetric(name string) workqueue.CounterMetric {
+	return q.adds.WithLabelValues(name)
+}
+func (q *queueMetrics) NewLatencyMetric(name string) workqueue.HistogramMetric {
+	return q.latency.WithLabelValues(name)
+}
+func (q *queueMetrics) NewWorkDurationMetric(name string) workqueue.HistogramMetric {
+	return q.workDuration.WithLabelValues(name)
+}
+func (q *queueMetrics) NewUnfinishedWorkSecondsMetric(name string) workqueue.SettableGaugeMetric {
+	return q.unfinished.WithLabelValues(name)
+}
+func (q *queueMetrics) NewLongestRunningProcessorSecondsMetric(name string) workqueue.SettableGaugeMetric {
+	return q.longest.WithLabelValues(name)
+}
+func (q *queueMetrics) NewRetriesMetric(name string) workqueue.CounterMetric {
+	return q.retries.WithLabelValues(name)
+}
+
+// ClientMetrics adapts client-go's request metrics to Prometheus. client-go
+// accepts them once per process (k8s.io/client-go/tools/metrics.Register),
+// so main registers them. Labels are verbs, codes and hosts only: request
+// paths would carry object names.
+type ClientMetrics struct {
+	latency     *prometheus.HistogramVec
+	results     *prometheus.CounterVec
+	rateLimiter *prometheus.HistogramVec
+}
+
+// NewClientMetrics creates the request metrics and registers them with reg.
+func NewClientMetrics(reg prometheus.Registerer) *ClientMetrics {
+	buckets := prometheus.ExponentialBuckets(0.001, 2, 14)
+	c := &ClientMetrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rest_client_request_duration_seconds",
+			Help: "API request latency, by verb.", Buckets: buckets}, []string{"verb"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rest_client_requests_total",
+			Help: "API requests, by status code, method and host."}, []string{"code", "method", "host"}),
+		rateLimiter: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rest_client_rate_limiter_duration_seconds",
+			Help: "Time requests waited for the client-side rate limiter (--kube-api-qps), by verb.", Buckets: buckets}, []string{"verb"}),
+	}
+	reg.MustRegister(c.latency, c.results, c.rateLimiter)
+	return c
+}
+
+// Latency is a client-go LatencyMetric for request durations.
+func (c *ClientMetrics) Latency() clientmetrics.LatencyMetric { return latencyByVerb{c.latency} }
+
+// RateLimiterWait is a client-go LatencyMetric for rate-limiter waits.
+func (c *ClientMetrics) RateLimiterWait() clientmetrics.LatencyMetric {
+	return latencyByVerb{c.rateLimiter}
+}
+
+// Results is a client-go ResultMetric.
+func (c *ClientMetrics) Results() clientmetrics.ResultMetric { return resultByCode{c.results} }
+
+type latencyByVerb struct{ v *prometheus.HistogramVec }
+
+func (l latencyByVerb) Observe(_ context.Context, verb string, _ url.URL, latency time.Duration) {
+	l.v.WithLabelValues(verb).Observe(latency.Seconds())
+}
+
+type resultByCode struct{ v *prometheus.CounterVec }
+
+func (r resultByCode) Increment(_ context.Context, code, method, host string) {
+	r.v.WithLabelValues(code, method, host).Inc()
+}
+
+// registerManaged reports how many objects a controller manages, counted from
+// its indexes at scrape time.
+func (m *Metrics) registerManaged(kind string, pullTargets, pushReplicas func() int) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "replicator_managed_objects", Help: "Objects currently managed: pull targets naming a source, and push replicas.",
+			ConstLabels: prometheus.Labels{"kind": kind, "mode": "pull"},
+		}, func() float64 { return float64(pullTargets()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "replicator_managed_objects", Help: "Objects currently managed: pull targets naming a source, and push replicas.",
+			ConstLabels: prometheus.Labels{"kind": kind, "mode": "push"},
+		}, func() float64 { return float64(pushReplicas()) }),
+	)
 }
