@@ -399,6 +399,9 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 	if ns := c.namespace(target.Namespace); ns == nil || terminating(ns) {
 		return nil
 	}
+	// Every way out below is a refusal unless the plan says otherwise.
+	result := "refused"
+	defer func() { c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc() }()
 	ref, err := ParseRef(target.Annotations[a.ReplicateFrom], target.Namespace, c.kind.ValidName)
 	if err != nil {
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateFrom, err))
@@ -438,9 +441,16 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		Rules:  c.kind.Rules(),
 		Now:    c.opts.Now(),
 	})
+	if d.Event == nil || d.Event.Type != Warning {
+		result = "unchanged"
+	}
 	if d.Write != nil {
 		if err := c.kind.Update(ctx, c.client, obj, d.Write); err != nil {
+			result = "failed"
 			return c.writeFailed(obj, target.Key(), "update", err)
+		}
+		if result == "unchanged" {
+			result = "written"
 		}
 		c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), "pull", string(Update)).Inc()
 		log.WithFields(logrus.Fields{"source": ref.String(), "keys": len(d.Write.Data)}).Info("pull target written")
@@ -493,6 +503,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	for i := range plan.Problems {
 		c.event(obj, source, &plan.Problems[i])
 	}
+	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(len(plan.Conflicts)))
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}
@@ -500,12 +511,14 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	written := 0
 	for _, ch := range plan.Changes {
 		if err := c.apply(ctx, ch, current[ch.Object.Namespace]); err != nil {
+			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "failed").Inc()
 			if err = c.writeFailed(obj, key, string(ch.Action)+" in "+ch.Object.Namespace, err); err != nil {
 				errs = append(errs, err)
 			}
 			continue
 		}
 		written++
+		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "written").Inc()
 		c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), "push", string(ch.Action)).Inc()
 		c.log.WithFields(logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action}).Info("push replica written")
 	}

@@ -119,6 +119,8 @@ func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
 	assert.Equal(t, "certs/wildcard", got.Annotations[ann.ReplicateFrom])
 	assert.Contains(t, <-h.recorder.Events, ReasonReplicated)
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "pull", "update")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.results.WithLabelValues("Secret", "pull", "written")))
+	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.results.WithLabelValues("Secret", "pull", "unchanged")), 1.0, "the reconcile after the write")
 }
 
 func TestControllerRetriesConflictsQuietly(t *testing.T) {
@@ -169,6 +171,7 @@ func TestControllerPushSkipsForeignObjectsAndTerminatingNamespaces(t *testing.T)
 	assert.Contains(t, reasons[0]+reasons[len(reasons)-1], ReasonTargetConflict)
 	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.problems.WithLabelValues("Secret", ReasonTargetConflict)), 1.0)
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
+	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.results.WithLabelValues("Secret", "push", "refused")), 1.0)
 }
 
 func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {

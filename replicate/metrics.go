@@ -14,6 +14,7 @@ import (
 // modes, actions and reasons only: never object names, so cardinality stays
 // bounded whatever the cluster holds.
 type Metrics struct {
+	results     *prometheus.CounterVec
 	writes      *prometheus.CounterVec
 	problems    *prometheus.CounterVec
 	writeErrors *prometheus.CounterVec
@@ -25,6 +26,10 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replicator_replications_total",
+			Help: "Replication outcomes per pull target and per push target namespace, by kind, mode (pull or push) and result (written, unchanged, refused, failed).",
+		}, []string{"kind", "mode", "result"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_writes_total",
 			Help: "Objects written, by kind, mode (pull or push) and action (update, create, delete, recreate).",
@@ -43,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"kind", "result"}),
 	}
-	reg.MustRegister(m.writes, m.problems, m.writeErrors, m.reconciles)
+	reg.MustRegister(m.results, m.writes, m.problems, m.writeErrors, m.reconciles)
 	m.queues = newQueueMetrics(reg)
 	m.reg = reg
 	return m
