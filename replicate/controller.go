@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -96,9 +97,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		objects:    kind.Informer(factory),
 		namespaces: factory.Core().V1().Namespaces().Informer(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedMaxOfRateLimiter(
-				workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 5*time.Minute),
-			),
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 5*time.Minute),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(kind.Name()) + "s", MetricsProvider: opts.Metrics.queues},
 		),
 	}
@@ -122,7 +121,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		UpdateFunc: func(old, cur any) {
 			o, ok1 := old.(*corev1.Namespace)
 			n, ok2 := cur.(*corev1.Namespace)
-			if !ok1 || !ok2 || o.Status.Phase != n.Status.Phase || !labelsEqual(o.Labels, n.Labels) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
+			if !ok1 || !ok2 || o.Status.Phase != n.Status.Phase || !maps.Equal(o.Labels, n.Labels) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
 				c.enqueuePushSources()
 			}
 		},
@@ -130,18 +129,6 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		return nil, fmt.Errorf("adding namespace handler: %w", err)
 	}
 	return c, nil
-}
-
-func labelsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || v != w {
-			return false
-		}
-	}
-	return true
 }
 
 // Run waits for the caches, then works the queue with the configured number
@@ -200,24 +187,19 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	result := "ok"
 	switch {
 	case err == nil:
-	case errors.Is(err, errRetry):
-		result = "retry"
-	default:
-		result = "error"
-	}
-	c.opts.Metrics.reconciles.WithLabelValues(c.kind.Name(), result).Observe(time.Since(start).Seconds())
-	switch {
-	case err == nil:
 		c.queue.Forget(key)
 	case errors.Is(err, errRetry):
 		// Conflicts and cache lag: expected under concurrency, retried
 		// quietly.
+		result = "retry"
 		c.log.WithField("object", key).WithError(err).Debug("retrying object")
 		c.queue.AddRateLimited(key)
 	default:
+		result = "error"
 		c.log.WithField("object", key).WithError(err).Error("reconcile failed, retrying with backoff")
 		c.queue.AddRateLimited(key)
 	}
+	c.opts.Metrics.reconciles.WithLabelValues(c.kind.Name(), result).Observe(time.Since(start).Seconds())
 	return true
 }
 
