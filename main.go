@@ -254,11 +254,13 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 
 	health := liveness.New()
 	health.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
-	factory := informers.NewSharedInformerFactory(client, c.resyncPeriod)
+	annotations := replicate.NewAnnotations(c.prefix)
+	factory := informers.NewSharedInformerFactoryWithOptions(client, c.resyncPeriod,
+		informers.WithTransform(replicate.CacheTransform(annotations, c.allowAll)))
 	var controllers []*replicate.Controller
 	for _, k := range kinds {
 		ctrl, err := replicate.NewController(k, client, factory, replicate.Options{
-			Annotations: replicate.NewAnnotations(c.prefix),
+			Annotations: annotations,
 			AllowAll:    c.allowAll,
 			Exclude:     c.exclude,
 			Workers:     c.workers,

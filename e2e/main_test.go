@@ -135,7 +135,6 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	e.t.Helper()
 	client := kubernetes.NewForConfigOrDie(e.countingConfig())
-	factory := informers.NewSharedInformerFactory(client, 0)
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: admin.CoreV1().Events("")})
 	log := logrus.New()
@@ -150,6 +149,9 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	for _, f := range configure {
 		f(&opts)
 	}
+	// The same cache transform as the binary: unrelated Secrets without data.
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTransform(replicate.CacheTransform(opts.Annotations, opts.AllowAll)))
 	ctrl, err := replicate.NewController(replicate.Secrets(), client, factory, opts)
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(e.ctx)

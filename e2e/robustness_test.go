@@ -139,3 +139,28 @@ func TestNamespaceDeletedMidFanOut(t *testing.T) {
 	}
 	e.noWrites(time.Second, 3*time.Second, "terminating namespaces are not retried")
 }
+
+// The cache keeps no data for Secrets without our annotations; one that gains
+// them later must replicate with its full data.
+func TestSecretsGainingAnnotationsAfterStartReplicateFully(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	src, app, push := e.ns("src", nil), e.ns("app", nil), e.ns("push", nil)
+	e.create(secret(src, "plain", corev1.SecretTypeOpaque, map[string]string{"k": "pulled"}, nil))
+	e.create(secret(src, "later-push", corev1.SecretTypeOpaque, map[string]string{"k": "pushed"}, nil))
+	e.create(secret(app, "copy", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/plain"}))
+	e.waitEvent(app, "copy", replicate.ReasonDenied)
+
+	e.modify(src, "plain", func(s *corev1.Secret) {
+		s.Annotations[e.a.ReplicationAllowed] = "true"
+		s.Annotations[e.a.ReplicationAllowedNS] = app
+	})
+	e.waitData(app, "copy", map[string]string{"k": "pulled"})
+
+	e.modify(src, "later-push", func(s *corev1.Secret) { s.Annotations[e.a.ReplicateTo] = push })
+	e.waitData(push, "later-push", map[string]string{"k": "pushed"})
+
+	// Losing the annotations again revokes, as always.
+	e.modify(src, "plain", func(s *corev1.Secret) { s.Annotations = nil })
+	e.waitData(app, "copy", map[string]string{})
+}
