@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE   ?= kubereplicator/replicator
 
-.PHONY: all build image test unit e2e vet fmt-check tools run clean manifests
+.PHONY: all build image test unit e2e vet fmt-check tools run clean manifests bench
 
 all: build
 
@@ -45,6 +45,10 @@ vet:
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## bench: fan-out, writes and memory figures (BENCH_FLAGS="-n 1000 -idle 30s")
+bench:
+	$(GO) run ./cmd/bench -bin-dir "$$(tools/build.sh)" -json bench.json $(BENCH_FLAGS)
 
 ## run: the replicator against the current kubeconfig, or a local control plane
 run: build

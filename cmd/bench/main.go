@@ -1,0 +1,406 @@
+// Command bench measures the replicator as a separate process against a local
+// etcd + kube-apiserver: fan-out times to N namespaces, writes per update,
+// writes while idle and across a restart, and peak RSS with and without many
+// unrelated large Secrets. It reports; it does not pass or fail.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubereplicator/replicator/controlplane"
+)
+
+const prefix = "replicator.v1.mittwald.de/"
+
+type result struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Note  string  `json:"note,omitempty"`
+}
+
+type bench struct {
+	ctx     context.Context
+	cp      *controlplane.ControlPlane
+	client  kubernetes.Interface
+	binary  string
+	n       int
+	results []result
+}
+
+func (b *bench) record(name string, v float64, unit, note string) {
+	b.results = append(b.results, result{name, v, unit, note})
+	fmt.Fprintf(os.Stderr, "bench: %-55s %10.2f %s %s\n", name, v, unit, note)
+}
+
+func main() {
+	n := flag.Int("n", 1000, "namespaces to fan out to")
+	unrelated := flag.Int("unrelated", 2000, "unrelated Secrets for the memory comparison")
+	size := flag.Int("unrelated-size", 100*1024, "bytes of data in each unrelated Secret")
+	idle := flag.Duration("idle", 30*time.Second, "how long to count writes while idle")
+	out := flag.String("json", "bench.json", "where to write the results as JSON")
+	binDir := flag.String("bin-dir", controlplane.BinDirFromEnv(), "folder with etcd and kube-apiserver")
+	flag.Parse()
+	if err := run(*n, *unrelated, *size, *idle, *out, *binDir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, unrelated, size int, idle time.Duration, out, binDir string) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "replicator-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	binary := filepath.Join(dir, "replicator")
+	if b, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("building the replicator: %v: %s", err, b)
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: binDir, Dir: filepath.Join(dir, "cluster")})
+	if err != nil {
+		return err
+	}
+	defer cp.Stop()
+	cfg := *cp.Config
+	cfg.QPS, cfg.Burst = -1, 0
+	b := &bench{ctx: ctx, cp: cp, client: kubernetes.NewForConfigOrDie(&cfg), binary: binary, n: n}
+
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{{"default flags", nil}, {"rate limit off", []string{"--kube-api-qps=-1"}}} {
+		if err := b.fanOut(mode.name, mode.args, idle); err != nil {
+			return fmt.Errorf("%s: %w", mode.name, err)
+		}
+	}
+	if err := b.memory(unrelated, size); err != nil {
+		return err
+	}
+
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "measure\tvalue\tunit\tnote\n")
+	for _, r := range b.results {
+		fmt.Fprintf(w, "%s\t%.2f\t%s\t%s\n", r.Name, r.Value, r.Unit, r.Note)
+	}
+	w.Flush()
+	j, _ := json.MarshalIndent(b.results, "", "  ")
+	return os.WriteFile(out, append(j, '\n'), 0o644)
+}
+
+// replicator is the replicator running as a process.
+type replicator struct {
+	cmd    *exec.Cmd
+	status string
+	logs   bytes.Buffer
+}
+
+func (b *bench) start(args ...string) (*replicator, error) {
+	kubeconfig := b.cp.KubeconfigPath
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	status := l.Addr().String()
+	l.Close()
+	r := &replicator{status: status}
+	r.cmd = exec.Command(b.binary, append([]string{"--kubeconfig", kubeconfig, "--status-addr", status, "--leader-elect=false", "--log-level=warning"}, args...)...)
+	r.cmd.Stdout, r.cmd.Stderr = &r.logs, &r.logs
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		return nil, err
+	}
+	err = poll(60*time.Second, func() (bool, error) {
+		resp, err := http.Get("http://" + status + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	return r, err
+}
+
+func (r *replicator) stop() {
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	_ = r.cmd.Wait()
+}
+
+// peakRSS is the process's high-water mark of resident memory, in MiB.
+func (r *replicator) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// writes is the replicator's replicator_writes_total, summed.
+func (r *replicator) writes() (float64, error) {
+	resp, err := http.Get("http://" + r.status + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	if f, ok := families["replicator_writes_total"]; ok {
+		for _, m := range f.GetMetric() {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total, nil
+}
+
+func poll(timeout time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ok, err := done()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("not done within %s", timeout)
+}
+
+// parallel runs f(i) for i in [0,n) on 32 goroutines.
+func parallel(n int, f func(i int) error) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	next := make(chan int)
+	for w := 0; w < 32; w++ {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// countWith counts Secrets with the label whose tls.crt equals want.
+func (b *bench) countWith(label, want string) (int, error) {
+	list, err := b.client.CoreV1().Secrets("").List(b.ctx, metav1.ListOptions{LabelSelector: label, ResourceVersion: "0"})
+	if err != nil {
+		return 0, err
+	}
+	c := 0
+	for _, s := range list.Items {
+		if string(s.Data["tls.crt"]) == want {
+			c++
+		}
+	}
+	return c, nil
+}
+
+// timed measures how long until n Secrets with label hold want.
+func (b *bench) timed(name string, label, want string, start time.Time, n int) error {
+	err := poll(5*time.Minute, func() (bool, error) {
+		c, err := b.countWith(label, want)
+		return c >= n, err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	b.record(name, time.Since(start).Seconds(), "s", "")
+	return nil
+}
+
+func tls(crt string) map[string][]byte {
+	return map[string][]byte{"tls.crt": []byte(crt), "tls.key": []byte("key-" + crt)}
+}
+
+func (b *bench) fanOut(mode string, args []string, idle time.Duration) error {
+	tag := strconv.Itoa(len(b.results))
+	src := "src-" + tag
+	if _, err := b.client.CoreV1().Namespaces().Create(b.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: src}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	ns := func(i int) string { return fmt.Sprintf("t%s-%d", tag, i) }
+	if err := parallel(b.n, func(i int) error {
+		_, err := b.client.CoreV1().Namespaces().Create(b.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns(i), Labels: map[string]string{"push": tag}}}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return err
+	}
+	pullLabel, pushLabel := "pull="+tag, "push-replica="+tag
+	_, err := b.client.CoreV1().Secrets(src).Create(b.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "wildcard", Annotations: map[string]string{
+			prefix + "replication-allowed": "true", prefix + "replication-allowed-namespaces": "t" + tag + "-.*"}},
+		Type: corev1.SecretTypeTLS, Data: tls("v1"),
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+
+	r, err := b.start(args...)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+
+	start := time.Now()
+	if err := parallel(b.n, func(i int) error {
+		_, err := b.client.CoreV1().Secrets(ns(i)).Create(b.ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "wildcard", Labels: map[string]string{"pull": tag},
+				Annotations: map[string]string{prefix + "replicate-from": src + "/wildcard"}},
+			Type: corev1.SecretTypeTLS, Data: tls(""),
+		}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := b.timed(fmt.Sprintf("%s: %d placeholders filled", mode, b.n), pullLabel, "v1", start, b.n); err != nil {
+		return err
+	}
+
+	before, _ := r.writes()
+	start = time.Now()
+	if err := b.updateSource(src, "wildcard", "v2"); err != nil {
+		return err
+	}
+	if err := b.timed(fmt.Sprintf("%s: update reached %d pull targets", mode, b.n), pullLabel, "v2", start, b.n); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	after, _ := r.writes()
+	b.record(mode+": writes for one update (pull)", after-before, "writes", fmt.Sprintf("want %d", b.n))
+
+	start = time.Now()
+	_, err = b.client.CoreV1().Secrets(src).Create(b.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "pushed", Labels: map[string]string{"push-replica": tag},
+			Annotations: map[string]string{prefix + "replicate-to-matching": "push=" + tag}},
+		Type: corev1.SecretTypeTLS, Data: tls("v1"),
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	// The source itself carries the label too: count it.
+	if err := b.timed(fmt.Sprintf("%s: %d push replicas created", mode, b.n), pushLabel, "v1", start, b.n+1); err != nil {
+		return err
+	}
+	before, _ = r.writes()
+	start = time.Now()
+	if err := b.updateSource(src, "pushed", "v2"); err != nil {
+		return err
+	}
+	if err := b.timed(fmt.Sprintf("%s: update reached %d push replicas", mode, b.n), pushLabel, "v2", start, b.n+1); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	after, _ = r.writes()
+	b.record(mode+": writes for one update (push)", after-before, "writes", fmt.Sprintf("want %d", b.n))
+
+	before, _ = r.writes()
+	time.Sleep(idle)
+	after, _ = r.writes()
+	b.record(fmt.Sprintf("%s: writes while idle for %s", mode, idle), after-before, "writes", "want 0")
+
+	r.stop()
+	r2, err := b.start(args...)
+	if err != nil {
+		return err
+	}
+	defer r2.stop()
+	time.Sleep(5 * time.Second)
+	w, _ := r2.writes()
+	b.record(fmt.Sprintf("%s: writes after a restart (%d pull + %d push in sync)", mode, b.n, b.n), w, "writes", "want 0")
+	return nil
+}
+
+func (b *bench) updateSource(namespace, name, crt string) error {
+	s, err := b.client.CoreV1().Secrets(namespace).Get(b.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	s.Data = tls(crt)
+	_, err = b.client.CoreV1().Secrets(namespace).Update(b.ctx, s, metav1.UpdateOptions{})
+	return err
+}
+
+// memory compares the replicator's peak RSS before and after the cluster
+// holds many unrelated large Secrets (the fan-out objects above stay).
+func (b *bench) memory(unrelated, size int) error {
+	measure := func() (float64, error) {
+		r, err := b.start()
+		if err != nil {
+			return 0, err
+		}
+		defer r.stop()
+		time.Sleep(5 * time.Second)
+		return r.peakRSS(), nil
+	}
+	without, err := measure()
+	if err != nil {
+		return err
+	}
+	b.record("peak RSS", without, "MiB", "")
+	if _, err := b.client.CoreV1().Namespaces().Create(b.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "unrelated"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	blob := bytes.Repeat([]byte("x"), size)
+	if err := parallel(unrelated, func(i int) error {
+		_, err := b.client.CoreV1().Secrets("unrelated").Create(b.ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("release-%d", i)}, Data: map[string][]byte{"release": blob},
+		}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return err
+	}
+	with, err := measure()
+	if err != nil {
+		return err
+	}
+	b.record(fmt.Sprintf("peak RSS with %d unrelated %d KiB Secrets", unrelated, size/1024), with, "MiB", fmt.Sprintf("+%.1f MiB", with-without))
+	return nil
+}
