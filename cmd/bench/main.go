@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubereplicator/replicator/controlplane"
 )
@@ -87,6 +88,7 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string) error {
 	defer cp.Stop()
 	cfg := *cp.Config
 	cfg.QPS, cfg.Burst = -1, 0
+	cfg.WarningHandler = rest.NoWarnings{} // the fake certificates are not PEM
 	b := &bench{ctx: ctx, cp: cp, client: kubernetes.NewForConfigOrDie(&cfg), binary: binary, n: n}
 
 	for _, mode := range []struct {
