@@ -237,21 +237,7 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		log.Warn("every kind is switched off: nothing to replicate")
 	}
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "replicator_build_info", Help: "Always 1; the version label says which build runs."}, []string{"version"})
-	buildInfo.WithLabelValues(version).Set(1)
-	registry.MustRegister(buildInfo)
-	metrics := replicate.NewMetrics(registry)
-	requests := replicate.NewClientMetrics(registry)
-	clientmetrics.Register(clientmetrics.RegisterOpts{
-		RequestLatency:     requests.Latency(),
-		RequestResult:      requests.Results(),
-		RateLimiterLatency: requests.RateLimiterWait(),
-	})
-	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: "replicator_leader", Help: "1 while this process holds the leader Lease (or runs without leader election), else 0."})
-	registry.MustRegister(leader)
-
+	registry, metrics, leader := newMetrics()
 	health := liveness.New()
 	health.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	annotations := replicate.NewAnnotations(c.prefix)
@@ -282,16 +268,19 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	}
 	log.WithField("address", addr.String()).Info("status endpoints listening")
 
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	// A failing status server stops everything: without probes the pod
+	// would be killed anyway.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	failed := make(chan error, 1)
 	go func() {
 		if err := <-serveErrs; err != nil {
-			log.WithError(err).Error("status endpoints failed")
+			failed <- fmt.Errorf("status endpoints: %w", err)
 			cancel()
 		}
 	}()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
 
 	// work runs the controllers until ctx ends.
 	work := func(ctx context.Context) {
@@ -307,12 +296,38 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		}
 		wg.Wait()
 	}
-	if !c.leaderElect {
+	if c.leaderElect {
+		err = lead(ctx, c, client, log, work)
+	} else {
 		work(ctx)
 		log.Info("replicator shut down")
-		return nil
 	}
-	return lead(ctx, c, client, log, work)
+	select {
+	case serveErr := <-failed:
+		return serveErr
+	default:
+		return err
+	}
+}
+
+// newMetrics returns the Prometheus registry with everything registered: the
+// replicator's metrics, client-go's request metrics, build info and the
+// leader gauge.
+func newMetrics() (*prometheus.Registry, *replicate.Metrics, prometheus.Gauge) {
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "replicator_build_info", Help: "Always 1; the version label says which build runs."}, []string{"version"})
+	buildInfo.WithLabelValues(version).Set(1)
+	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: "replicator_leader", Help: "1 while this process holds the leader Lease (or runs without leader election), else 0."})
+	registry.MustRegister(buildInfo, leader)
+	requests := replicate.NewClientMetrics(registry)
+	// client-go takes these once per process.
+	clientmetrics.Register(clientmetrics.RegisterOpts{
+		RequestLatency:     requests.Latency(),
+		RequestResult:      requests.Results(),
+		RateLimiterLatency: requests.RateLimiterWait(),
+	})
+	return registry, replicate.NewMetrics(registry), leader
 }
 
 // lead runs work while this process holds the leader Lease. Standbys keep
