@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,9 @@ const (
 	// indexPushName maps an object name to the push sources of that name.
 	indexPushName = "replicator/push-name"
 )
+
+// pushParallelism bounds the concurrent writes of one push source's changes.
+const pushParallelism = 16
 
 // maxChain bounds how far replicate-from references are followed when
 // looking for a cycle.
@@ -489,21 +493,39 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}
-	var errs []error
-	written := 0
+	// The changes of one source touch different namespaces: write them
+	// concurrently, so a fan-out to a thousand namespaces is not one long
+	// sequence of round trips. The client's rate limit still applies.
+	var (
+		mu      sync.Mutex
+		errs    []error
+		written int
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, pushParallelism)
+	)
 	for _, ch := range plan.Changes {
-		if err := c.apply(ctx, ch, current[ch.Object.Namespace]); err != nil {
-			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "failed").Inc()
-			if err = c.writeFailed(obj, key, string(ch.Action)+" in "+ch.Object.Namespace, err); err != nil {
-				errs = append(errs, err)
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := c.apply(ctx, ch, current[ch.Object.Namespace])
+			if err != nil {
+				c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "failed").Inc()
+				if err = c.writeFailed(obj, key, string(ch.Action)+" in "+ch.Object.Namespace, err); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+				return
 			}
-			continue
-		}
-		written++
-		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "written").Inc()
-		c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), "push", string(ch.Action)).Inc()
-		c.log.WithFields(logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action}).Info("push replica written")
+			mu.Lock()
+			written++
+			mu.Unlock()
+			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "written").Inc()
+			c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), "push", string(ch.Action)).Inc()
+			c.log.WithFields(logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action}).Info("push replica written")
+		})
 	}
+	wg.Wait()
 	if written > 0 && source != nil {
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("%d replica writes", written)})
 	}

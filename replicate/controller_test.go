@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -207,4 +208,25 @@ func TestControllerHealthFollowsItsWorkers(t *testing.T) {
 	cancel()
 	<-done
 	assert.Eventually(t, func() bool { return h.ctrl.Healthy() != nil }, 5*time.Second, 10*time.Millisecond, "stopped workers are reported")
+}
+
+func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
+	objs := []runtime.Object{namespaceObj("certs", nil)}
+	for i := 0; i < 40; i++ {
+		objs = append(objs, namespaceObj("team-"+strconv.Itoa(i), map[string]string{"tls": "yes"}))
+	}
+	objs = append(objs, secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateToMatching: "tls=yes"}))
+	h := newHarness(t, objs...)
+	h.drain(t)
+	created := map[string]int{}
+	for _, w := range writes(h.client) {
+		assert.Equal(t, "create", w.GetVerb())
+		created[w.GetNamespace()]++
+	}
+	assert.Len(t, created, 40)
+	for ns, n := range created {
+		assert.Equal(t, 1, n, ns)
+	}
+	assert.Equal(t, 40.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
+	assert.Contains(t, <-h.recorder.Events, "40 replica writes")
 }
