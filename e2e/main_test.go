@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,6 +75,9 @@ func run(m *testing.M) int {
 	}
 	defer cluster.Stop()
 	fmt.Printf("e2e: control plane ready in %s at %s\n", time.Since(start).Round(time.Millisecond), cluster.APIServerURL)
+	// The tests' TLS data is not PEM; the API server's warnings about it are
+	// noise.
+	cluster.Config.WarningHandler = rest.NoWarnings{}
 	admin = kubernetes.NewForConfigOrDie(cluster.Config)
 
 	binary = filepath.Join(dir, "replicator")
@@ -94,8 +98,10 @@ type env struct {
 	prefix string
 	a      replicate.Annotations
 	// writes counts the mutating requests the controller sent (events
-	// excluded).
+	// excluded); recent keeps the last ones for failure messages.
 	writes atomic.Int64
+	mu     sync.Mutex
+	recent []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -117,10 +123,22 @@ func (e *env) countingConfig() *rest.Config {
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(r *http.Request) (*http.Response, error) {
-			if r.Method != http.MethodGet && !strings.Contains(r.URL.Path, "/events") {
-				e.writes.Add(1)
+			if r.Method == http.MethodGet || strings.Contains(r.URL.Path, "/events") {
+				return rt.RoundTrip(r)
 			}
-			return rt.RoundTrip(r)
+			e.writes.Add(1)
+			resp, err := rt.RoundTrip(r)
+			status := "error"
+			if resp != nil {
+				status = resp.Status
+			}
+			e.mu.Lock()
+			e.recent = append(e.recent, time.Now().Format("15:04:05.000")+" "+r.Method+" "+r.URL.Path+" -> "+status)
+			if len(e.recent) > 20 {
+				e.recent = e.recent[1:]
+			}
+			e.mu.Unlock()
+			return resp, err
 		})
 	})
 	return cfg
@@ -347,7 +365,11 @@ func (e *env) noWrites(settle, d time.Duration, why string) {
 	time.Sleep(settle)
 	before := e.writes.Load()
 	time.Sleep(d)
-	require.Equal(e.t, before, e.writes.Load(), why)
+	if after := e.writes.Load(); after != before {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.t.Fatalf("%s: %d writes in %s; the last requests:\n%s", why, after-before, d, strings.Join(e.recent, "\n"))
+	}
 }
 
 // stable asserts that the Secret's resourceVersion does not move for d.

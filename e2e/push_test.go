@@ -155,10 +155,10 @@ func TestPushCleanupRemovesOnlyOurReplicas(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	src, other, a, b, c := e.ns("src", nil), e.ns("other", nil), e.ns("a", nil), e.ns("b", nil), e.ns("c", nil)
-	e.create(secret(src, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "src"}, map[string]string{e.a.ReplicateTo: a + "," + b + "," + c}))
 	// c holds a foreign object; another source pushes an object of the same
 	// name elsewhere.
 	e.create(secret(c, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "foreign"}, nil))
+	e.create(secret(src, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "src"}, map[string]string{e.a.ReplicateTo: a + "," + b + "," + c}))
 	e.create(secret(other, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "other"}, map[string]string{e.a.ReplicateTo: e.ns("d", nil)}))
 	e.waitData(a, "cfg", map[string]string{"k": "src"})
 	e.waitData(b, "cfg", map[string]string{"k": "src"})

@@ -144,7 +144,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.objects.HasSynced, c.namespaces.HasSynced) {
 		return fmt.Errorf("caches did not sync: %w", ctx.Err())
 	}
-	c.started.Store(true)
 	c.log.WithField("workers", c.opts.Workers).Info("caches synced, starting workers")
 	for i := 0; i < c.opts.Workers; i++ {
 		c.running.Add(1)
@@ -153,6 +152,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			wait.UntilWithContext(ctx, c.worker, time.Second)
 		}()
 	}
+	// Only now: Healthy compares the running workers with the configured
+	// number once started.
+	c.started.Store(true)
 	<-ctx.Done()
 	c.log.Info("stopping workers")
 	return nil
