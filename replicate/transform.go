@@ -7,19 +7,32 @@ import (
 )
 
 // CacheTransform returns the informer transform that keeps the cache small:
-// managedFields are dropped from every object, and a Secret that carries none
-// of this replicator's annotations is cached without its data (Helm release
-// Secrets and the like are large and never needed). A Secret that gains an
-// annotation arrives whole with that update. With allowAll every Secret may
-// be a pull source, so data is kept.
+// managedFields are dropped from every object, and a Secret or ConfigMap that
+// carries none of this replicator's annotations is cached without its data and
+// without kubectl's last-applied-configuration (which holds a copy of the data
+// when the object was applied with kubectl). Helm release Secrets, dashboards
+// and the like are large, never read and never written by the replicator. An
+// object that gains an annotation arrives whole with that update. With
+// allowAll every object may be a pull source, so data is kept.
 func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		if m, ok := obj.(metav1.Object); ok {
 			m.SetManagedFields(nil)
 		}
-		if s, ok := obj.(*corev1.Secret); ok && !allowAll && !a.Relevant(s.Annotations) {
-			s.Data = nil
-			s.StringData = nil
+		if allowAll {
+			return obj, nil
+		}
+		switch o := obj.(type) {
+		case *corev1.Secret:
+			if !a.Relevant(o.Annotations) {
+				o.Data, o.StringData = nil, nil
+				delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+			}
+		case *corev1.ConfigMap:
+			if !a.Relevant(o.Annotations) {
+				o.Data, o.BinaryData = nil, nil
+				delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+			}
 		}
 		return obj, nil
 	}
