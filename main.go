@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
@@ -54,6 +55,10 @@ type config struct {
 	excludeRaw       string
 	syncByContent    bool
 	replicateSecrets bool
+	replicateCMs     bool
+	replicateRoles   bool
+	replicateRBs     bool
+	replicateSAs     bool
 	prefix           string
 	workers          int
 	qps              float64
@@ -82,6 +87,10 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	fs.StringVar(&c.excludeRaw, "exclude-namespaces", "", "comma-separated regular expressions of namespaces never written (each matches whole names)")
 	fs.BoolVar(&c.syncByContent, "sync-by-content", false, "accepted for compatibility; content is always compared")
 	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
+	fs.BoolVar(&c.replicateCMs, "replicate-configmaps", true, "replicate ConfigMaps")
+	fs.BoolVar(&c.replicateRoles, "replicate-roles", true, "replicate Roles")
+	fs.BoolVar(&c.replicateRBs, "replicate-role-bindings", true, "replicate RoleBindings")
+	fs.BoolVar(&c.replicateSAs, "replicate-service-accounts", true, "replicate ServiceAccounts")
 	fs.StringVar(&c.prefix, "annotation-prefix", replicate.DefaultPrefix, "prefix of all annotations")
 	fs.IntVar(&c.workers, "workers", 4, "objects reconciled in parallel, per kind")
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
@@ -188,6 +197,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// kinds are the kinds switched on. Only their informers are created, so a
+// kind that is off costs neither memory nor a watch.
+func (c *config) kinds() []replicate.Kind {
+	var kinds []replicate.Kind
+	for _, k := range []struct {
+		on   bool
+		kind func() replicate.Kind
+	}{
+		{c.replicateSecrets, replicate.Secrets},
+		{c.replicateCMs, replicate.ConfigMaps},
+		{c.replicateRoles, replicate.Roles},
+		{c.replicateRBs, replicate.RoleBindings},
+		{c.replicateSAs, replicate.ServiceAccounts},
+	} {
+		if k.on {
+			kinds = append(kinds, k.kind())
+		}
+	}
+	return kinds
+}
+
 func restConfig(c *config) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
@@ -202,6 +232,11 @@ func restConfig(c *config) (*rest.Config, error) {
 	cfg.QPS = float32(c.qps)
 	cfg.Burst = c.burst
 	cfg.UserAgent = "replicator/" + version
+	// Protobuf, as kube's own controllers use: decoding a large object
+	// allocates a fraction of what JSON does, which bounds the start-up peak
+	// when the informers stream every Secret of the cluster.
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	return cfg, nil
 }
 
@@ -229,10 +264,7 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
 
-	var kinds []replicate.Kind
-	if c.replicateSecrets {
-		kinds = append(kinds, replicate.Secrets())
-	}
+	kinds := c.kinds()
 	if len(kinds) == 0 {
 		log.Warn("every kind is switched off: nothing to replicate")
 	}

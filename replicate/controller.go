@@ -585,6 +585,13 @@ func (c *Controller) writeFailed(obj any, key, what string, err error) error {
 		log.WithError(err).Warn("write rejected")
 		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s rejected: %s", what, apierrors.ReasonForError(err)))
 		return nil
+	case apierrors.IsForbidden(err):
+		// Most often RBAC's escalation check: a Role or RoleBinding grants
+		// what the replicator does not hold. Permissions can be granted
+		// later, so it is retried with backoff.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "forbidden").Inc()
+		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s forbidden: the replicator lacks the permission (to replicate a Role or RoleBinding it must hold what it grants, or escalate and bind); retrying", what))
+		return fmt.Errorf("%s: %w", what, err)
 	default:
 		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "other").Inc()
 		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s failed: %s, retrying", what, apierrors.ReasonForError(err)))

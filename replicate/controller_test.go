@@ -46,11 +46,16 @@ type harness struct {
 // a controller whose queue the test drives by hand.
 func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	t.Helper()
+	return newKindHarness(t, Secrets(), objs...)
+}
+
+func newKindHarness(t *testing.T, kind Kind, objs ...runtime.Object) *harness {
+	t.Helper()
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	metrics := NewMetrics(prometheus.NewRegistry())
-	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now }})
+	ctrl, err := NewController(kind, client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())

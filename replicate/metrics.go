@@ -40,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind", "reason"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_write_errors_total",
-			Help: "Writes the API server refused, by kind and class (conflict, invalid, namespace_gone, other).",
+			Help: "Writes the API server refused, by kind and class (conflict, invalid, forbidden, namespace_gone, other).",
 		}, []string{"kind", "class"}),
 		reconciles: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "replicator_reconcile_duration_seconds",
