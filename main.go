@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -64,6 +66,7 @@ type config struct {
 	qps              float64
 	burst            int
 	showVersion      bool
+	profiling        bool
 	leaderElect      bool
 	leaseName        string
 	leaseNamespace   string
@@ -96,6 +99,7 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
 	fs.IntVar(&c.burst, "kube-api-burst", 100, "API requests in a burst")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
 	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
 	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
@@ -272,6 +276,11 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	registry, metrics, leader := newMetrics()
 	health := liveness.New()
 	health.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	if c.profiling {
+		health.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		health.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		health.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	}
 	annotations := replicate.NewAnnotations(c.prefix)
 	factory := informers.NewSharedInformerFactoryWithOptions(client, c.resyncPeriod,
 		informers.WithTransform(replicate.CacheTransform(annotations, c.allowAll)))

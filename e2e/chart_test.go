@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -163,8 +164,10 @@ func TestChartInstallGrantsExactlyWhatTheReplicatorNeeds(t *testing.T) {
 	may := func(verb, group, resource, namespace string) bool {
 		return access(t, e, sa, authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Namespace: namespace})
 	}
-	for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
-		assert.True(t, may(verb, "", "secrets", app), "secrets %s", verb)
+	for _, r := range kindResources {
+		for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
+			assert.True(t, may(verb, r.group, r.resource, app), "%s %s", r.resource, verb)
+		}
 	}
 	assert.True(t, may("list", "", "namespaces", ""))
 	assert.True(t, may("create", "", "events", app))
@@ -176,9 +179,10 @@ func TestChartInstallGrantsExactlyWhatTheReplicatorNeeds(t *testing.T) {
 	for _, denied := range []struct{ verb, group, resource, namespace string }{
 		{"create", "", "pods", app},
 		{"create", "apps", "deployments", app},
-		{"create", "rbac.authorization.k8s.io", "roles", app},
-		{"create", "rbac.authorization.k8s.io", "rolebindings", app},
-		{"get", "", "configmaps", app},
+		{"create", "rbac.authorization.k8s.io", "clusterroles", ""},
+		{"escalate", "rbac.authorization.k8s.io", "roles", app},
+		{"bind", "rbac.authorization.k8s.io", "clusterroles", ""},
+		{"create", "", "serviceaccounts/token", app},
 		{"update", "coordination.k8s.io", "leases", app},
 		{"delete", "", "namespaces", ""},
 	} {
@@ -186,13 +190,100 @@ func TestChartInstallGrantsExactlyWhatTheReplicatorNeeds(t *testing.T) {
 	}
 }
 
-func TestChartWithSecretsOffGrantsNoSecretAccess(t *testing.T) {
-	e := newEnv(t)
-	_, sa := e.install(fmt.Sprintf("e%d", e.id), "kinds.secrets=false", "leaderElection.enabled=false")
-	app := e.ns("app", nil)
-	assert.False(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: app}))
-	assert.False(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: app}))
-	assert.True(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "watch", Resource: "namespaces"}))
+// kindResources are the resources of the replicated kinds, with the chart
+// value that switches each.
+var kindResources = []struct{ value, group, resource string }{
+	{"secrets", "", "secrets"},
+	{"configMaps", "", "configmaps"},
+	{"roles", "rbac.authorization.k8s.io", "roles"},
+	{"roleBindings", "rbac.authorization.k8s.io", "rolebindings"},
+	{"serviceAccounts", "", "serviceaccounts"},
+}
+
+func TestChartWithAKindOffGrantsNothingForIt(t *testing.T) {
+	for _, off := range kindResources {
+		t.Run(off.value, func(t *testing.T) {
+			e := newEnv(t)
+			_, sa := e.install(fmt.Sprintf("e%d", e.id), "kinds."+off.value+"=false", "leaderElection.enabled=false")
+			app := e.ns("app", nil)
+			for _, r := range kindResources {
+				for _, verb := range []string{"get", "watch", "create"} {
+					assert.Equal(t, r != off, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: verb, Group: r.group, Resource: r.resource, Namespace: app}), "%s %s", verb, r.resource)
+				}
+			}
+			assert.False(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: app}))
+			assert.True(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "watch", Resource: "namespaces"}))
+		})
+	}
+	t.Run("everything", func(t *testing.T) {
+		e := newEnv(t)
+		var set []string
+		for _, r := range kindResources {
+			set = append(set, "kinds."+r.value+"=false")
+		}
+		_, sa := e.install(fmt.Sprintf("e%d", e.id), set...)
+		for _, r := range kindResources {
+			assert.False(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "list", Group: r.group, Resource: r.resource}), r.resource)
+		}
+	})
+}
+
+// TestChartRBACEscalation runs the binary with the chart's permissions: a Role
+// granting more than the replicator holds is refused by the API server and
+// reported as an Event, the process stays up and keeps replicating, and with
+// rbac.escalate=true the same Role is replicated.
+func TestChartRBACEscalation(t *testing.T) {
+	for _, escalate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("escalate=%v", escalate), func(t *testing.T) {
+			e := newEnv(t)
+			release := fmt.Sprintf("e%d", e.id)
+			_, sa := e.install(release, fmt.Sprintf("rbac.escalate=%v", escalate), "leaderElection.enabled=false")
+			kubeconfig := filepath.Join(t.TempDir(), "sa")
+			require.NoError(t, cluster.WriteKubeconfig(kubeconfig, sa))
+			p := e.startReplicatorWithKubeconfig("chart", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false")
+
+			roles := e.objects(otherKinds[1])
+			bindings := e.objects(otherKinds[2])
+			src, push := e.ns("src", nil), e.ns("push", nil)
+			podAdmin := map[string]any{"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"*"}}}}
+			// cluster-admin, not edit: the test cluster runs no
+			// aggregation controller, so edit holds no rules there.
+			editBinding := map[string]any{"roleRef": map[string]any{"apiGroup": rbacGroup, "kind": "ClusterRole", "name": "cluster-admin"},
+				"subjects": []any{map[string]any{"apiGroup": rbacGroup, "kind": "Group", "name": "tenant"}}}
+			roles.create(src, "pod-admin", map[string]string{e.a.ReplicateTo: push}, nil, podAdmin)
+			bindings.create(src, "editors", map[string]string{e.a.ReplicateTo: push}, nil, editBinding)
+			// Within what the replicator holds: always replicated.
+			roles.create(src, "config-reader", map[string]string{e.a.ReplicateTo: push}, nil, otherKinds[1].content(2))
+			roles.wait(push, "config-reader", otherKinds[1].content(2))
+
+			if escalate {
+				roles.wait(push, "pod-admin", podAdmin)
+				bindings.wait(push, "editors", editBinding)
+				return
+			}
+			msg := e.waitEvent(src, "pod-admin", "WriteFailed")
+			assert.Contains(t, msg, "forbidden")
+			e.waitEvent(src, "editors", "WriteFailed")
+			_, err := roles.get(push, "pod-admin")
+			assert.True(t, apierrors.IsNotFound(err), "no Role granting more than the replicator holds")
+			_, err = bindings.get(push, "editors")
+			assert.True(t, apierrors.IsNotFound(err))
+			e.eventually(wait, "forbidden writes counted", func() error {
+				if v, err := p.metric("replicator_write_errors_total", map[string]string{"kind": "Role", "class": "forbidden"}); err != nil || v < 1 {
+					return fmt.Errorf("%v, %v", v, err)
+				}
+				return nil
+			})
+			// Still up and replicating.
+			select {
+			case err := <-p.exited:
+				t.Fatalf("the replicator exited: %v", err)
+			default:
+			}
+			e.create(secret(src, "later", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: push}))
+			e.waitData(push, "later", map[string]string{"k": "v"})
+		})
+	}
 }
 
 func TestDeployManifestsApplyWithKubectl(t *testing.T) {

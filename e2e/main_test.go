@@ -170,16 +170,27 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	// The same cache transform as the binary: unrelated Secrets without data.
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTransform(replicate.CacheTransform(opts.Annotations, opts.AllowAll)))
-	ctrl, err := replicate.NewController(replicate.Secrets(), client, factory, opts)
-	require.NoError(e.t, err)
+	// Every kind, as the binary runs by default.
+	var ctrls []*replicate.Controller
+	for _, k := range []replicate.Kind{replicate.Secrets(), replicate.ConfigMaps(), replicate.Roles(), replicate.RoleBindings(), replicate.ServiceAccounts()} {
+		ctrl, err := replicate.NewController(k, client, factory, opts)
+		require.NoError(e.t, err)
+		ctrls = append(ctrls, ctrl)
+	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	factory.Start(ctx.Done())
+	var running sync.WaitGroup
+	for _, ctrl := range ctrls {
+		running.Go(func() { _ = ctrl.Run(ctx) })
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = ctrl.Run(ctx)
+		running.Wait()
 	}()
-	e.eventually(30*time.Second, "controller ready", ctrl.Ready)
+	for _, ctrl := range ctrls {
+		e.eventually(30*time.Second, "controller ready", ctrl.Ready)
+	}
 	var stopped atomic.Bool
 	stop = func() {
 		if stopped.Swap(true) {
