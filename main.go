@@ -12,6 +12,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,7 +97,7 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	fs.BoolVar(&c.replicateRBs, "replicate-role-bindings", true, "replicate RoleBindings")
 	fs.BoolVar(&c.replicateSAs, "replicate-service-accounts", true, "replicate ServiceAccounts")
 	fs.StringVar(&c.prefix, "annotation-prefix", replicate.DefaultPrefix, "prefix of all annotations")
-	fs.IntVar(&c.workers, "workers", 4, "objects reconciled in parallel, per kind")
+	fs.IntVar(&c.workers, "workers", 16, "objects reconciled in parallel, per kind")
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
 	fs.IntVar(&c.burst, "kube-api-burst", 100, "API requests in a burst")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
@@ -320,8 +322,28 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 			cancel()
 		}
 	}()
+	if limit := softMemoryLimit(cgroupMemoryMax); limit > 0 {
+		log.WithField("bytes", limit).Info("soft memory limit set from the container's limit")
+	}
+	restoreGC := tightenGCDuringSync()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
+	go func() {
+		// Start-up ends when the caches are loaded and, on the leader,
+		// everything found has been reconciled once. A standby stays at
+		// the tighter setting: it only keeps its cache.
+		factory.WaitForCacheSync(ctx.Done())
+		log.Info("informer caches synced")
+		for _, ctrl := range controllers {
+			select {
+			case <-ctrl.Settled():
+			case <-ctx.Done():
+				return
+			}
+		}
+		restoreGC()
+		log.Info("start-up reconcile done")
+	}()
 
 	// work runs the controllers until ctx ends.
 	work := func(ctx context.Context) {
@@ -349,6 +371,49 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	default:
 		return err
 	}
+}
+
+// syncGCPercent is the garbage collector's target during start-up: while the
+// informers load the cluster and the first reconcile of everything runs. The
+// load streams every Secret and ConfigMap in full (the cache transform drops
+// the data of unrelated ones only after decoding), and the first reconcile
+// looks at every object at once, so both produce garbage many times the size
+// of what is kept; collecting four times as often bounds the start-up peak by
+// what is kept. It lasts seconds, so the extra CPU is small.
+const syncGCPercent = 25
+
+// tightenGCDuringSync sets syncGCPercent unless GOGC is set, and returns what
+// restores the previous setting.
+func tightenGCDuringSync() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	previous := debug.SetGCPercent(syncGCPercent)
+	return func() { debug.SetGCPercent(previous) }
+}
+
+// cgroupMemoryMax is where a container's memory limit is (cgroup v2).
+const cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
+
+// softMemoryLimit sets Go's soft memory limit to 90% of the container's
+// memory limit, unless GOMEMLIMIT is set or there is no limit: the garbage
+// collector then works harder as the process nears the limit instead of
+// letting it be killed. It returns the limit set, or 0.
+func softMemoryLimit(path string) int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	max, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || max <= 0 {
+		return 0 // "max": no limit
+	}
+	limit := max / 10 * 9
+	debug.SetMemoryLimit(limit)
+	return limit
 }
 
 // newMetrics returns the Prometheus registry with everything registered: the

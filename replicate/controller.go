@@ -73,7 +73,15 @@ type Controller struct {
 	queue      workqueue.TypedRateLimitingInterface[string]
 	running    atomic.Int32
 	started    atomic.Bool
+	// settled is closed the first time the queue is empty after the workers
+	// started: the initial reconcile of every cached object is done.
+	settled     chan struct{}
+	settledOnce sync.Once
 }
+
+// Settled is closed once the controller has reconciled everything it found at
+// start-up.
+func (c *Controller) Settled() <-chan struct{} { return c.settled }
 
 // NewController wires a controller for kind onto the shared informer factory.
 // Call it before factory.Start.
@@ -95,6 +103,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	c := &Controller{
 		kind:       kind,
+		settled:    make(chan struct{}),
 		client:     client,
 		opts:       opts,
 		log:        opts.Log.WithField("kind", kind.Name()),
@@ -155,6 +164,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	// Only now: Healthy compares the running workers with the configured
 	// number once started.
 	c.started.Store(true)
+	if c.queue.Len() == 0 {
+		// Nothing was there to reconcile.
+		c.settledOnce.Do(func() { close(c.settled) })
+	}
 	<-ctx.Done()
 	c.log.Info("stopping workers")
 	return nil
@@ -187,7 +200,12 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	if shutdown {
 		return false
 	}
-	defer c.queue.Done(key)
+	defer func() {
+		c.queue.Done(key)
+		if c.queue.Len() == 0 {
+			c.settledOnce.Do(func() { close(c.settled) })
+		}
+	}()
 	start := time.Now()
 	err := c.reconcile(ctx, key)
 	result := "ok"

@@ -235,3 +235,31 @@ func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
 	assert.Equal(t, 40.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
 	assert.Contains(t, <-h.recorder.Events, "40 replica writes")
 }
+
+func TestControllerSettlesAfterTheFirstReconcileOfEverything(t *testing.T) {
+	t.Run("with objects: once the queue has drained", func(t *testing.T) {
+		h := newHarness(t, namespaceObj("app", nil), secret("app", "s", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "other/s"}))
+		select {
+		case <-h.ctrl.Settled():
+			t.Fatal("settled before anything was reconciled")
+		default:
+		}
+		h.drain(t)
+		select {
+		case <-h.ctrl.Settled():
+		default:
+			t.Fatal("not settled after the queue drained")
+		}
+	})
+	t.Run("with nothing to reconcile: as soon as it runs", func(t *testing.T) {
+		h := newKindHarness(t, ConfigMaps(), namespaceObj("app", nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { _ = h.ctrl.Run(ctx) }()
+		select {
+		case <-h.ctrl.Settled():
+		case <-time.After(5 * time.Second):
+			t.Fatal("never settled")
+		}
+	})
+}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ type bench struct {
 	client  kubernetes.Interface
 	binary  string
 	n       int
+	extra   []string
 	results []result
 }
 
@@ -58,19 +60,21 @@ func (b *bench) record(name string, v float64, unit, note string) {
 
 func main() {
 	n := flag.Int("n", 1000, "namespaces to fan out to")
-	unrelated := flag.Int("unrelated", 2000, "unrelated Secrets for the memory comparison")
+	unrelated := flag.Int("unrelated", 2000, "unrelated Secrets for the memory comparison (0: no memory comparison)")
 	size := flag.Int("unrelated-size", 100*1024, "bytes of data in each unrelated Secret")
 	idle := flag.Duration("idle", 30*time.Second, "how long to count writes while idle")
 	out := flag.String("json", "bench.json", "where to write the results as JSON")
 	binDir := flag.String("bin-dir", controlplane.BinDirFromEnv(), "folder with etcd and kube-apiserver")
+	modes := flag.String("modes", "default,unlimited", "which fan-out runs: default (default flags) and/or unlimited (--kube-api-qps=-1)")
+	extra := flag.String("replicator-args", "", "further space-separated flags for every replicator run")
 	flag.Parse()
-	if err := run(*n, *unrelated, *size, *idle, *out, *binDir); err != nil {
+	if err := run(*n, *unrelated, *size, *idle, *out, *binDir, strings.Split(*modes, ","), strings.Fields(*extra)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, unrelated, size int, idle time.Duration, out, binDir string) error {
+func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, extra []string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "replicator-bench-")
 	if err != nil {
@@ -89,18 +93,23 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string) error {
 	cfg := *cp.Config
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.WarningHandler = rest.NoWarnings{} // the fake certificates are not PEM
-	b := &bench{ctx: ctx, cp: cp, client: kubernetes.NewForConfigOrDie(&cfg), binary: binary, n: n}
+	b := &bench{ctx: ctx, cp: cp, client: kubernetes.NewForConfigOrDie(&cfg), binary: binary, n: n, extra: extra}
 
 	for _, mode := range []struct {
-		name string
-		args []string
-	}{{"default flags", nil}, {"rate limit off", []string{"--kube-api-qps=-1"}}} {
+		key, name string
+		args      []string
+	}{{"default", "default flags", nil}, {"unlimited", "rate limit off", []string{"--kube-api-qps=-1"}}} {
+		if !slices.Contains(modes, mode.key) {
+			continue
+		}
 		if err := b.fanOut(mode.name, mode.args, idle); err != nil {
 			return fmt.Errorf("%s: %w", mode.name, err)
 		}
 	}
-	if err := b.memory(unrelated, size); err != nil {
-		return err
+	if unrelated > 0 {
+		if err := b.memory(unrelated, size); err != nil {
+			return err
+		}
 	}
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -129,7 +138,8 @@ func (b *bench) start(args ...string) (*replicator, error) {
 	status := l.Addr().String()
 	l.Close()
 	r := &replicator{status: status}
-	r.cmd = exec.Command(b.binary, append([]string{"--kubeconfig", kubeconfig, "--status-addr", status, "--leader-elect=false", "--log-level=warning"}, args...)...)
+	args = append(append([]string{"--kubeconfig", kubeconfig, "--status-addr", status, "--leader-elect=false", "--log-level=warning"}, b.extra...), args...)
+	r.cmd = exec.Command(b.binary, args...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.logs, &r.logs
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
@@ -348,6 +358,7 @@ func (b *bench) fanOut(mode string, args []string, idle time.Duration) error {
 	after, _ = r.writes()
 	b.record(fmt.Sprintf("%s: writes while idle for %s", mode, idle), after-before, "writes", "want 0")
 
+	b.record(mode+": peak RSS while doing all of the above", r.peakRSS(), "MiB", "")
 	r.stop()
 	r2, err := b.start(args...)
 	if err != nil {

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSoftMemoryLimit(t *testing.T) {
+	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
+	tests := map[string]struct {
+		content   string // "" for no file
+		gomemlimt string
+		want      int64
+	}{
+		"a container limit gives 90% of it":     {content: "268435456\n", want: 241591905},
+		"no limit (max) sets nothing":           {content: "max\n"},
+		"no cgroup file sets nothing":           {},
+		"GOMEMLIMIT set by the user wins":       {content: "268435456\n", gomemlimt: "100MiB"},
+		"an unreadable number sets nothing":     {content: "lots\n"},
+		"a zero limit is not taken for a limit": {content: "0\n"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", tt.gomemlimt)
+			path := filepath.Join(t.TempDir(), "memory.max")
+			if tt.content != "" {
+				require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o644))
+			}
+			debug.SetMemoryLimit(math.MaxInt64)
+			got := softMemoryLimit(path)
+			assert.Equal(t, tt.want, got)
+			if tt.want > 0 {
+				assert.Equal(t, tt.want, debug.SetMemoryLimit(-1), "the runtime's limit")
+			} else {
+				assert.Equal(t, int64(math.MaxInt64), debug.SetMemoryLimit(-1), "left alone")
+			}
+		})
+	}
+}
+
+func TestStartUpGCSettingIsRestored(t *testing.T) {
+	t.Setenv("GOGC", "")
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	restore := tightenGCDuringSync()
+	assert.Equal(t, syncGCPercent, debug.SetGCPercent(syncGCPercent), "tightened")
+	restore()
+	assert.Equal(t, 100, debug.SetGCPercent(100), "restored")
+
+	t.Setenv("GOGC", "200")
+	debug.SetGCPercent(200)
+	restore = tightenGCDuringSync()
+	assert.Equal(t, 200, debug.SetGCPercent(200), "GOGC set by the user is left alone")
+	restore()
+}
+
+func TestKindFlags(t *testing.T) {
+	names := func(args ...string) []string {
+		c, err := parseFlags(args, io.Discard)
+		require.NoError(t, err)
+		var out []string
+		for _, k := range c.kinds() {
+			out = append(out, k.Name())
+		}
+		return out
+	}
+	assert.Equal(t, []string{"Secret", "ConfigMap", "Role", "RoleBinding", "ServiceAccount"}, names(), "all on by default")
+	assert.Equal(t, []string{"Secret", "Role", "ServiceAccount"}, names("--replicate-configmaps=false", "--replicate-role-bindings=false"))
+	assert.Empty(t, names("--replicate-secrets=false", "--replicate-configmaps=false", "--replicate-roles=false", "--replicate-role-bindings=false", "--replicate-service-accounts=false"))
+}
