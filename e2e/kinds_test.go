@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -288,4 +289,22 @@ func TestRoleBindingPlaceholderWithAnotherRoleRefIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	subjects, _, _ := unstructured.NestedSlice(obj.Object, "subjects")
 	assert.Empty(t, subjects, "no subjects were bound to another role")
+}
+
+// An unrelated ConfigMap is cached without data; once it gains the allow
+// annotations its full data must reach the placeholder.
+func TestConfigMapGainingAnnotationsAfterStartReplicatesFully(t *testing.T) {
+	e := newEnv(t)
+	o := e.objects(otherKinds[0])
+	src, app := e.ns("src", nil), e.ns("app", nil)
+	o.create(src, "settings", nil, nil, otherKinds[0].content(1))
+	e.start()
+	o.create(app, "settings", map[string]string{e.a.ReplicateFrom: src + "/settings"}, nil, otherKinds[0].content(0))
+	e.waitEvent(app, "settings", "ReplicationDenied")
+	o.modify(src, "settings", func(u *unstructured.Unstructured) {
+		a := e.allow(app)
+		a[corev1.LastAppliedConfigAnnotation] = "{}"
+		u.SetAnnotations(a)
+	})
+	o.wait(app, "settings", otherKinds[0].content(1))
 }

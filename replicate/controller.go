@@ -154,12 +154,13 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("caches did not sync: %w", ctx.Err())
 	}
 	c.log.WithField("workers", c.opts.Workers).Info("caches synced, starting workers")
+	var workers sync.WaitGroup
 	for i := 0; i < c.opts.Workers; i++ {
 		c.running.Add(1)
-		go func() {
+		workers.Go(func() {
 			defer c.running.Add(-1)
 			wait.UntilWithContext(ctx, c.worker, time.Second)
-		}()
+		})
 	}
 	// Only now: Healthy compares the running workers with the configured
 	// number once started.
@@ -170,6 +171,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	c.log.Info("stopping workers")
+	// Let the items in progress end (their requests fail fast with the
+	// cancelled context) so that nothing is written or recorded after Run.
+	c.queue.ShutDown()
+	workers.Wait()
 	return nil
 }
 
@@ -218,6 +223,9 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 		result = "retry"
 		c.log.WithField("object", key).WithError(err).Debug("retrying object")
 		c.queue.AddRateLimited(key)
+	case ctx.Err() != nil:
+		// Shutting down: the item is picked up again at the next start.
+		result = "canceled"
 	default:
 		result = "error"
 		c.log.WithField("object", key).WithError(err).Error("reconcile failed, retrying with backoff")
