@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -213,6 +214,17 @@ func TestChartWithAKindOffGrantsNothingForIt(t *testing.T) {
 			}
 			assert.False(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: app}))
 			assert.True(t, access(t, e, sa, authorizationv1.ResourceAttributes{Verb: "watch", Resource: "namespaces"}))
+
+			// The binary with that kind off and only these permissions
+			// gets ready: it does not watch the kind (a watch would be
+			// refused and its cache would never sync).
+			kubeconfig := filepath.Join(t.TempDir(), "sa")
+			require.NoError(t, cluster.WriteKubeconfig(kubeconfig, sa))
+			flag := map[string]string{"secrets": "--replicate-secrets", "configMaps": "--replicate-configmaps", "roles": "--replicate-roles",
+				"roleBindings": "--replicate-role-bindings", "serviceAccounts": "--replicate-service-accounts"}[off.value]
+			p := e.startReplicatorWithKubeconfig("chart", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false", flag+"=false")
+			time.Sleep(time.Second)
+			assert.NotContains(t, strings.ToLower(p.logs.String()), "forbidden")
 		})
 	}
 	t.Run("everything", func(t *testing.T) {
