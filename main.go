@@ -238,9 +238,8 @@ func restConfig(c *config) (*rest.Config, error) {
 	cfg.QPS = float32(c.qps)
 	cfg.Burst = c.burst
 	cfg.UserAgent = "replicator/" + version
-	// Protobuf, as kube's own controllers use: decoding a large object
-	// allocates a fraction of what JSON does, which bounds the start-up peak
-	// when the informers stream every Secret of the cluster.
+	// Protobuf, as kube's own controllers use: smaller on the wire and
+	// cheaper to decode than JSON.
 	cfg.ContentType = runtime.ContentTypeProtobuf
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	return cfg, nil
