@@ -77,6 +77,8 @@ type Controller struct {
 	// started: the initial reconcile of every cached object is done.
 	settled     chan struct{}
 	settledOnce sync.Once
+	// patterns parses the pattern lists of annotations, with a cache.
+	patterns PatternParser
 }
 
 // Settled is closed once the controller has reconciled everything it found at
@@ -104,6 +106,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	c := &Controller{
 		kind:       kind,
 		settled:    make(chan struct{}),
+		patterns:   CachedPatternParser(512),
 		client:     client,
 		opts:       opts,
 		log:        opts.Log.WithField("kind", kind.Name()),
@@ -395,7 +398,7 @@ func (c *Controller) reportSourceProblems(obj any, o *Object) {
 		}
 	}
 	if v, ok := o.Annotations[a.ReplicationAllowedNS]; ok {
-		if _, errs := ParsePatterns(v); len(errs) > 0 {
+		if _, errs := c.patterns(v); len(errs) > 0 {
 			for _, err := range errs {
 				c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicationAllowedNS, err))
 			}
@@ -451,7 +454,7 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		Target: *target,
 		Source: source,
 		Ref:    ref,
-		Gate:   Gate{Annotations: a, AllowAll: c.opts.AllowAll},
+		Gate:   Gate{Annotations: a, AllowAll: c.opts.AllowAll, Parse: c.patterns},
 		Rules:  c.kind.Rules(),
 		Now:    c.opts.Now(),
 	})
@@ -512,7 +515,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 			}
 			return v
 		},
-		Options: PushOptions{Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now()},
+		Options: PushOptions{Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns},
 	})
 	for i := range plan.Problems {
 		c.event(obj, source, &plan.Problems[i])

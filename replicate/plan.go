@@ -118,6 +118,8 @@ type Gate struct {
 	Annotations Annotations
 	// AllowAll switches the check off: every source may be pulled anywhere.
 	AllowAll bool
+	// Parse parses pattern lists; nil means ParsePatterns.
+	Parse PatternParser
 }
 
 // Allows reports whether source may be replicated into namespace, and if not,
@@ -134,7 +136,7 @@ func (g Gate) Allows(source *Object, namespace string) (bool, string) {
 	if !ok {
 		return false, fmt.Sprintf("source %s has no %s", source.Key(), g.Annotations.ReplicationAllowedNS)
 	}
-	patterns, _ := ParsePatterns(list)
+	patterns, _ := g.Parse.parse(list)
 	if !patterns.Match(namespace) {
 		return false, fmt.Sprintf("source %s does not allow namespace %s", source.Key(), namespace)
 	}
@@ -272,6 +274,8 @@ type PushOptions struct {
 	// Exclude lists namespaces never written.
 	Exclude Patterns
 	Now     time.Time
+	// Parse parses pattern lists; nil means ParsePatterns.
+	Parse PatternParser
 }
 
 // Action is what to do with one replica.
@@ -328,7 +332,7 @@ func PushTargets(source *Object, namespaces []Namespace, opts PushOptions) (map[
 	if source == nil {
 		return targets, nil
 	}
-	patterns, errs := ParsePatterns(source.Annotations[a.ReplicateTo])
+	patterns, errs := opts.Parse.parse(source.Annotations[a.ReplicateTo])
 	for _, err := range errs {
 		problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateTo, err))
 	}
