@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,42 @@ func TestSecretsGainingAnnotationsAfterStartReplicateFully(t *testing.T) {
 	// Losing the annotations again revokes, as always.
 	e.modify(src, "plain", func(s *corev1.Secret) { s.Annotations = nil })
 	e.waitData(app, "copy", map[string]string{})
+}
+
+// Pattern lists too long to be reasonable are refused with an Event, quickly,
+// and match nothing; replication elsewhere goes on.
+func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	src, app := e.ns("src", nil), e.ns("app", nil)
+	var many []string
+	for i := 0; i < 10000; i++ {
+		many = append(many, fmt.Sprintf("%s-%d", app, i))
+	}
+	manyList := strings.Join(append(many, app), ",")
+	require.Greater(t, len(manyList), 100*1024)
+	longEntry := app + "|" + strings.Repeat("x", 100*1024)
+
+	start := time.Now()
+	e.create(secret(src, "push-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: manyList}))
+	allowMany := e.allow(manyList)
+	e.create(secret(src, "allow-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, allowMany))
+	e.create(secret(src, "allow-long", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(longEntry)))
+	e.create(secret(app, "many", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/allow-many"}))
+	e.create(secret(app, "long", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/allow-long"}))
+
+	msg := e.waitEvent(src, "push-many", replicate.ReasonInvalidAnnotation)
+	assert.Contains(t, msg, "10001 entries")
+	assert.Less(t, len(msg), 1024, "the Event does not repeat the annotation")
+	assert.Contains(t, e.waitEvent(src, "allow-many", replicate.ReasonInvalidAnnotation), "10001 entries")
+	assert.Contains(t, e.waitEvent(src, "allow-long", replicate.ReasonInvalidAnnotation), "bytes long")
+	e.waitEvent(app, "many", replicate.ReasonDenied)
+	e.waitEvent(app, "long", replicate.ReasonDenied)
+	t.Logf("refused within %s", time.Since(start).Round(time.Millisecond))
+	e.absent(time.Second, app, "push-many")
+
+	// Others are not held up.
+	e.create(secret(src, "normal", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
+	e.create(secret(app, "normal", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/normal"}))
+	e.waitData(app, "normal", map[string]string{"k": "v"})
 }
