@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -202,4 +203,59 @@ func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
 	e.create(secret(src, "normal", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
 	e.create(secret(app, "normal", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/normal"}))
 	e.waitData(app, "normal", map[string]string{"k": "v"})
+}
+
+// Another client keeps rewriting a replica: the replicator restores it, but
+// with growing pauses instead of a hot loop, and other objects are served
+// without delay meanwhile.
+func TestFightingAnotherWriterIsBounded(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	src, team := e.ns("src", nil), e.ns("team", nil)
+	e.create(secret(src, "shared", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: team}))
+	e.waitData(team, "shared", map[string]string{"k": "v"})
+
+	fight, stop := context.WithCancel(e.ctx)
+	fought := make(chan int)
+	go func() {
+		n := 0
+		for fight.Err() == nil {
+			if s, err := e.get(team, "shared"); err == nil && string(s.Data["k"]) != "theirs" {
+				s.Data["k"] = []byte("theirs")
+				if _, err := admin.CoreV1().Secrets(team).Update(e.ctx, s, metav1.UpdateOptions{}); err == nil {
+					n++
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		fought <- n
+	}()
+	before := e.writes.Load()
+	time.Sleep(2 * time.Second)
+	// Meanwhile a new pull target is filled at once.
+	app := e.ns("app", nil)
+	e.create(secret(src, "other", corev1.SecretTypeOpaque, map[string]string{"x": "y"}, e.allow(app)))
+	start := time.Now()
+	e.create(secret(app, "other", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/other"}))
+	e.waitData(app, "other", map[string]string{"x": "y"})
+	assert.Less(t, time.Since(start), 2*time.Second, "other objects are not delayed")
+	time.Sleep(13 * time.Second)
+	stop()
+	theirs := <-fought
+	ours := e.writes.Load() - before - 1 // the fill of app/other
+	t.Logf("in 15 s the other writer wrote %d times, the replicator %d", theirs, ours)
+	// Three free restores, then pauses of 1, 2, 4 and 8 s: at most 3 + 4.
+	assert.LessOrEqual(t, ours, int64(8), "bounded writes")
+	assert.GreaterOrEqual(t, ours, int64(3), "it did keep restoring")
+	// Once the other writer stops, the replica is restored.
+	e.eventually(40*time.Second, "replica restored", func() error {
+		s, err := e.get(team, "shared")
+		if err != nil {
+			return err
+		}
+		if string(s.Data["k"]) != "v" {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 }

@@ -79,6 +79,8 @@ type Controller struct {
 	settledOnce sync.Once
 	// patterns parses the pattern lists of annotations, with a cache.
 	patterns PatternParser
+	// guard holds back writes of objects someone keeps changing back.
+	guard *writeGuard
 }
 
 // Settled is closed once the controller has reconciled everything it found at
@@ -107,6 +109,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		kind:       kind,
 		settled:    make(chan struct{}),
 		patterns:   CachedPatternParser(512),
+		guard:      newWriteGuard(),
 		client:     client,
 		opts:       opts,
 		log:        opts.Log.WithField("kind", kind.Name()),
@@ -462,6 +465,15 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		result = "unchanged"
 	}
 	if d.Write != nil {
+		if wait := c.guard.wait(target.Key(), time.Now()); wait > 0 {
+			// Written several times in a row: someone else keeps changing
+			// it. Try again later instead of fighting.
+			result = "held"
+			log.WithField("wait", wait.String()).Debug("write held back, the object keeps changing")
+			c.queue.AddAfter(target.Key(), wait)
+			return nil
+		}
+		c.guard.wrote(target.Key(), time.Now())
 		if err := c.kind.Update(ctx, c.client, obj, d.Write); err != nil {
 			result = "failed"
 			return c.writeFailed(obj, target.Key(), "update", err)
@@ -534,7 +546,18 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		wg      sync.WaitGroup
 		slots   = make(chan struct{}, pushParallelism)
 	)
+	var held time.Duration
 	for _, ch := range plan.Changes {
+		target := ch.Object.Key()
+		if wait := c.guard.wait(target, time.Now()); wait > 0 {
+			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "held").Inc()
+			c.log.WithFields(logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "wait": wait.String()}).Debug("write held back, the replica keeps changing")
+			if held == 0 || wait < held {
+				held = wait
+			}
+			continue
+		}
+		c.guard.wrote(target, time.Now())
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -557,6 +580,9 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		})
 	}
 	wg.Wait()
+	if held > 0 {
+		c.queue.AddAfter(key, held)
+	}
 	if written > 0 && source != nil {
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("%d replica writes", written)})
 	}

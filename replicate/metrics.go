@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_replications_total",
-			Help: "Replication outcomes per pull target and per push target namespace, by kind, mode (pull or push) and result (written, unchanged, refused, failed).",
+			Help: "Replication outcomes per pull target and per push target namespace, by kind, mode (pull or push) and result (written, unchanged, refused, failed, held).",
 		}, []string{"kind", "mode", "result"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_writes_total",
