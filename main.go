@@ -304,6 +304,15 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		health.AddLive(strings.ToLower(k.Name())+"s", ctrl.Healthy)
 	}
 
+	// Not ready while the API server cannot be reached: a replica that
+	// cannot write should not count as available. Liveness is not affected,
+	// so an outage does not restart the pod; it reconnects by itself.
+	apiserver := liveness.NewProbe()
+	health.AddReady("apiserver", apiserver.Check)
+	go apiserver.Run(ctx, 5*time.Second, 3*time.Second, func(ctx context.Context) error {
+		return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	})
+
 	addr, serveErrs, err := health.ListenAndServe(ctx, c.statusAddr)
 	if err != nil {
 		return err

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,4 +54,23 @@ func TestListenAndServeStopsWithContext(t *testing.T) {
 	for err := range errc {
 		t.Fatalf("serve error: %v", err)
 	}
+}
+
+func TestProbeRemembersTheLastResult(t *testing.T) {
+	p := NewProbe()
+	assert.Error(t, p.Check(), "not probed yet")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var fail atomic.Bool
+	go p.Run(ctx, 10*time.Millisecond, time.Second, func(context.Context) error {
+		if fail.Load() {
+			return errors.New("down")
+		}
+		return nil
+	})
+	assert.Eventually(t, func() bool { return p.Check() == nil }, time.Second, 5*time.Millisecond)
+	fail.Store(true)
+	assert.Eventually(t, func() bool { return p.Check() != nil }, time.Second, 5*time.Millisecond)
+	fail.Store(false)
+	assert.Eventually(t, func() bool { return p.Check() == nil }, time.Second, 5*time.Millisecond)
 }

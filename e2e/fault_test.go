@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubereplicator/replicator/controlplane"
+)
+
+// privateCluster starts a control plane of the test's own, for faults that
+// would disturb the tests sharing the main one.
+func privateCluster(t *testing.T) (*controlplane.ControlPlane, kubernetes.Interface, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: controlplane.BinDirFromEnv(), Dir: filepath.Join(t.TempDir(), "cluster")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cp.Stop() })
+	cp.Config.WarningHandler = rest.NoWarnings{}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, cp.WriteKubeconfig(kubeconfig, cp.Config))
+	return cp, kubernetes.NewForConfigOrDie(cfg), kubeconfig
+}
+
+// fanOut makes n namespaces labelled for a push and a source pushing into
+// them; it returns the source's namespace and a function counting correct
+// replicas.
+func (e *env) fanOut(client kubernetes.Interface, n int, data string) (string, func() (int, error)) {
+	e.t.Helper()
+	label := fmt.Sprintf("e%d-fan", e.id)
+	src := fmt.Sprintf("e%d-fan-src", e.id)
+	_, err := client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: src}}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+				Name: fmt.Sprintf("e%d-fan-%d", e.id, i), Labels: map[string]string{label: "yes"}}}, metav1.CreateOptions{})
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		require.NoError(e.t, <-errs)
+	}
+	s := secret(src, "shared", corev1.SecretTypeOpaque, map[string]string{"k": data}, map[string]string{e.a.ReplicateToMatching: label + "=yes"})
+	s.Labels = map[string]string{label: "replica"}
+	_, err = client.CoreV1().Secrets(src).Create(e.ctx, s, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	count := func() (int, error) {
+		list, err := client.CoreV1().Secrets("").List(e.ctx, metav1.ListOptions{LabelSelector: label + "=replica"})
+		if err != nil {
+			return 0, err
+		}
+		c := 0
+		for _, r := range list.Items {
+			if r.Namespace == src {
+				continue
+			}
+			if r.Annotations[e.a.ReplicatedFrom] != src+"/shared" {
+				return 0, fmt.Errorf("%s/%s has no marker", r.Namespace, r.Name)
+			}
+			if string(r.Data["k"]) == data {
+				c++
+			}
+		}
+		return c, nil
+	}
+	return src, count
+}
+
+func (e *env) waitCount(timeout time.Duration, what string, count func() (int, error), done func(int) bool) int {
+	e.t.Helper()
+	var n int
+	e.eventually(timeout, what, func() error {
+		c, err := count()
+		if err != nil {
+			return err
+		}
+		n = c
+		if !done(c) {
+			return fmt.Errorf("%d so far", c)
+		}
+		return nil
+	})
+	return n
+}
+
+func readyz(p *proc) int {
+	code, err := httpStatus("http://" + p.status + "/readyz")
+	if err != nil {
+		return 0
+	}
+	return code
+}
+
+// TestAPIServerOutageMidFanOut stops the API server for 15 s in the middle of
+// a 500-namespace push: the replicator reports not ready, reconnects by
+// itself and finishes, with exactly one correct replica per namespace.
+func TestAPIServerOutageMidFanOut(t *testing.T) {
+	e := newEnv(t)
+	cp, client, kubeconfig := privateCluster(t)
+	p := e.startReplicatorWithKubeconfig("replicator", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false", "--kube-api-qps=20", "--kube-api-burst=20")
+	const n = 500
+	_, count := e.fanOut(client, n, "v1")
+	got := e.waitCount(time.Minute, "fan-out under way", count, func(c int) bool { return c >= 50 })
+	require.Less(t, got, n, "the fan-out should still be going")
+
+	require.NoError(t, cp.StopAPIServer())
+	stopped := time.Now()
+	e.eventually(20*time.Second, "not ready while the API server is down", func() error {
+		if c := readyz(p); c != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d", c)
+		}
+		return nil
+	})
+	time.Sleep(15*time.Second - time.Since(stopped))
+	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, cp.StartAPIServer(ctx))
+	e.eventually(30*time.Second, "ready again", func() error {
+		if c := readyz(p); c != http.StatusOK {
+			return fmt.Errorf("readyz %d", c)
+		}
+		return nil
+	})
+	e.waitCount(2*time.Minute, "every replica after the outage", count, func(c int) bool { return c == n })
+	select {
+	case err := <-p.exited:
+		t.Fatalf("the replicator exited: %v", err)
+	default:
+	}
+}
+
+// TestKilledMidFanOutAndMidCleanup SIGKILLs the replicator in the middle of a
+// push and again in the middle of its cleanup: started again, it finishes
+// both from what is in the cluster.
+func TestKilledMidFanOutAndMidCleanup(t *testing.T) {
+	e := newEnv(t)
+	_, client, kubeconfig := privateCluster(t)
+	args := []string{"--annotation-prefix", e.prefix, "--leader-elect=false", "--kube-api-qps=20", "--kube-api-burst=20"}
+	p := e.startReplicatorWithKubeconfig("first", kubeconfig, args...)
+	const n = 300
+	src, count := e.fanOut(client, n, "v1")
+	got := e.waitCount(time.Minute, "fan-out under way", count, func(c int) bool { return c >= 30 })
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.exited
+	got2, err := count()
+	require.NoError(t, err)
+	require.Less(t, got2, n, "killed mid-way")
+	t.Logf("killed after %d (then %d) of %d replicas", got, got2, n)
+
+	p = e.startReplicatorWithKubeconfig("second", kubeconfig, args...)
+	e.waitCount(time.Minute, "every replica after the restart", count, func(c int) bool { return c == n })
+
+	// Stop pushing, and kill it again half-way through the cleanup.
+	s, err := client.CoreV1().Secrets(src).Get(e.ctx, "shared", metav1.GetOptions{})
+	require.NoError(t, err)
+	delete(s.Annotations, e.a.ReplicateToMatching)
+	_, err = client.CoreV1().Secrets(src).Update(e.ctx, s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	e.waitCount(time.Minute, "cleanup under way", count, func(c int) bool { return c <= n-30 })
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.exited
+	left, err := count()
+	require.NoError(t, err)
+	require.Greater(t, left, 0, "killed mid-way")
+	t.Logf("killed with %d replicas left", left)
+
+	e.startReplicatorWithKubeconfig("third", kubeconfig, args...)
+	e.waitCount(time.Minute, "no replica left after the restart", count, func(c int) bool { return c == 0 })
+	_, err = client.CoreV1().Secrets(src).Get(e.ctx, "shared", metav1.GetOptions{})
+	assert.NoError(t, err, "the source stays")
+}
