@@ -193,6 +193,9 @@ func (c *ControlPlane) StartEtcd(ctx context.Context) error {
 	})
 }
 
+// EtcdURL is etcd's client URL (plain HTTP on loopback).
+func (c *ControlPlane) EtcdURL() string { return "http://127.0.0.1:" + strconv.Itoa(c.etcdClient) }
+
 // StopEtcd stops etcd.
 func (c *ControlPlane) StopEtcd() error { return c.stop("etcd") }
 

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -12,7 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -187,4 +193,107 @@ func TestKilledMidFanOutAndMidCleanup(t *testing.T) {
 	e.waitCount(time.Minute, "no replica left after the restart", count, func(c int) bool { return c == 0 })
 	_, err = client.CoreV1().Secrets(src).Get(e.ctx, "shared", metav1.GetOptions{})
 	assert.NoError(t, err, "the source stays")
+}
+
+// etcdCall posts a request to etcd's JSON gateway and decodes the answer.
+func etcdCall(t *testing.T, cp *controlplane.ControlPlane, path string, body any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	resp, err := http.Post(cp.EtcdURL()+path, "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %v", path, out)
+	return out
+}
+
+// TestEtcdRestartAndExpiredWatches restarts etcd under a running replicator,
+// then restarts the API server with etcd compacted past what the
+// replicator's watches saw, so that they expire (410 Gone) and relist. The
+// replicas that were right are not written again, and changes still flow.
+func TestEtcdRestartAndExpiredWatches(t *testing.T) {
+	e := newEnv(t)
+	cp, client, kubeconfig := privateCluster(t)
+	p := e.startReplicatorWithKubeconfig("replicator", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false")
+	const n = 50
+	src, count := e.fanOut(client, n, "v1")
+	e.waitCount(time.Minute, "fan-out", count, func(c int) bool { return c == n })
+	writes := func() float64 {
+		v, _ := p.metric("replicator_writes_total", map[string]string{"kind": "Secret"})
+		return v
+	}
+	before := writes()
+
+	require.NoError(t, cp.StopEtcd())
+	time.Sleep(5 * time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, cp.StartEtcd(ctx))
+	e.eventually(30*time.Second, "ready after the etcd restart", func() error {
+		if c := readyz(p); c != http.StatusOK {
+			return fmt.Errorf("readyz %d", c)
+		}
+		return nil
+	})
+
+	// Expire the watches: with the API server down, move etcd on and
+	// compact its history, so that resuming from the last seen version is
+	// refused.
+	list, err := client.CoreV1().Secrets("").List(e.ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	seen := list.ResourceVersion
+	require.NoError(t, cp.StopAPIServer())
+	for i := 0; i < 3; i++ {
+		etcdCall(t, cp, "/v3/kv/put", map[string]string{"key": base64.StdEncoding.EncodeToString([]byte("/e2e/bump")), "value": base64.StdEncoding.EncodeToString([]byte(strconv.Itoa(i)))})
+	}
+	rev := etcdCall(t, cp, "/v3/kv/range", map[string]string{"key": base64.StdEncoding.EncodeToString([]byte("/e2e/bump"))})["header"].(map[string]any)["revision"]
+	etcdCall(t, cp, "/v3/kv/compaction", map[string]any{"revision": rev, "physical": true})
+	require.NoError(t, cp.StartAPIServer(ctx))
+	e.eventually(30*time.Second, "ready after the API server restart", func() error {
+		if c := readyz(p); c != http.StatusOK {
+			return fmt.Errorf("readyz %d", c)
+		}
+		return nil
+	})
+	// Any watch resuming from before the compaction is refused: the
+	// replicator's watches, which last saw at most seen, had to relist.
+	w, err := client.CoreV1().Secrets("").Watch(e.ctx, metav1.ListOptions{ResourceVersion: seen})
+	if err == nil {
+		select {
+		case ev := <-w.ResultChan():
+			w.Stop()
+			require.Equal(t, watch.Error, ev.Type, "a watch from before the compaction")
+			err = apierrors.FromObject(ev.Object)
+		case <-time.After(10 * time.Second):
+			w.Stop()
+			t.Fatal("a watch from before the compaction was not refused")
+		}
+	}
+	require.True(t, apierrors.IsResourceExpired(err) || apierrors.IsGone(err), "want 410 Gone, got %v", err)
+	time.Sleep(3 * time.Second)
+	assert.Equal(t, before, writes(), "replicas that were right are not written again")
+
+	// Changes still reach every replica.
+	s, err := client.CoreV1().Secrets(src).Get(e.ctx, "shared", metav1.GetOptions{})
+	require.NoError(t, err)
+	s.Data["k"] = []byte("v2")
+	_, err = client.CoreV1().Secrets(src).Update(e.ctx, s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	count2 := func() (int, error) {
+		list, err := client.CoreV1().Secrets("").List(e.ctx, metav1.ListOptions{LabelSelector: fmt.Sprintf("e%d-fan=replica", e.id)})
+		if err != nil {
+			return 0, err
+		}
+		c := 0
+		for _, r := range list.Items {
+			if r.Namespace != src && string(r.Data["k"]) == "v2" {
+				c++
+			}
+		}
+		return c, nil
+	}
+	e.waitCount(time.Minute, "the update after the faults", count2, func(c int) bool { return c == n })
+	assert.Equal(t, before+n, writes(), "one write per replica for the update")
 }
