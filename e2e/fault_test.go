@@ -297,3 +297,43 @@ func TestEtcdRestartAndExpiredWatches(t *testing.T) {
 	e.waitCount(time.Minute, "the update after the faults", count2, func(c int) bool { return c == n })
 	assert.Equal(t, before+n, writes(), "one write per replica for the update")
 }
+
+// TestLeaderFailoverMidFanOut kills the leader in the middle of a fan-out: the
+// standby takes over once the Lease expires and writes exactly the replicas
+// that were still missing.
+func TestLeaderFailoverMidFanOut(t *testing.T) {
+	e := newEnv(t)
+	_, client, kubeconfig := privateCluster(t)
+	args := []string{"--annotation-prefix", e.prefix, "--kube-api-qps=20", "--kube-api-burst=20", "--leader-elect-namespace=default",
+		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}
+	a := e.startReplicatorWithKubeconfig("a", kubeconfig, args...)
+	e.eventually(30*time.Second, "a leads", func() error {
+		if !a.leading() {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	b := e.startReplicatorWithKubeconfig("b", kubeconfig, args...)
+	const n = 300
+	_, count := e.fanOut(client, n, "v1")
+	e.waitCount(time.Minute, "fan-out under way", count, func(c int) bool { return c >= 40 })
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
+	<-a.exited
+	// Until b holds the expired Lease nobody writes: what exists once a's
+	// last requests have landed is what a wrote.
+	time.Sleep(500 * time.Millisecond)
+	present, err := count()
+	require.NoError(t, err)
+	require.False(t, b.leading(), "b cannot lead before the Lease expires")
+	require.Less(t, present, n, "killed mid-way")
+	e.eventually(30*time.Second, "b takes over", func() error {
+		if !b.leading() {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	e.waitCount(time.Minute, "every replica", count, func(c int) bool { return c == n })
+	time.Sleep(time.Second)
+	t.Logf("a wrote %d replicas before it was killed; b wrote %v", present, b.writes())
+	assert.Equal(t, float64(n-present), b.writes(), "b wrote only the missing replicas: none was written by both")
+}
