@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE   ?= kubereplicator/replicator
 
-.PHONY: all build image test unit e2e vet fmt-check tools run clean manifests bench
+.PHONY: all build image test unit e2e vet fmt-check tools run clean manifests bench soak
 
 all: build
 
@@ -56,3 +56,7 @@ run: build
 
 clean:
 	rm -rf bin .local
+
+## soak: churn for SOAK_FLAGS="-duration 10m -rate 10"; prints RSS, goroutines, counters and a verdict
+soak:
+	$(GO) run ./cmd/soak -bin-dir "$$(tools/build.sh)" -json soak.json $(SOAK_FLAGS)

@@ -465,7 +465,8 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		result = "unchanged"
 	}
 	if d.Write != nil {
-		if wait := c.guard.wait(target.Key(), time.Now()); wait > 0 {
+		digest := contentDigest(d.Write)
+		if wait := c.guard.wait(target.Key(), digest, time.Now()); wait > 0 {
 			// Written several times in a row: someone else keeps changing
 			// it. Try again later instead of fighting.
 			result = "held"
@@ -473,7 +474,7 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 			c.queue.AddAfter(target.Key(), wait)
 			return nil
 		}
-		c.guard.wrote(target.Key(), time.Now())
+		c.guard.wrote(target.Key(), digest, time.Now())
 		if err := c.kind.Update(ctx, c.client, obj, d.Write); err != nil {
 			result = "failed"
 			return c.writeFailed(obj, target.Key(), "update", err)
@@ -548,8 +549,8 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	)
 	var held time.Duration
 	for _, ch := range plan.Changes {
-		target := ch.Object.Key()
-		if wait := c.guard.wait(target, time.Now()); wait > 0 {
+		target, digest := ch.Object.Key(), contentDigest(&ch.Object)
+		if wait := c.guard.wait(target, digest, time.Now()); wait > 0 {
 			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "held").Inc()
 			c.log.WithFields(logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "wait": wait.String()}).Debug("write held back, the replica keeps changing")
 			if held == 0 || wait < held {
@@ -557,7 +558,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 			}
 			continue
 		}
-		c.guard.wrote(target, time.Now())
+		c.guard.wrote(target, digest, time.Now())
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()

@@ -1,18 +1,22 @@
 package replicate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
 
-// writeGuard keeps the replicator from fighting another writer. Every write of
-// an object is counted; after guardFree writes in a row with less than
-// guardQuiet between them, the next write of that object waits, 1 s at first
-// and twice as long each time after, up to guardMax. A quiet spell resets it.
-// A source that changes now and then, or a replica edited once by hand, is
-// never held back; a controller that keeps undoing the replicator's work meets
-// a write every few minutes instead of a hot loop, and other objects are not
-// delayed by it.
+// writeGuard keeps the replicator from fighting another writer. Writes of an
+// object with the same content (the same digest) are counted; after guardFree
+// of them in a row with less than guardQuiet between them, the next waits,
+// 1 s at first and twice as long each time after, up to guardMax. New content
+// (the source changed) or a quiet spell resets the count. So a source that
+// changes, however often, or a replica edited once by hand is never held back;
+// a controller that keeps undoing the replicator's work meets a write every
+// few minutes instead of a hot loop, and other objects are not delayed by it.
 type writeGuard struct {
 	mu      sync.Mutex
 	entries map[string]*guardEntry
@@ -20,8 +24,9 @@ type writeGuard struct {
 }
 
 type guardEntry struct {
-	n    int
-	last time.Time
+	n      int
+	last   time.Time
+	digest string
 }
 
 const (
@@ -45,12 +50,13 @@ func guardBackoff(n int) time.Duration {
 	return min(d, guardMax)
 }
 
-// wait returns how long to wait before writing the object at key; 0: now.
-func (g *writeGuard) wait(key string, now time.Time) time.Duration {
+// wait returns how long to wait before writing the object at key with
+// content digest; 0: now.
+func (g *writeGuard) wait(key, digest string, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.entries[key]
-	if e == nil {
+	if e == nil || e.digest != digest {
 		return 0
 	}
 	since := now.Sub(e.last)
@@ -65,8 +71,8 @@ func (g *writeGuard) wait(key string, now time.Time) time.Duration {
 	return d - since
 }
 
-// wrote records a write of the object at key.
-func (g *writeGuard) wrote(key string, now time.Time) {
+// wrote records a write of the object at key with content digest.
+func (g *writeGuard) wrote(key, digest string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.entries[key]
@@ -74,8 +80,9 @@ func (g *writeGuard) wrote(key string, now time.Time) {
 		e = &guardEntry{}
 		g.entries[key] = e
 	}
-	if now.Sub(e.last) > guardQuiet+2*guardBackoff(e.n) {
+	if e.digest != digest || now.Sub(e.last) > guardQuiet+2*guardBackoff(e.n) {
 		e.n = 0
+		e.digest = digest
 	}
 	e.n++
 	e.last = now
@@ -88,4 +95,32 @@ func (g *writeGuard) wrote(key string, now time.Time) {
 			}
 		}
 	}
+}
+
+// contentDigest identifies what a write makes of an object: its type, data
+// and labels.
+func contentDigest(o *Object) string {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		for i, l := 0, len(b); i < 8; i, l = i+1, l>>8 {
+			n[i] = byte(l)
+		}
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte(o.Type))
+	for _, k := range slices.Sorted(maps.Keys(o.Data)) {
+		v := o.Data[k]
+		field([]byte(k))
+		field(v.Bytes)
+		if v.Binary {
+			field([]byte{1})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Labels)) {
+		field([]byte(k))
+		field([]byte(o.Labels[k]))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,10 +28,11 @@ func TestWriteGuard(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			g := newWriteGuard()
 			for _, w := range tt.writes {
-				g.wrote("ns/a", t0.Add(w))
+				g.wrote("ns/a", "same", t0.Add(w))
 			}
-			assert.Equal(t, tt.want, g.wait("ns/a", t0.Add(tt.at)))
-			assert.Zero(t, g.wait("ns/other", t0.Add(tt.at)), "other objects are not held back")
+			assert.Equal(t, tt.want, g.wait("ns/a", "same", t0.Add(tt.at)))
+			assert.Zero(t, g.wait("ns/other", "same", t0.Add(tt.at)), "other objects are not held back")
+			assert.Zero(t, g.wait("ns/a", "new content", t0.Add(tt.at)), "new content is never held back")
 		})
 	}
 }
@@ -41,4 +43,33 @@ func repeat(n int, d time.Duration) []time.Duration {
 		out[i] = d
 	}
 	return out
+}
+
+func TestWriteGuardResetsOnNewContent(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newWriteGuard()
+	for i := 0; i < 10; i++ {
+		// A source updated every 100 ms: each write has new content.
+		g.wrote("ns/a", fmt.Sprint(i), t0.Add(time.Duration(i)*100*time.Millisecond))
+	}
+	assert.Zero(t, g.wait("ns/a", "10", t0.Add(time.Second)))
+	for i := 0; i < 3; i++ {
+		g.wrote("ns/a", "10", t0.Add(time.Second))
+	}
+	assert.Equal(t, time.Second, g.wait("ns/a", "10", t0.Add(time.Second)), "the same content again and again is a fight")
+}
+
+func TestContentDigest(t *testing.T) {
+	a := &Object{Type: "Opaque", Data: Data{"k": {Bytes: []byte("v")}}, Labels: map[string]string{"x": "y"}}
+	same := &Object{Name: "other", Type: "Opaque", Data: Data{"k": {Bytes: []byte("v")}}, Labels: map[string]string{"x": "y"}}
+	assert.Equal(t, contentDigest(a), contentDigest(same), "names and metadata other than labels do not count")
+	for name, o := range map[string]*Object{
+		"another value":        {Type: "Opaque", Data: Data{"k": {Bytes: []byte("w")}}, Labels: map[string]string{"x": "y"}},
+		"another type":         {Type: "kubernetes.io/tls", Data: Data{"k": {Bytes: []byte("v")}}, Labels: map[string]string{"x": "y"}},
+		"binary":               {Type: "Opaque", Data: Data{"k": {Bytes: []byte("v"), Binary: true}}, Labels: map[string]string{"x": "y"}},
+		"another label":        {Type: "Opaque", Data: Data{"k": {Bytes: []byte("v")}}, Labels: map[string]string{"x": "z"}},
+		"key and value joined": {Type: "Opaque", Data: Data{"kv": {Bytes: []byte("")}}, Labels: map[string]string{"x": "y"}},
+	} {
+		assert.NotEqual(t, contentDigest(a), contentDigest(o), name)
+	}
 }

@@ -1,0 +1,459 @@
+// Command soak runs the replicator (as a separate process, default flags)
+// against a local control plane while sources, placeholders and namespaces
+// churn at a steady rate, samples its memory, goroutines and counters, and at
+// the end checks that every replica is correct. `make soak` runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubereplicator/replicator/controlplane"
+)
+
+const prefix = "replicator.v1.mittwald.de/"
+
+func main() {
+	duration := flag.Duration("duration", 10*time.Minute, "how long to churn")
+	rate := flag.Float64("rate", 10, "changes per second")
+	namespaces := flag.Int("namespaces", 60, "namespaces at the start")
+	sample := flag.Duration("sample", 30*time.Second, "how often to sample the replicator")
+	out := flag.String("json", "soak.json", "where to write the samples and the verdict")
+	binDir := flag.String("bin-dir", controlplane.BinDirFromEnv(), "folder with etcd and kube-apiserver")
+	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, for a rerun)")
+	flag.Parse()
+	if err := run(*duration, *rate, *namespaces, *sample, *out, *binDir, *seed); err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		os.Exit(1)
+	}
+}
+
+type sampleRow struct {
+	At         string             `json:"at"`
+	RSSMiB     float64            `json:"rss_mib"`
+	Goroutines float64            `json:"goroutines"`
+	Writes     float64            `json:"writes"`
+	Errors     map[string]float64 `json:"write_errors"`
+	Problems   map[string]float64 `json:"problems"`
+}
+
+type world struct {
+	ctx          context.Context
+	client       kubernetes.Interface
+	rnd          *rand.Rand
+	live         []string // namespaces not deleted
+	next         int
+	pullSources  []string
+	pushSources  []string
+	placeholders map[string]string // "ns/name" -> source name
+	changes      map[string]int
+}
+
+func run(duration time.Duration, rate float64, nsCount int, every time.Duration, out, binDir string, seed uint64) error {
+	fmt.Fprintf(os.Stderr, "soak: seed %d, %s at %.0f changes/s\n", seed, duration, rate)
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "replicator-soak-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	binary := filepath.Join(dir, "replicator")
+	if b, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("building the replicator: %v: %s", err, b)
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: binDir, Dir: filepath.Join(dir, "cluster")})
+	if err != nil {
+		return err
+	}
+	defer cp.Stop()
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	cfg.WarningHandler = rest.NoWarnings{}
+	w := &world{ctx: ctx, client: kubernetes.NewForConfigOrDie(cfg), rnd: rand.New(rand.NewPCG(seed, seed)), placeholders: map[string]string{}, changes: map[string]int{}}
+
+	if err := w.setup(nsCount); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	status := l.Addr().String()
+	l.Close()
+	logs, err := os.Create(filepath.Join(os.TempDir(), "replicator-soak.log"))
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	cmd := exec.Command(binary, "--kubeconfig", cp.KubeconfigPath, "--status-addr", status, "--leader-elect=false")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	fmt.Fprintf(os.Stderr, "soak: replicator log in %s\n", logs.Name())
+
+	var samples []sampleRow
+	take := func() {
+		s, err := scrape(status, cmd.Process.Pid)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "soak: sample:", err)
+			return
+		}
+		s.At = time.Now().UTC().Format(time.RFC3339)
+		samples = append(samples, s)
+		fmt.Fprintf(os.Stderr, "soak: %s rss %.1f MiB, %.0f goroutines, %.0f writes\n", s.At, s.RSSMiB, s.Goroutines, s.Writes)
+	}
+	time.Sleep(5 * time.Second)
+	take()
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	sampled := time.Now()
+	end := time.Now().Add(duration)
+	for time.Now().Before(end) {
+		<-tick.C
+		w.change()
+		if time.Since(sampled) >= every {
+			take()
+			sampled = time.Now()
+		}
+	}
+	start := time.Now()
+	var wrong []string
+	for {
+		wrong = w.check()
+		if len(wrong) == 0 || time.Since(start) > 3*time.Minute {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	converged := time.Since(start)
+	take()
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "at\tRSS MiB\tgoroutines\twrites\twrite errors\tproblems\n")
+	for _, s := range samples {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%.0f\t%s\t%s\n", s.At, s.RSSMiB, s.Goroutines, s.Writes, fmtCounts(s.Errors), fmtCounts(s.Problems))
+	}
+	tw.Flush()
+	fmt.Printf("changes made: %s\n", fmtCounts(toFloat(w.changes)))
+	fmt.Printf("converged %s after the churn stopped; wrong objects: %d\n", converged.Round(time.Second), len(wrong))
+	for _, x := range wrong {
+		fmt.Println("  ", x)
+	}
+	j, _ := json.MarshalIndent(map[string]any{"seed": seed, "duration": duration.String(), "rate": rate, "changes": w.changes,
+		"samples": samples, "converged_seconds": converged.Seconds(), "wrong": wrong}, "", "  ")
+	if err := os.WriteFile(out, append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	if len(wrong) > 0 {
+		return fmt.Errorf("%d objects wrong", len(wrong))
+	}
+	return nil
+}
+
+func (w *world) newNamespace() error {
+	name := fmt.Sprintf("soak-%d", w.next)
+	w.next++
+	team := []string{"a", "b"}[w.rnd.IntN(2)]
+	_, err := w.client.CoreV1().Namespaces().Create(w.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"team": team}}}, metav1.CreateOptions{})
+	if err == nil {
+		w.live = append(w.live, name)
+	}
+	return err
+}
+
+func (w *world) setup(n int) error {
+	if _, err := w.client.CoreV1().Namespaces().Create(w.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sources"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if err := w.newNamespace(); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("pull-%d", i)
+		if err := w.createSource(name, map[string]string{prefix + "replication-allowed": "true", prefix + "replication-allowed-namespaces": "soak-.*"}); err != nil {
+			return err
+		}
+		w.pullSources = append(w.pullSources, name)
+		name = fmt.Sprintf("push-%d", i)
+		if err := w.createSource(name, map[string]string{prefix + "replicate-to-matching": "team=a"}); err != nil {
+			return err
+		}
+		w.pushSources = append(w.pushSources, name)
+	}
+	return nil
+}
+
+func (w *world) createSource(name string, annotations map[string]string) error {
+	_, err := w.client.CoreV1().Secrets("sources").Create(w.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations},
+		Data:       map[string][]byte{"k": []byte(strconv.Itoa(w.rnd.Int()))},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+// change makes one random change; failures (races with deletions) are
+// counted, not fatal.
+func (w *world) change() {
+	var err error
+	op := ""
+	switch r := w.rnd.IntN(100); {
+	case r < 30:
+		op = "source updated"
+		all := append(append([]string{}, w.pullSources...), w.pushSources...)
+		err = w.update("sources", all[w.rnd.IntN(len(all))], func(s *corev1.Secret) {
+			s.Data = map[string][]byte{"k": []byte(strconv.Itoa(w.rnd.Int()))}
+		})
+	case r < 55:
+		op = "placeholder created"
+		ns := w.live[w.rnd.IntN(len(w.live))]
+		src := w.pullSources[w.rnd.IntN(len(w.pullSources))]
+		name := "copy-" + src
+		if _, ok := w.placeholders[ns+"/"+name]; ok {
+			return
+		}
+		_, err = w.client.CoreV1().Secrets(ns).Create(w.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Annotations: map[string]string{prefix + "replicate-from": "sources/" + src}}}, metav1.CreateOptions{})
+		if err == nil {
+			w.placeholders[ns+"/"+name] = src
+		}
+	case r < 65:
+		op = "placeholder deleted"
+		for key := range w.placeholders {
+			ns, name, _ := strings.Cut(key, "/")
+			err = w.client.CoreV1().Secrets(ns).Delete(w.ctx, name, metav1.DeleteOptions{})
+			delete(w.placeholders, key)
+			break
+		}
+	case r < 75:
+		op = "namespace created"
+		err = w.newNamespace()
+	case r < 82:
+		op = "namespace deleted"
+		if len(w.live) < 10 {
+			return
+		}
+		i := w.rnd.IntN(len(w.live))
+		ns := w.live[i]
+		w.live = append(w.live[:i], w.live[i+1:]...)
+		for key := range w.placeholders {
+			if strings.HasPrefix(key, ns+"/") {
+				delete(w.placeholders, key)
+			}
+		}
+		err = w.client.CoreV1().Namespaces().Delete(w.ctx, ns, metav1.DeleteOptions{})
+	case r < 92:
+		op = "namespace relabelled"
+		ns := w.live[w.rnd.IntN(len(w.live))]
+		err = retry(func() error {
+			n, err := w.client.CoreV1().Namespaces().Get(w.ctx, ns, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if n.Labels["team"] == "a" {
+				n.Labels["team"] = "b"
+			} else {
+				n.Labels["team"] = "a"
+			}
+			_, err = w.client.CoreV1().Namespaces().Update(w.ctx, n, metav1.UpdateOptions{})
+			return err
+		})
+	default:
+		op = "push switched"
+		err = w.update("sources", w.pushSources[w.rnd.IntN(len(w.pushSources))], func(s *corev1.Secret) {
+			if _, ok := s.Annotations[prefix+"replicate-to-matching"]; ok {
+				delete(s.Annotations, prefix+"replicate-to-matching")
+			} else {
+				s.Annotations[prefix+"replicate-to-matching"] = "team=a"
+			}
+		})
+	}
+	if err != nil {
+		op += " (failed)"
+	}
+	w.changes[op]++
+}
+
+func retry(f func() error) error {
+	var err error
+	for i := 0; i < 5; i++ {
+		if err = f(); !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (w *world) update(ns, name string, change func(*corev1.Secret)) error {
+	return retry(func() error {
+		s, err := w.client.CoreV1().Secrets(ns).Get(w.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		change(s)
+		_, err = w.client.CoreV1().Secrets(ns).Update(w.ctx, s, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// check lists what is not as the contract says: placeholders without their
+// source's data, missing or stale push replicas, replicas that should be gone.
+func (w *world) check() []string {
+	var wrong []string
+	sources := map[string]*corev1.Secret{}
+	list, err := w.client.CoreV1().Secrets("sources").List(w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	for i := range list.Items {
+		sources[list.Items[i].Name] = &list.Items[i]
+	}
+	nsList, err := w.client.CoreV1().Namespaces().List(w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	team := map[string]string{}
+	for _, n := range nsList.Items {
+		if n.Status.Phase != corev1.NamespaceTerminating && strings.HasPrefix(n.Name, "soak-") {
+			team[n.Name] = n.Labels["team"]
+		}
+	}
+	all, err := w.client.CoreV1().Secrets("").List(w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	have := map[string]*corev1.Secret{}
+	for i := range all.Items {
+		s := &all.Items[i]
+		have[s.Namespace+"/"+s.Name] = s
+	}
+	for key, src := range w.placeholders {
+		ns, _, _ := strings.Cut(key, "/")
+		if _, ok := team[ns]; !ok {
+			continue
+		}
+		s := have[key]
+		if s == nil || !bytes.Equal(s.Data["k"], sources[src].Data["k"]) {
+			wrong = append(wrong, "placeholder "+key+" lacks the data of "+src)
+		}
+	}
+	for _, name := range w.pushSources {
+		src := sources[name]
+		_, pushing := src.Annotations[prefix+"replicate-to-matching"]
+		for ns, t := range team {
+			r := have[ns+"/"+name]
+			want := pushing && t == "a"
+			switch {
+			case want && (r == nil || !bytes.Equal(r.Data["k"], src.Data["k"])):
+				wrong = append(wrong, "replica "+ns+"/"+name+" missing or stale")
+			case !want && r != nil:
+				wrong = append(wrong, "replica "+ns+"/"+name+" should be gone")
+			}
+		}
+	}
+	sort.Strings(wrong)
+	return wrong
+}
+
+func scrape(status string, pid int) (sampleRow, error) {
+	s := sampleRow{Errors: map[string]float64{}, Problems: map[string]float64{}}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			s.RSSMiB = kb / 1024
+		}
+	}
+	resp, err := http.Get("http://" + status + "/metrics")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return s, err
+	}
+	for _, m := range families["go_goroutines"].GetMetric() {
+		s.Goroutines = m.GetGauge().GetValue()
+	}
+	for _, m := range families["replicator_writes_total"].GetMetric() {
+		s.Writes += m.GetCounter().GetValue()
+	}
+	for _, m := range families["replicator_write_errors_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "class" {
+				s.Errors[l.GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	for _, m := range families["replicator_problems_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "reason" {
+				s.Problems[l.GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return s, nil
+}
+
+func fmtCounts(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		if m[k] != 0 {
+			parts = append(parts, fmt.Sprintf("%s=%.0f", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func toFloat(m map[string]int) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
+}
