@@ -42,6 +42,7 @@ func (e *env) startReplicatorWithKubeconfig(name, kubeconfig string, args ...str
 	go func() { p.exited <- p.cmd.Wait() }()
 	e.t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
+		_, _ = suiteLog.Write([]byte(p.logs.String()))
 		if e.t.Failed() {
 			e.t.Logf("%s output:\n%s", name, p.logs.String())
 		}

@@ -10,6 +10,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +44,11 @@ var (
 	binary    string // the replicator, built once for the tests that run it as a process
 	skipWhy   string
 	envSerial atomic.Int64
+	// suiteLog collects what every controller of the run logged, at trace
+	// level, and the output of every replicator process; secretValues are
+	// the Secret data the tests wrote. No value may appear in the log.
+	suiteLog     syncBuffer
+	secretValues sync.Map
 )
 
 func TestMain(m *testing.M) {
@@ -87,7 +93,36 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: building the replicator:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		code = checkNoSecretData()
+	}
+	return code
+}
+
+// checkNoSecretData fails the run if any Secret value the tests wrote (of six
+// characters or more, shorter ones occur by chance) is in suiteLog.
+func checkNoSecretData() int {
+	log := suiteLog.String()
+	found := 0
+	secretValues.Range(func(k, _ any) bool {
+		if v := k.(string); len(v) >= 6 && strings.Contains(log, v) {
+			fmt.Fprintf(os.Stderr, "e2e: Secret data %q appears in the logs of the run\n", v)
+			found++
+		}
+		return true
+	})
+	fmt.Printf("e2e: %d bytes of controller logs (trace level) checked for %d Secret values\n", len(log), countValues())
+	if found > 0 {
+		return 1
+	}
+	return 0
+}
+
+func countValues() int {
+	n := 0
+	secretValues.Range(func(any, any) bool { n++; return true })
+	return n
 }
 
 // env is one test's world: a prefix, namespaces and (optionally) a controller.
@@ -156,8 +191,8 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: admin.CoreV1().Events("")})
 	log := logrus.New()
-	log.SetLevel(logrus.DebugLevel)
-	log.SetOutput(testWriter{e.t})
+	log.SetLevel(logrus.TraceLevel)
+	log.SetOutput(io.MultiWriter(testWriter{e.t}, &suiteLog))
 	opts := replicate.Options{
 		Annotations: e.a,
 		Workers:     2,
@@ -399,6 +434,7 @@ func secret(namespace, name string, typ corev1.SecretType, data map[string]strin
 	}
 	for k, v := range data {
 		s.Data[k] = []byte(v)
+		secretValues.Store(v, true)
 	}
 	return s
 }

@@ -57,6 +57,8 @@ type sampleRow struct {
 	RSSMiB     float64            `json:"rss_mib"`
 	Goroutines float64            `json:"goroutines"`
 	Writes     float64            `json:"writes"`
+	Secrets    int                `json:"secrets"`
+	Namespaces int                `json:"namespaces"`
 	Errors     map[string]float64 `json:"write_errors"`
 	Problems   map[string]float64 `json:"problems"`
 }
@@ -70,6 +72,7 @@ type world struct {
 	pullSources  []string
 	pushSources  []string
 	placeholders map[string]string // "ns/name" -> source name
+	target       int               // namespaces to keep
 	changes      map[string]int
 }
 
@@ -93,7 +96,7 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 	cfg := rest.CopyConfig(cp.Config)
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.WarningHandler = rest.NoWarnings{}
-	w := &world{ctx: ctx, client: kubernetes.NewForConfigOrDie(cfg), rnd: rand.New(rand.NewPCG(seed, seed)), placeholders: map[string]string{}, changes: map[string]int{}}
+	w := &world{ctx: ctx, client: kubernetes.NewForConfigOrDie(cfg), rnd: rand.New(rand.NewPCG(seed, seed)), placeholders: map[string]string{}, changes: map[string]int{}, target: nsCount}
 
 	if err := w.setup(nsCount); err != nil {
 		return err
@@ -126,8 +129,14 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 			return
 		}
 		s.At = time.Now().UTC().Format(time.RFC3339)
+		if list, err := w.client.CoreV1().Secrets("").List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err == nil {
+			s.Secrets = len(list.Items)
+		}
+		if list, err := w.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err == nil {
+			s.Namespaces = len(list.Items)
+		}
 		samples = append(samples, s)
-		fmt.Fprintf(os.Stderr, "soak: %s rss %.1f MiB, %.0f goroutines, %.0f writes\n", s.At, s.RSSMiB, s.Goroutines, s.Writes)
+		fmt.Fprintf(os.Stderr, "soak: %s rss %.1f MiB, %.0f goroutines, %.0f writes, %d Secrets in %d namespaces\n", s.At, s.RSSMiB, s.Goroutines, s.Writes, s.Secrets, s.Namespaces)
 	}
 	time.Sleep(5 * time.Second)
 	take()
@@ -156,9 +165,9 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 	take()
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "at\tRSS MiB\tgoroutines\twrites\twrite errors\tproblems\n")
+	fmt.Fprintf(tw, "at\tSecrets\tnamespaces\tRSS MiB\tgoroutines\twrites\twrite errors\tproblems\n")
 	for _, s := range samples {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%.0f\t%s\t%s\n", s.At, s.RSSMiB, s.Goroutines, s.Writes, fmtCounts(s.Errors), fmtCounts(s.Problems))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.0f\t%.0f\t%s\t%s\n", s.At, s.Secrets, s.Namespaces, s.RSSMiB, s.Goroutines, s.Writes, fmtCounts(s.Errors), fmtCounts(s.Problems))
 	}
 	tw.Flush()
 	fmt.Printf("changes made: %s\n", fmtCounts(toFloat(w.changes)))
@@ -225,6 +234,9 @@ func (w *world) createSource(name string, annotations map[string]string) error {
 func (w *world) change() {
 	var err error
 	op := ""
+	// Creations and deletions keep the world around its starting number of
+	// namespaces and three placeholders per namespace, so the replicator's
+	// memory should stay flat.
 	switch r := w.rnd.IntN(100); {
 	case r < 30:
 		op = "source updated"
@@ -232,7 +244,7 @@ func (w *world) change() {
 		err = w.update("sources", all[w.rnd.IntN(len(all))], func(s *corev1.Secret) {
 			s.Data = map[string][]byte{"k": []byte(strconv.Itoa(w.rnd.Int()))}
 		})
-	case r < 55:
+	case r < 70 && len(w.placeholders) < 3*w.target:
 		op = "placeholder created"
 		ns := w.live[w.rnd.IntN(len(w.live))]
 		src := w.pullSources[w.rnd.IntN(len(w.pullSources))]
@@ -245,7 +257,7 @@ func (w *world) change() {
 		if err == nil {
 			w.placeholders[ns+"/"+name] = src
 		}
-	case r < 65:
+	case r < 70:
 		op = "placeholder deleted"
 		for key := range w.placeholders {
 			ns, name, _ := strings.Cut(key, "/")
@@ -253,14 +265,11 @@ func (w *world) change() {
 			delete(w.placeholders, key)
 			break
 		}
-	case r < 75:
+	case r < 86 && len(w.live) < w.target:
 		op = "namespace created"
 		err = w.newNamespace()
-	case r < 82:
+	case r < 86:
 		op = "namespace deleted"
-		if len(w.live) < 10 {
-			return
-		}
 		i := w.rnd.IntN(len(w.live))
 		ns := w.live[i]
 		w.live = append(w.live[:i], w.live[i+1:]...)
@@ -269,8 +278,8 @@ func (w *world) change() {
 				delete(w.placeholders, key)
 			}
 		}
-		err = w.client.CoreV1().Namespaces().Delete(w.ctx, ns, metav1.DeleteOptions{})
-	case r < 92:
+		err = w.deleteNamespace(ns)
+	case r < 95:
 		op = "namespace relabelled"
 		ns := w.live[w.rnd.IntN(len(w.live))]
 		err = retry(func() error {
@@ -300,6 +309,27 @@ func (w *world) change() {
 		op += " (failed)"
 	}
 	w.changes[op]++
+}
+
+// deleteNamespace deletes a namespace and does what kube-controller-manager's
+// namespace controller (which the local control plane does not run) would:
+// deletes its Secrets and removes the finalizer, so that it is gone.
+func (w *world) deleteNamespace(ns string) error {
+	if err := w.client.CoreV1().Namespaces().Delete(w.ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	if err := w.client.CoreV1().Secrets(ns).DeleteCollection(w.ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	return retry(func() error {
+		n, err := w.client.CoreV1().Namespaces().Get(w.ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Spec.Finalizers = nil
+		_, err = w.client.CoreV1().Namespaces().Finalize(w.ctx, n, metav1.UpdateOptions{})
+		return err
+	})
 }
 
 func retry(f func() error) error {
