@@ -337,3 +337,61 @@ func TestLeaderFailoverMidFanOut(t *testing.T) {
 	t.Logf("a wrote %d replicas before it was killed; b wrote %v", present, b.writes())
 	assert.Equal(t, float64(n-present), b.writes(), "b wrote only the missing replicas: none was written by both")
 }
+
+// TestKilledMidRevocation SIGKILLs the replicator while it empties 200 pull
+// targets after the source withdrew its permission: started again, it
+// empties the rest; no target keeps the data.
+func TestKilledMidRevocation(t *testing.T) {
+	e := newEnv(t)
+	_, client, kubeconfig := privateCluster(t)
+	args := []string{"--annotation-prefix", e.prefix, "--leader-elect=false", "--kube-api-qps=20", "--kube-api-burst=20"}
+	const n = 200
+	_, err := client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "src"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = client.CoreV1().Secrets("src").Create(e.ctx, secret("src", "shared", corev1.SecretTypeTLS, tlsV1,
+		map[string]string{e.a.ReplicationAllowed: "true", e.a.ReplicationAllowedNS: "app-.*"}), metav1.CreateOptions{})
+	require.NoError(t, err)
+	for i := 0; i < n; i++ {
+		ns := fmt.Sprintf("app-%d", i)
+		_, err := client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		_, err = client.CoreV1().Secrets(ns).Create(e.ctx, e.tlsPlaceholder(ns, "tls", "src/shared"), metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	holding := func(want map[string]string) func() (int, error) {
+		return func() (int, error) {
+			list, err := client.CoreV1().Secrets("").List(e.ctx, metav1.ListOptions{})
+			if err != nil {
+				return 0, err
+			}
+			c := 0
+			for _, s := range list.Items {
+				if s.Name == "tls" && sameData(s.Data, want) {
+					c++
+				}
+			}
+			return c, nil
+		}
+	}
+	p := e.startReplicatorWithKubeconfig("first", kubeconfig, args...)
+	e.waitCount(time.Minute, "every target filled", holding(tlsV1), func(c int) bool { return c == n })
+
+	s, err := client.CoreV1().Secrets("src").Get(e.ctx, "shared", metav1.GetOptions{})
+	require.NoError(t, err)
+	s.Annotations[e.a.ReplicationAllowed] = "false"
+	_, err = client.CoreV1().Secrets("src").Update(e.ctx, s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	e.waitCount(time.Minute, "revocation under way", holding(tlsEmpty), func(c int) bool { return c >= 20 })
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.exited
+	left, err := holding(tlsV1)()
+	require.NoError(t, err)
+	require.Greater(t, left, 0, "killed mid-way")
+	t.Logf("killed with %d of %d targets still holding the data", left, n)
+
+	e.startReplicatorWithKubeconfig("second", kubeconfig, args...)
+	e.waitCount(time.Minute, "every target emptied", holding(tlsEmpty), func(c int) bool { return c == n })
+	still, err := holding(tlsV1)()
+	require.NoError(t, err)
+	assert.Zero(t, still)
+}
