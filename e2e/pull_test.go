@@ -156,14 +156,14 @@ func TestPullKeepsLocalKeysAndDropsKeysTheSourceDropped(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	src, app := e.ns("src", nil), e.ns("app", nil)
-	e.create(secret(src, "config", corev1.SecretTypeOpaque, map[string]string{"a": "1", "b": "2", "shared": "source"}, e.allow(app)))
+	e.create(secret(src, "config", corev1.SecretTypeOpaque, map[string]string{"a": "1", "b": "2", "shared": "source-value"}, e.allow(app)))
 	e.create(secret(app, "config", corev1.SecretTypeOpaque, map[string]string{"local": "mine", "shared": "local"},
 		map[string]string{e.a.ReplicateFrom: src + "/config"}))
-	got := e.waitData(app, "config", map[string]string{"a": "1", "b": "2", "shared": "source", "local": "mine"})
+	got := e.waitData(app, "config", map[string]string{"a": "1", "b": "2", "shared": "source-value", "local": "mine"})
 	assert.Equal(t, "a,b,shared", got.Annotations[e.a.ReplicatedKeys])
 
 	e.modify(src, "config", func(s *corev1.Secret) { delete(s.Data, "b") })
-	e.waitData(app, "config", map[string]string{"a": "1", "shared": "source", "local": "mine"})
+	e.waitData(app, "config", map[string]string{"a": "1", "shared": "source-value", "local": "mine"})
 
 	e.delete(src, "config")
 	e.waitData(app, "config", map[string]string{"local": "mine"})

@@ -94,7 +94,7 @@ func TestPushNeverOverwritesForeignObjects(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	src, mine, theirs := e.ns("src", nil), e.ns("mine", nil), e.ns("theirs", nil)
-	e.create(secret(theirs, "db", corev1.SecretTypeOpaque, map[string]string{"password": "theirs"}, nil))
+	e.create(secret(theirs, "db", corev1.SecretTypeOpaque, map[string]string{"password": "their-password"}, nil))
 	e.create(secret(src, "db", corev1.SecretTypeOpaque, map[string]string{"password": "ours"}, map[string]string{
 		e.a.ReplicateTo: mine + "," + theirs,
 	}))
@@ -102,7 +102,7 @@ func TestPushNeverOverwritesForeignObjects(t *testing.T) {
 	msg := e.waitEvent(src, "db", replicate.ReasonTargetConflict)
 	assert.Contains(t, msg, theirs)
 	e.stable(time.Second, theirs, "db")
-	assert.Equal(t, "theirs", string(e.mustGet(theirs, "db").Data["password"]))
+	assert.Equal(t, "their-password", string(e.mustGet(theirs, "db").Data["password"]))
 
 	// Once the foreign object goes, the slot is ours.
 	e.delete(theirs, "db")
@@ -157,7 +157,7 @@ func TestPushCleanupRemovesOnlyOurReplicas(t *testing.T) {
 	src, other, a, b, c := e.ns("src", nil), e.ns("other", nil), e.ns("a", nil), e.ns("b", nil), e.ns("c", nil)
 	// c holds a foreign object; another source pushes an object of the same
 	// name elsewhere.
-	e.create(secret(c, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "foreign"}, nil))
+	e.create(secret(c, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "foreign-value"}, nil))
 	e.create(secret(src, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "src"}, map[string]string{e.a.ReplicateTo: a + "," + b + "," + c}))
 	e.create(secret(other, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "other"}, map[string]string{e.a.ReplicateTo: e.ns("d", nil)}))
 	e.waitData(a, "cfg", map[string]string{"k": "src"})
@@ -177,7 +177,7 @@ func TestPushCleanupRemovesOnlyOurReplicas(t *testing.T) {
 	e.waitData(a, "cfg", map[string]string{"k": "src"})
 	e.delete(src, "cfg")
 	e.waitGone(a, "cfg")
-	assert.Equal(t, "foreign", string(e.mustGet(c, "cfg").Data["k"]))
+	assert.Equal(t, "foreign-value", string(e.mustGet(c, "cfg").Data["k"]))
 	e.stable(time.Second, fmt.Sprintf("e%d-d", e.id), "cfg")
 }
 
