@@ -108,12 +108,15 @@ func (e *env) waitCount(timeout time.Duration, what string, count func() (int, e
 	return n
 }
 
-func readyz(p *proc) int {
-	code, err := httpStatus("http://" + p.status + "/readyz")
-	if err != nil {
-		return 0
-	}
-	return code
+// waitReadyz waits until the process's /readyz answers want.
+func (e *env) waitReadyz(timeout time.Duration, what string, p *proc, want int) {
+	e.t.Helper()
+	e.eventually(timeout, what, func() error {
+		if code, err := httpStatus("http://" + p.status + "/readyz"); err != nil || code != want {
+			return fmt.Errorf("readyz %d (%v)", code, err)
+		}
+		return nil
+	})
 }
 
 // TestAPIServerOutageMidFanOut stops the API server for 15 s in the middle of
@@ -130,22 +133,12 @@ func TestAPIServerOutageMidFanOut(t *testing.T) {
 
 	require.NoError(t, cp.StopAPIServer())
 	stopped := time.Now()
-	e.eventually(20*time.Second, "not ready while the API server is down", func() error {
-		if c := readyz(p); c != http.StatusServiceUnavailable {
-			return fmt.Errorf("readyz %d", c)
-		}
-		return nil
-	})
+	e.waitReadyz(20*time.Second, "not ready while the API server is down", p, http.StatusServiceUnavailable)
 	time.Sleep(15*time.Second - time.Since(stopped))
 	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
 	defer cancel()
 	require.NoError(t, cp.StartAPIServer(ctx))
-	e.eventually(30*time.Second, "ready again", func() error {
-		if c := readyz(p); c != http.StatusOK {
-			return fmt.Errorf("readyz %d", c)
-		}
-		return nil
-	})
+	e.waitReadyz(30*time.Second, "ready again", p, http.StatusOK)
 	e.waitCount(2*time.Minute, "every replica after the outage", count, func(c int) bool { return c == n })
 	select {
 	case err := <-p.exited:
@@ -231,12 +224,7 @@ func TestEtcdRestartAndExpiredWatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
 	defer cancel()
 	require.NoError(t, cp.StartEtcd(ctx))
-	e.eventually(30*time.Second, "ready after the etcd restart", func() error {
-		if c := readyz(p); c != http.StatusOK {
-			return fmt.Errorf("readyz %d", c)
-		}
-		return nil
-	})
+	e.waitReadyz(30*time.Second, "ready after the etcd restart", p, http.StatusOK)
 
 	// Expire the watches: with the API server down, move etcd on and
 	// compact its history, so that resuming from the last seen version is
@@ -251,12 +239,7 @@ func TestEtcdRestartAndExpiredWatches(t *testing.T) {
 	rev := etcdCall(t, cp, "/v3/kv/range", map[string]string{"key": base64.StdEncoding.EncodeToString([]byte("/e2e/bump"))})["header"].(map[string]any)["revision"]
 	etcdCall(t, cp, "/v3/kv/compaction", map[string]any{"revision": rev, "physical": true})
 	require.NoError(t, cp.StartAPIServer(ctx))
-	e.eventually(30*time.Second, "ready after the API server restart", func() error {
-		if c := readyz(p); c != http.StatusOK {
-			return fmt.Errorf("readyz %d", c)
-		}
-		return nil
-	})
+	e.waitReadyz(30*time.Second, "ready after the API server restart", p, http.StatusOK)
 	// Any watch resuming from before the compaction is refused: the
 	// replicator's watches, which last saw at most seen, had to relist.
 	w, err := client.CoreV1().Secrets("").Watch(e.ctx, metav1.ListOptions{ResourceVersion: seen})

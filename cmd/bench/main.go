@@ -10,27 +10,21 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubereplicator/replicator/cmd/internal/harness"
 	"github.com/kubereplicator/replicator/controlplane"
 )
 
@@ -81,9 +75,9 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	binary := filepath.Join(dir, "replicator")
-	if b, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("building the replicator: %v: %s", err, b)
+	binary, err := harness.Build(dir)
+	if err != nil {
+		return err
 	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: binDir, Dir: filepath.Join(dir, "cluster")})
 	if err != nil {
@@ -122,95 +116,35 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, 
 	return os.WriteFile(out, append(j, '\n'), 0o644)
 }
 
-// replicator is the replicator running as a process.
+// replicator is the replicator running as a process, with its output kept
+// for when something goes wrong.
 type replicator struct {
-	cmd    *exec.Cmd
-	status string
-	logs   bytes.Buffer
+	*harness.Process
+	logs bytes.Buffer
 }
 
 func (b *bench) start(args ...string) (*replicator, error) {
-	kubeconfig := b.cp.KubeconfigPath
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	r := &replicator{}
+	p, err := harness.Start(b.binary, b.cp.KubeconfigPath, &r.logs, append(append([]string{"--log-level=warning"}, b.extra...), args...)...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w\n%s", err, r.logs.String())
 	}
-	status := l.Addr().String()
-	l.Close()
-	r := &replicator{status: status}
-	args = append(append([]string{"--kubeconfig", kubeconfig, "--status-addr", status, "--leader-elect=false", "--log-level=warning"}, b.extra...), args...)
-	r.cmd = exec.Command(b.binary, args...)
-	r.cmd.Stdout, r.cmd.Stderr = &r.logs, &r.logs
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := r.cmd.Start(); err != nil {
-		return nil, err
-	}
-	err = poll(60*time.Second, func() (bool, error) {
-		resp, err := http.Get("http://" + status + "/readyz")
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	return r, err
+	r.Process = p
+	return r, nil
 }
 
-func (r *replicator) stop() {
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	_ = r.cmd.Wait()
-}
+func (r *replicator) stop() { r.Process.Stop() }
 
 // peakRSS is the process's high-water mark of resident memory, in MiB.
-func (r *replicator) peakRSS() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return -1
-}
+func (r *replicator) peakRSS() float64 { return r.Process.Memory("VmHWM") }
 
 // writes is the replicator's replicator_writes_total, summed.
 func (r *replicator) writes() (float64, error) {
-	resp, err := http.Get("http://" + r.status + "/metrics")
+	families, err := r.Process.Metrics()
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	total := 0.0
-	if f, ok := families["replicator_writes_total"]; ok {
-		for _, m := range f.GetMetric() {
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return total, nil
-}
-
-func poll(timeout time.Duration, done func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		ok, err := done()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("not done within %s", timeout)
+	return harness.Sum(families, "replicator_writes_total", "")[""], nil
 }
 
 // parallel runs f(i) for i in [0,n) on 32 goroutines.
@@ -257,7 +191,7 @@ func (b *bench) countWith(label, want string) (int, error) {
 
 // timed measures how long until n Secrets with label hold want.
 func (b *bench) timed(name string, label, want string, start time.Time, n int) error {
-	err := poll(5*time.Minute, func() (bool, error) {
+	err := harness.Poll(5*time.Minute, func() (bool, error) {
 		c, err := b.countWith(label, want)
 		return c >= n, err
 	})

@@ -10,28 +10,22 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubereplicator/replicator/cmd/internal/harness"
 	"github.com/kubereplicator/replicator/controlplane"
 )
 
@@ -44,9 +38,10 @@ func main() {
 	sample := flag.Duration("sample", 30*time.Second, "how often to sample the replicator")
 	out := flag.String("json", "soak.json", "where to write the samples and the verdict")
 	binDir := flag.String("bin-dir", controlplane.BinDirFromEnv(), "folder with etcd and kube-apiserver")
+	profiles := flag.String("profiles", "", "folder to save a heap profile in at every sample (runs the replicator with --profiling)")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed, for a rerun)")
 	flag.Parse()
-	if err := run(*duration, *rate, *namespaces, *sample, *out, *binDir, *seed); err != nil {
+	if err := run(*duration, *rate, *namespaces, *sample, *out, *binDir, *seed, *profiles); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
@@ -76,7 +71,7 @@ type world struct {
 	changes      map[string]int
 }
 
-func run(duration time.Duration, rate float64, nsCount int, every time.Duration, out, binDir string, seed uint64) error {
+func run(duration time.Duration, rate float64, nsCount int, every time.Duration, out, binDir string, seed uint64, profiles string) error {
 	fmt.Fprintf(os.Stderr, "soak: seed %d, %s at %.0f changes/s\n", seed, duration, rate)
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "replicator-soak-")
@@ -84,9 +79,9 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 		return err
 	}
 	defer os.RemoveAll(dir)
-	binary := filepath.Join(dir, "replicator")
-	if b, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("building the replicator: %v: %s", err, b)
+	binary, err := harness.Build(dir)
+	if err != nil {
+		return err
 	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: binDir, Dir: filepath.Join(dir, "cluster")})
 	if err != nil {
@@ -101,29 +96,28 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 	if err := w.setup(nsCount); err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	status := l.Addr().String()
-	l.Close()
 	logs, err := os.Create(filepath.Join(os.TempDir(), "replicator-soak.log"))
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
-	cmd := exec.Command(binary, "--kubeconfig", cp.KubeconfigPath, "--status-addr", status, "--leader-elect=false")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	var args []string
+	if profiles != "" {
+		if err := os.MkdirAll(profiles, 0o755); err != nil {
+			return err
+		}
+		args = append(args, "--profiling")
+	}
+	p, err := harness.Start(binary, cp.KubeconfigPath, logs, args...)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	defer p.Stop()
 	fmt.Fprintf(os.Stderr, "soak: replicator log in %s\n", logs.Name())
 
 	var samples []sampleRow
 	take := func() {
-		s, err := scrape(status, cmd.Process.Pid)
+		s, err := scrape(p)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "soak: sample:", err)
 			return
@@ -136,9 +130,13 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 			s.Namespaces = len(list.Items)
 		}
 		samples = append(samples, s)
+		if profiles != "" {
+			if err := p.SaveHeapProfile(filepath.Join(profiles, fmt.Sprintf("heap-%02d.pb.gz", len(samples)))); err != nil {
+				fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
+			}
+		}
 		fmt.Fprintf(os.Stderr, "soak: %s rss %.1f MiB, %.0f goroutines, %.0f writes, %d Secrets in %d namespaces\n", s.At, s.RSSMiB, s.Goroutines, s.Writes, s.Secrets, s.Namespaces)
 	}
-	time.Sleep(5 * time.Second)
 	take()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
@@ -416,50 +414,18 @@ func (w *world) check() []string {
 	return wrong
 }
 
-func scrape(status string, pid int) (sampleRow, error) {
-	s := sampleRow{Errors: map[string]float64{}, Problems: map[string]float64{}}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+func scrape(p *harness.Process) (sampleRow, error) {
+	families, err := p.Metrics()
 	if err != nil {
-		return s, err
+		return sampleRow{}, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			s.RSSMiB = kb / 1024
-		}
-	}
-	resp, err := http.Get("http://" + status + "/metrics")
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return s, err
-	}
-	for _, m := range families["go_goroutines"].GetMetric() {
-		s.Goroutines = m.GetGauge().GetValue()
-	}
-	for _, m := range families["replicator_writes_total"].GetMetric() {
-		s.Writes += m.GetCounter().GetValue()
-	}
-	for _, m := range families["replicator_write_errors_total"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "class" {
-				s.Errors[l.GetValue()] += m.GetCounter().GetValue()
-			}
-		}
-	}
-	for _, m := range families["replicator_problems_total"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "reason" {
-				s.Problems[l.GetValue()] += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return s, nil
+	return sampleRow{
+		RSSMiB:     p.Memory("VmRSS"),
+		Goroutines: harness.Sum(families, "go_goroutines", "")[""],
+		Writes:     harness.Sum(families, "replicator_writes_total", "")[""],
+		Errors:     harness.Sum(families, "replicator_write_errors_total", "class"),
+		Problems:   harness.Sum(families, "replicator_problems_total", "reason"),
+	}, nil
 }
 
 func fmtCounts(m map[string]float64) string {
