@@ -50,6 +50,8 @@ func main() {
 type sampleRow struct {
 	At         string             `json:"at"`
 	RSSMiB     float64            `json:"rss_mib"`
+	AnonMiB    float64            `json:"rss_anon_mib"`
+	FileMiB    float64            `json:"rss_file_mib"`
 	Goroutines float64            `json:"goroutines"`
 	Writes     float64            `json:"writes"`
 	Secrets    int                `json:"secrets"`
@@ -135,7 +137,7 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 				fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
 			}
 		}
-		fmt.Fprintf(os.Stderr, "soak: %s rss %.1f MiB, %.0f goroutines, %.0f writes, %d Secrets in %d namespaces\n", s.At, s.RSSMiB, s.Goroutines, s.Writes, s.Secrets, s.Namespaces)
+		fmt.Fprintf(os.Stderr, "soak: %s rss %.1f MiB (anonymous %.1f), %.0f goroutines, %.0f writes, %d Secrets in %d namespaces\n", s.At, s.RSSMiB, s.AnonMiB, s.Goroutines, s.Writes, s.Secrets, s.Namespaces)
 	}
 	take()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
@@ -163,9 +165,9 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 	take()
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "at\tSecrets\tnamespaces\tRSS MiB\tgoroutines\twrites\twrite errors\tproblems\n")
+	fmt.Fprintf(tw, "at\tSecrets\tnamespaces\tRSS MiB\tanonymous\tfile-backed\tgoroutines\twrites\twrite errors\tproblems\n")
 	for _, s := range samples {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.0f\t%.0f\t%s\t%s\n", s.At, s.Secrets, s.Namespaces, s.RSSMiB, s.Goroutines, s.Writes, fmtCounts(s.Errors), fmtCounts(s.Problems))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%s\t%s\n", s.At, s.Secrets, s.Namespaces, s.RSSMiB, s.AnonMiB, s.FileMiB, s.Goroutines, s.Writes, fmtCounts(s.Errors), fmtCounts(s.Problems))
 	}
 	tw.Flush()
 	fmt.Printf("changes made: %s\n", fmtCounts(toFloat(w.changes)))
@@ -421,6 +423,8 @@ func scrape(p *harness.Process) (sampleRow, error) {
 	}
 	return sampleRow{
 		RSSMiB:     p.Memory("VmRSS"),
+		AnonMiB:    p.Memory("RssAnon"),
+		FileMiB:    p.Memory("RssFile"),
 		Goroutines: harness.Sum(families, "go_goroutines", "")[""],
 		Writes:     harness.Sum(families, "replicator_writes_total", "")[""],
 		Errors:     harness.Sum(families, "replicator_write_errors_total", "class"),
