@@ -86,11 +86,12 @@ func (g *writeGuard) wrote(key, digest string, now time.Time) {
 	}
 	e.n++
 	e.last = now
-	// Forget objects left alone for long, now and then, so that the map
-	// holds only what was written recently.
-	if g.writes++; g.writes%1024 == 0 {
+	// Now and then, forget the objects whose count a write would reset
+	// anyway, so that the map holds only objects written in the last minute
+	// or so, and those being fought over.
+	if g.writes++; g.writes%256 == 0 {
 		for k, old := range g.entries {
-			if now.Sub(old.last) > guardQuiet+2*guardMax {
+			if now.Sub(old.last) > guardQuiet+2*guardBackoff(old.n) {
 				delete(g.entries, k)
 			}
 		}

@@ -73,3 +73,22 @@ func TestContentDigest(t *testing.T) {
 		assert.NotEqual(t, contentDigest(a), contentDigest(o), name)
 	}
 }
+
+func TestWriteGuardForgetsObjectsNoLongerWritten(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newWriteGuard()
+	for i := 0; i < 1000; i++ {
+		g.wrote(fmt.Sprintf("ns/%d", i), "x", t0)
+	}
+	for i := 0; i < 3; i++ {
+		g.wrote("ns/fought", "x", t0)
+	}
+	// Two minutes later, writes of other objects sweep the old ones out.
+	later := t0.Add(2 * time.Minute)
+	for i := 0; i < 256; i++ {
+		g.wrote("ns/new", fmt.Sprint(i), later)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	assert.Len(t, g.entries, 1, "only the object written in the last minute is left")
+}
