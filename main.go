@@ -337,11 +337,10 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	go func() {
-		// Start-up ends when the caches are loaded and, on the leader,
-		// everything found has been reconciled once. A standby stays at
-		// the tighter setting: it only keeps its cache.
-		factory.WaitForCacheSync(ctx.Done())
-		log.Info("informer caches synced")
+		// Start-up ends when, on the leader, the caches are loaded and
+		// everything found has been reconciled once (a controller settles
+		// only after its caches synced). A standby stays at the tighter
+		// setting: it only keeps its cache.
 		for _, ctrl := range controllers {
 			select {
 			case <-ctrl.Settled():

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"maps"
 	"slices"
@@ -36,6 +37,12 @@ const (
 	guardQuiet = time.Minute
 )
 
+// stale reports whether a write at now would start the count afresh: the
+// object has been left alone for a quiet spell longer than its pause.
+func (e *guardEntry) stale(now time.Time) bool {
+	return now.Sub(e.last) > guardQuiet+2*guardBackoff(e.n)
+}
+
 func newWriteGuard() *writeGuard { return &writeGuard{entries: map[string]*guardEntry{}} }
 
 // backoff is the pause owed after n writes in a row.
@@ -59,16 +66,11 @@ func (g *writeGuard) wait(key, digest string, now time.Time) time.Duration {
 	if e == nil || e.digest != digest {
 		return 0
 	}
-	since := now.Sub(e.last)
-	d := guardBackoff(e.n)
-	if since > guardQuiet+2*d {
+	if e.stale(now) {
 		delete(g.entries, key)
 		return 0
 	}
-	if since >= d {
-		return 0
-	}
-	return d - since
+	return max(0, guardBackoff(e.n)-now.Sub(e.last))
 }
 
 // wrote records a write of the object at key with content digest.
@@ -80,7 +82,7 @@ func (g *writeGuard) wrote(key, digest string, now time.Time) {
 		e = &guardEntry{}
 		g.entries[key] = e
 	}
-	if e.digest != digest || now.Sub(e.last) > guardQuiet+2*guardBackoff(e.n) {
+	if e.digest != digest || e.stale(now) {
 		e.n = 0
 		e.digest = digest
 	}
@@ -91,7 +93,7 @@ func (g *writeGuard) wrote(key, digest string, now time.Time) {
 	// or so, and those being fought over.
 	if g.writes++; g.writes%256 == 0 {
 		for k, old := range g.entries {
-			if now.Sub(old.last) > guardQuiet+2*guardBackoff(old.n) {
+			if old.stale(now) {
 				delete(g.entries, k)
 			}
 		}
@@ -102,12 +104,10 @@ func (g *writeGuard) wrote(key, digest string, now time.Time) {
 // and labels.
 func contentDigest(o *Object) string {
 	h := sha256.New()
+	// Each field is written with its length, so that no two different
+	// objects run together into the same bytes.
 	field := func(b []byte) {
-		var n [8]byte
-		for i, l := 0, len(b); i < 8; i, l = i+1, l>>8 {
-			n[i] = byte(l)
-		}
-		h.Write(n[:])
+		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(b))))
 		h.Write(b)
 	}
 	field([]byte(o.Type))

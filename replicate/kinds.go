@@ -17,7 +17,8 @@ import (
 // Data, so that the planner's key bookkeeping, gate and ownership rules apply
 // to all of them unchanged.
 
-// sameType accepts any target for kinds without a type.
+// sameType accepts a pull target whose type equals the source's: always for
+// kinds without a type, the same roleRef for RoleBindings.
 func sameType(target, source string) bool { return target == source }
 
 // noRequired is for kinds whose objects stay valid with no content.
