@@ -60,6 +60,12 @@ type Options struct {
 	Now func() time.Time
 	// Metrics receives counts; nil means metrics registered nowhere.
 	Metrics *Metrics
+	// Cluster is this cluster's name: what remote sources' cluster lists
+	// are matched against; a reference naming it means this cluster.
+	Cluster string
+	// Remotes are the other clusters placeholders may pull from, by name.
+	// Only for Secrets.
+	Remotes map[string]*Remote
 }
 
 // Controller replicates the objects of one kind.
@@ -119,6 +125,22 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 5*time.Minute),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(kind.Name()) + "s", MetricsProvider: opts.Metrics.queues},
 		),
+	}
+	for name, r := range opts.Remotes {
+		if kind.Name() != r.kind.Name() {
+			return nil, fmt.Errorf("source cluster %s serves %ss, not %ss", name, r.kind.Name(), kind.Name())
+		}
+		r.AddListener(RemoteListener{
+			Changed: func(key string) { c.enqueueIndexed(indexPullSource, name+":"+key) },
+			StateChanged: func(namespace string) {
+				prefix := name + ":" + namespace + "/"
+				for _, v := range c.objects.GetIndexer().ListIndexFuncValues(indexPullSource) {
+					if strings.HasPrefix(v, prefix) {
+						c.enqueueIndexed(indexPullSource, v)
+					}
+				}
+			},
+		})
 	}
 	opts.Metrics.registerManaged(kind.Name(), func() int { return c.countIndexed(indexPullSource) }, func() int { return c.countIndexed(indexPushMarker) })
 	if err := c.objects.AddIndexers(cache.Indexers{
@@ -324,11 +346,21 @@ func (c *Controller) indexPullSource(obj any) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	ref, err := ParseRef(v, m.GetNamespace(), c.kind.ValidName)
-	if err != nil || ref.Cluster != "" {
+	ref, err := c.parseRef(v, m.GetNamespace())
+	if err != nil {
 		return nil, nil
 	}
-	return []string{ref.Namespace + "/" + ref.Name}, nil
+	return []string{ref.String()}, nil
+}
+
+// parseRef parses a replicate-from value; a cluster prefix naming this
+// cluster means this cluster.
+func (c *Controller) parseRef(value, namespace string) (Ref, error) {
+	ref, err := ParseRef(value, namespace, c.kind.ValidName)
+	if err == nil && ref.Cluster != "" && ref.Cluster == c.opts.Cluster {
+		ref.Cluster = ""
+	}
+	return ref, err
 }
 
 func (c *Controller) indexPushMarker(obj any) ([]string, error) {
@@ -400,10 +432,11 @@ func (c *Controller) reportSourceProblems(obj any, o *Object) {
 			c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %q is not a boolean", a.ReplicationAllowed, v))
 		}
 	}
-	if v, ok := o.Annotations[a.ReplicationAllowedNS]; ok {
-		if _, errs := c.patterns(v); len(errs) > 0 {
+	for _, key := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters} {
+		if v, ok := o.Annotations[key]; ok {
+			_, errs := c.patterns(v)
 			for _, err := range errs {
-				c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicationAllowedNS, err))
+				c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %v", key, err))
 			}
 		}
 	}
@@ -422,42 +455,64 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 	// Every way out below is a refusal unless the plan says otherwise.
 	result := "refused"
 	defer func() { c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc() }()
-	ref, err := ParseRef(target.Annotations[a.ReplicateFrom], target.Namespace, c.kind.ValidName)
+	ref, err := c.parseRef(target.Annotations[a.ReplicateFrom], target.Namespace)
 	if err != nil {
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateFrom, err))
 		return nil
 	}
-	if ref.Cluster != "" {
-		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured", a.ReplicateFrom, ref.Cluster))
-		return nil
-	}
-	self := Ref{Namespace: target.Namespace, Name: target.Name}
-	if ref == self {
-		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", a.ReplicateFrom))
-		return nil
-	}
-	next := func(r Ref) (Ref, bool) {
-		_, o := c.get(r.Namespace + "/" + r.Name)
-		if o == nil {
-			return Ref{}, false
+	var source *Object
+	if ref.Cluster == "" {
+		self := Ref{Namespace: target.Namespace, Name: target.Name}
+		if ref == self {
+			c.event(obj, target, warning(ReasonCycle, "%s names the object itself", a.ReplicateFrom))
+			return nil
 		}
-		v, ok := o.Annotations[a.ReplicateFrom]
-		if !ok {
-			return Ref{}, false
+		next := func(r Ref) (Ref, bool) {
+			_, o := c.get(r.Namespace + "/" + r.Name)
+			if o == nil {
+				return Ref{}, false
+			}
+			v, ok := o.Annotations[a.ReplicateFrom]
+			if !ok {
+				return Ref{}, false
+			}
+			n, err := c.parseRef(v, o.Namespace)
+			return n, err == nil && n.Cluster == ""
 		}
-		n, err := ParseRef(v, o.Namespace, c.kind.ValidName)
-		return n, err == nil && n.Cluster == ""
+		if FindCycle(self, ref, next, maxChain) {
+			c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", a.ReplicateFrom, maxChain, ref))
+			return nil
+		}
+		_, source = c.get(ref.Namespace + "/" + ref.Name)
+	} else {
+		remote := c.opts.Remotes[ref.Cluster]
+		if remote == nil {
+			c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured as a source cluster for %ss", a.ReplicateFrom, ref.Cluster, c.kind.Name()))
+			return nil
+		}
+		var unavailable *UnavailableError
+		source, err = remote.Get(ref.Namespace, ref.Name)
+		switch {
+		case errors.Is(err, ErrNotWatched):
+			c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: namespace %s of cluster %s is not watched by this replicator", a.ReplicateFrom, ref.Namespace, ref.Cluster))
+			return nil
+		case errors.As(err, &unavailable):
+			// The cache may be stale: neither fill nor empty from it. What
+			// was replicated last stays until the cluster can be read again.
+			result = "unavailable"
+			if unavailable.Pending {
+				log.WithField("source", ref.String()).Debug("source cluster still loading, pull target left as it is")
+				return nil
+			}
+			c.event(obj, target, warning(ReasonClusterUnavailable, "source %s cannot be read (%s); the data replicated last is kept", ref, unavailable.Reason))
+			return nil
+		}
 	}
-	if FindCycle(self, ref, next, maxChain) {
-		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", a.ReplicateFrom, maxChain, ref))
-		return nil
-	}
-	_, source := c.get(ref.Namespace + "/" + ref.Name)
 	d := PlanPull(PullInput{
 		Target: *target,
 		Source: source,
 		Ref:    ref,
-		Gate:   Gate{Annotations: a, AllowAll: c.opts.AllowAll, Parse: c.patterns},
+		Gate:   Gate{Annotations: a, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns},
 		Rules:  c.kind.Rules(),
 		Now:    c.opts.Now(),
 	})

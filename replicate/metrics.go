@@ -21,6 +21,10 @@ type Metrics struct {
 	reconciles  *prometheus.HistogramVec
 	queues      *queueMetrics
 	reg         prometheus.Registerer
+	// Per source cluster (cross-cluster pull).
+	remoteUp      *prometheus.GaugeVec
+	remoteErrors  *prometheus.CounterVec
+	remoteChanges *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -28,7 +32,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_replications_total",
-			Help: "Replication outcomes per pull target and per push target namespace, by kind, mode (pull or push) and result (written, unchanged, refused, failed, held).",
+			Help: "Replication outcomes per pull target and per push target namespace, by kind, mode (pull or push) and result (written, unchanged, refused, failed, held, unavailable).",
 		}, []string{"kind", "mode", "result"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_writes_total",
@@ -47,8 +51,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to reconcile one object (its pull and its push), by kind and result (ok, retry, error, canceled).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"kind", "result"}),
+		remoteUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "replicator_source_cluster_up",
+			Help: "1 while the cache of a watched namespace of a source cluster is loaded and its watch works, else 0.",
+		}, []string{"cluster", "namespace"}),
+		remoteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replicator_source_cluster_request_errors_total",
+			Help: "Failed list and watch requests to a source cluster.",
+		}, []string{"cluster"}),
+		remoteChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replicator_source_cluster_changes_total",
+			Help: "Secrets added, changed or deleted in the watched namespaces of a source cluster, as the watch delivered them.",
+		}, []string{"cluster"}),
 	}
-	reg.MustRegister(m.results, m.writes, m.problems, m.writeErrors, m.reconciles)
+	reg.MustRegister(m.results, m.writes, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
 	m.queues = newQueueMetrics(reg)
 	m.reg = reg
 	return m

@@ -100,6 +100,9 @@ const (
 	ReasonCycle             = "ReplicationCycle"
 	ReasonWriteFailed       = "WriteFailed"
 	ReasonNamespaceGone     = "NamespaceTerminating"
+	// ReasonClusterUnavailable: the source cluster cannot be read; the
+	// target keeps what it has.
+	ReasonClusterUnavailable = "SourceClusterUnavailable"
 )
 
 // Event is something to tell the owner of an object.
@@ -116,29 +119,52 @@ func warning(reason, format string, args ...any) *Event {
 // Gate is the configuration of the pull permission check.
 type Gate struct {
 	Annotations Annotations
-	// AllowAll switches the check off: every source may be pulled anywhere.
+	// AllowAll switches the check off for sources in this cluster: every
+	// source may be pulled anywhere. It never opens another cluster's
+	// sources.
 	AllowAll bool
+	// Cluster is this cluster's name, matched against the
+	// replication-allowed-clusters list of sources in other clusters. Empty:
+	// no other cluster's source is ever allowed.
+	Cluster string
 	// Parse parses pattern lists; nil means ParsePatterns.
 	Parse PatternParser
 }
 
-// Allows reports whether source may be replicated into namespace, and if not,
-// why. Invalid entries of the source's namespace list match nothing.
-func (g Gate) Allows(source *Object, namespace string) (bool, string) {
-	if g.AllowAll {
+// Allows reports whether the source named by ref may be replicated into
+// namespace, and if not, why. Invalid entries of the source's lists match
+// nothing. A source in another cluster (ref.Cluster set) must in addition
+// name this cluster in its replication-allowed-clusters list.
+func (g Gate) Allows(source *Object, ref Ref, namespace string) (bool, string) {
+	remote := ref.Cluster != ""
+	if g.AllowAll && !remote {
 		return true, ""
 	}
 	allowed, err := strconv.ParseBool(source.Annotations[g.Annotations.ReplicationAllowed])
 	if err != nil || !allowed {
-		return false, fmt.Sprintf("source %s does not carry %s: \"true\"", source.Key(), g.Annotations.ReplicationAllowed)
+		return false, fmt.Sprintf("source %s does not carry %s: \"true\"", ref, g.Annotations.ReplicationAllowed)
 	}
 	list, ok := source.Annotations[g.Annotations.ReplicationAllowedNS]
 	if !ok {
-		return false, fmt.Sprintf("source %s has no %s", source.Key(), g.Annotations.ReplicationAllowedNS)
+		return false, fmt.Sprintf("source %s has no %s", ref, g.Annotations.ReplicationAllowedNS)
 	}
 	patterns, _ := g.Parse.parse(list)
 	if !patterns.Match(namespace) {
-		return false, fmt.Sprintf("source %s does not allow namespace %s", source.Key(), namespace)
+		return false, fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)
+	}
+	if !remote {
+		return true, ""
+	}
+	list, ok = source.Annotations[g.Annotations.ReplicationAllowedClusters]
+	if !ok {
+		return false, fmt.Sprintf("source %s has no %s: it is not served to other clusters", ref, g.Annotations.ReplicationAllowedClusters)
+	}
+	if g.Cluster == "" {
+		return false, fmt.Sprintf("this replicator has no cluster name (--cluster-name) to match against %s of source %s", g.Annotations.ReplicationAllowedClusters, ref)
+	}
+	patterns, _ = g.Parse.parse(list)
+	if !patterns.Match(g.Cluster) {
+		return false, fmt.Sprintf("source %s does not allow cluster %s", ref, g.Cluster)
 	}
 	return true, ""
 }
@@ -172,7 +198,7 @@ func PlanPull(in PullInput) Decision {
 	case in.Source == nil:
 		denial = warning(ReasonSourceNotFound, "source %s not found", in.Ref)
 	default:
-		if ok, why := in.Gate.Allows(in.Source, target.Namespace); !ok {
+		if ok, why := in.Gate.Allows(in.Source, in.Ref, target.Namespace); !ok {
 			denial = warning(ReasonDenied, "%s", why)
 		} else if !in.Rules.Accepts(target.Type, in.Source.Type) {
 			return Decision{Event: warning(ReasonTypeMismatch, "target type %q cannot take source %s of type %q", target.Type, in.Ref, in.Source.Type)}

@@ -401,3 +401,80 @@ func TestUpdateReplicaKeepsTimestampsWhenDataIsUnchanged(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, current.Annotations[ann.ReplicatedAt], ch.Object.Annotations[ann.ReplicatedAt])
 }
+
+func TestGateAcrossClusters(t *testing.T) {
+	remote := Ref{Cluster: "hub", Namespace: "certs", Name: "wildcard"}
+	withClusters := func(namespaces, clusters string) map[string]string {
+		a := allowed(namespaces)
+		a[ann.ReplicationAllowedClusters] = clusters
+		return a
+	}
+	tests := map[string]struct {
+		annotations map[string]string
+		ref         Ref
+		cluster     string // this cluster's name
+		allowAll    bool
+		want        bool
+		why         string
+	}{
+		"a remote source naming this cluster and namespace is allowed": {
+			annotations: withClusters("app", "spoke-.*"), ref: remote, cluster: "spoke-1", want: true,
+		},
+		"a remote source without a cluster list is never served to another cluster": {
+			annotations: allowed("app"), ref: remote, cluster: "spoke-1", why: "is not served to other clusters",
+		},
+		"a remote source whose cluster list does not match this cluster denies": {
+			annotations: withClusters("app", "spoke-2"), ref: remote, cluster: "spoke-1", why: "does not allow cluster spoke-1",
+		},
+		"a cluster pattern must match the whole name": {
+			annotations: withClusters("app", "spoke"), ref: remote, cluster: "spoke-1", why: "does not allow cluster spoke-1",
+		},
+		"a remote source must still allow the consuming namespace": {
+			annotations: withClusters("web", "spoke-1"), ref: remote, cluster: "spoke-1", why: "does not allow namespace app",
+		},
+		"a remote source must still carry replication-allowed": {
+			annotations: map[string]string{ann.ReplicationAllowedNS: "app", ann.ReplicationAllowedClusters: "spoke-1"}, ref: remote, cluster: "spoke-1", why: "does not carry",
+		},
+		"allow-all does not open another cluster's sources": {
+			annotations: allowed("app"), ref: remote, cluster: "spoke-1", allowAll: true, why: "is not served to other clusters",
+		},
+		"a replicator without a cluster name is refused every remote source": {
+			annotations: withClusters("app", ".*"), ref: remote, why: "no cluster name",
+		},
+		"a local source needs no cluster list": {
+			annotations: allowed("app"), ref: Ref{Namespace: "certs", Name: "wildcard"}, cluster: "spoke-1", want: true,
+		},
+		"an invalid cluster entry is skipped and a valid one still allows": {
+			annotations: withClusters("app", "[, spoke-1"), ref: remote, cluster: "spoke-1", want: true,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			g := Gate{Annotations: ann, AllowAll: tt.allowAll, Cluster: tt.cluster}
+			ok, why := g.Allows(tlsSource("A", tt.annotations), tt.ref, "app")
+			assert.Equal(t, tt.want, ok, why)
+			if !tt.want {
+				assert.Contains(t, why, tt.why)
+				assert.Contains(t, why, tt.ref.String(), "the reason names the source with its cluster")
+			}
+		})
+	}
+}
+
+func TestPlanPullFromAnotherClusterFillsAndRevocationEmpties(t *testing.T) {
+	source := tlsSource("A", map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicationAllowedClusters: "spoke-1"})
+	target := tlsPlaceholder(map[string]string{ann.ReplicateFrom: "hub:certs/wildcard"})
+	in := PullInput{Target: target, Source: source, Ref: Ref{Cluster: "hub", Namespace: "certs", Name: "wildcard"},
+		Gate: Gate{Annotations: ann, Cluster: "spoke-1"}, Rules: Secrets().Rules(), Now: now}
+	filled := PlanPull(in)
+	require.NotNil(t, filled.Write)
+	assert.True(t, data("tls.crt", "A", "tls.key", "key-A").Equal(filled.Write.Data))
+	assert.Contains(t, filled.Event.Message, "hub:certs/wildcard")
+
+	in.Target = *filled.Write
+	in.Source = tlsSource("A", allowed("app")) // the cluster opt-in removed in the hub
+	revoked := PlanPull(in)
+	require.NotNil(t, revoked.Write)
+	assert.Equal(t, ReasonDenied, revoked.Event.Reason)
+	assert.True(t, data("tls.crt", "", "tls.key", "").Equal(revoked.Write.Data), "revocation in the remote empties the placeholder")
+}

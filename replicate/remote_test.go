@@ -1,0 +1,223 @@
+package replicate
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// remoteHarness is a controller in cluster "spoke" that may pull from the
+// fake cluster "hub" (namespace certs watched).
+type remoteHarness struct {
+	*harness
+	hub    *fake.Clientset
+	remote *Remote
+	ctx    context.Context
+}
+
+func newRemoteHarness(t *testing.T, hub *fake.Clientset, local ...runtime.Object) *remoteHarness {
+	t.Helper()
+	client := fake.NewClientset(local...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	recorder := record.NewFakeRecorder(100)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	remote, err := NewRemote(RemoteOptions{Name: "hub", Client: hub, Namespaces: []string{"certs"}, Metrics: metrics, SyncTimeout: 3 * time.Second})
+	require.NoError(t, err)
+	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now },
+		Cluster: "spoke", Remotes: map[string]*Remote{"hub": remote}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() { defer close(done); remote.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		factory.Shutdown()
+		<-done
+	})
+	require.True(t, cache.WaitForCacheSync(ctx.Done(), ctrl.objects.HasSynced, ctrl.namespaces.HasSynced))
+	return &remoteHarness{harness: &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}, hub: hub, remote: remote, ctx: ctx}
+}
+
+// waitRemote waits until the hub's namespace certs is available (want
+// empty) or unavailable for a reason containing want.
+func (h *remoteHarness) waitRemote(t *testing.T, want string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		err := h.remote.Check()
+		if want == "" {
+			return err == nil
+		}
+		return err != nil && strings.Contains(err.Error(), want)
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func (h *remoteHarness) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-h.recorder.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func hubSource(crt string, clusters string) *corev1.Secret {
+	a := map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"}
+	if clusters != "" {
+		a[ann.ReplicationAllowedClusters] = clusters
+	}
+	return secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": crt, "tls.key": "key-" + crt}, a)
+}
+
+func placeholder(from string) *corev1.Secret {
+	return secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: from})
+}
+
+func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
+	hub := fake.NewClientset(hubSource("A", "spoke"))
+	h := newRemoteHarness(t, hub, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h.drain(t)
+	assert.Empty(t, writes(h.client), "nothing is written while the remote is loading")
+	assert.Empty(t, h.events(), "loading is not worth an Event")
+
+	h.waitRemote(t, "")
+	h.drain(t)
+	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "A", string(got.Data["tls.crt"]), "filled once the remote is loaded")
+
+	_, err = hub.CoreV1().Secrets("certs").Update(h.ctx, hubSource("B", "spoke"), metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return h.ctrl.queue.Len() > 0 }, 5*time.Second, 10*time.Millisecond, "a remote change enqueues its placeholders")
+	h.drain(t)
+	got, err = h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "B", string(got.Data["tls.crt"]))
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.remoteUp.WithLabelValues("hub", "certs")))
+	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.remoteChanges.WithLabelValues("hub")), 2.0)
+
+	require.NoError(t, hub.CoreV1().Secrets("certs").Delete(h.ctx, "wildcard", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool { return h.ctrl.queue.Len() > 0 }, 5*time.Second, 10*time.Millisecond)
+	h.drain(t)
+	got, err = h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, got.Data["tls.crt"], "a deletion seen in the remote empties the placeholder")
+}
+
+func TestRemoteThatCannotBeReadLeavesPlaceholdersAlone(t *testing.T) {
+	hub := fake.NewClientset(hubSource("A", "spoke"))
+	var forbidden atomic.Bool
+	forbidden.Store(true)
+	refuse := func(k8stesting.Action) (bool, runtime.Object, error) {
+		if forbidden.Load() {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "", nil)
+		}
+		return false, nil, nil
+	}
+	hub.PrependReactor("list", "secrets", refuse)
+	hub.PrependWatchReactor("secrets", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		ok, _, err := refuse(a)
+		return ok, nil, err
+	})
+	filled := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "old", "tls.key": "old-key"},
+		map[string]string{ann.ReplicateFrom: "hub:certs/wildcard", ann.ReplicatedKeys: "tls.crt,tls.key"})
+	h := newRemoteHarness(t, hub, namespaceObj("app", nil), filled)
+	h.waitRemote(t, "forbidden")
+	h.drain(t)
+	assert.Empty(t, writes(h.client), "the data replicated last is kept")
+	events := strings.Join(h.events(), "\n")
+	assert.Contains(t, events, ReasonClusterUnavailable)
+	assert.Contains(t, events, "forbidden")
+	assert.Equal(t, 0.0, testutil.ToFloat64(h.metrics.remoteUp.WithLabelValues("hub", "certs")))
+	assert.Positive(t, testutil.ToFloat64(h.metrics.remoteErrors.WithLabelValues("hub")))
+
+	forbidden.Store(false)
+	h.waitRemote(t, "")
+	h.drain(t)
+	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "A", string(got.Data["tls.crt"]), "filled when the remote can be read again")
+}
+
+func TestRemoteReferencesThatCannotBeServed(t *testing.T) {
+	tests := map[string]struct {
+		from   string
+		reason string
+		detail string
+	}{
+		"a cluster that is not configured":              {from: "elsewhere:certs/wildcard", reason: ReasonInvalidAnnotation, detail: `cluster "elsewhere" is not configured`},
+		"a namespace of the remote that is not watched": {from: "hub:private/wildcard", reason: ReasonInvalidAnnotation, detail: "namespace private of cluster hub is not watched"},
+		"a source without the cluster opt-in":           {from: "hub:certs/no-opt-in", reason: ReasonDenied, detail: "not served to other clusters"},
+		"a source that allows other clusters only":      {from: "hub:certs/other-cluster", reason: ReasonDenied, detail: "does not allow cluster spoke"},
+		"a source missing in the remote":                {from: "hub:certs/missing", reason: ReasonSourceNotFound, detail: "hub:certs/missing not found"},
+	}
+	noOptIn := hubSource("A", "")
+	noOptIn.Name = "no-opt-in"
+	otherCluster := hubSource("A", "spoke-2")
+	otherCluster.Name = "other-cluster"
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := newRemoteHarness(t, fake.NewClientset(noOptIn, otherCluster), namespaceObj("app", nil), placeholder(tt.from))
+			h.waitRemote(t, "")
+			h.ctrl.queue.Add("app/tls")
+			h.drain(t)
+			assert.Empty(t, writes(h.client))
+			events := strings.Join(h.events(), "\n")
+			assert.Contains(t, events, tt.reason)
+			assert.Contains(t, events, tt.detail)
+		})
+	}
+}
+
+func TestReferenceNamingThisClusterIsLocal(t *testing.T) {
+	local := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "L", "tls.key": "K"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
+	h := newRemoteHarness(t, fake.NewClientset(hubSource("A", "spoke")), namespaceObj("certs", nil), namespaceObj("app", nil), local, placeholder("spoke:certs/wildcard"))
+	h.drain(t)
+	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "L", string(got.Data["tls.crt"]), "spoke: is this cluster, so the local source fills it without a cluster opt-in")
+}
+
+func TestRemoteOnlyServesSecrets(t *testing.T) {
+	remote, err := NewRemote(RemoteOptions{Name: "hub", Client: fake.NewClientset(), Namespaces: []string{"certs"}})
+	require.NoError(t, err)
+	client := fake.NewClientset()
+	_, err = NewController(ConfigMaps(), client, informers.NewSharedInformerFactory(client, 0), Options{Annotations: ann, Remotes: map[string]*Remote{"hub": remote}})
+	assert.ErrorContains(t, err, "serves Secrets, not ConfigMaps")
+}
+
+func TestNewRemoteRejectsBadConfiguration(t *testing.T) {
+	for name, opts := range map[string]RemoteOptions{
+		"a name that is not a DNS label":      {Name: "Hub_1", Namespaces: []string{"certs"}},
+		"no namespaces":                       {Name: "hub"},
+		"a namespace that is not a DNS label": {Name: "hub", Namespaces: []string{"certs", "Bad"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts.Client = fake.NewClientset()
+			_, err := NewRemote(opts)
+			assert.Error(t, err)
+		})
+	}
+}
