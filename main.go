@@ -75,6 +75,15 @@ type config struct {
 	leaseDuration    time.Duration
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
+	clusterName      string
+	sourceClusters   []sourceCluster
+}
+
+// sourceCluster is a cluster placeholders here may pull Secrets from.
+type sourceCluster struct {
+	name       string
+	kubeconfig string
+	namespaces []string
 }
 
 // parseFlags parses and validates args; errors are meant for the user.
@@ -108,6 +117,42 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	fs.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits after the last renewal before taking over")
 	fs.DurationVar(&c.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up leading")
 	fs.DurationVar(&c.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often the Lease is tried and renewed")
+	fs.StringVar(&c.clusterName, "cluster-name", "", "this cluster's name, matched against the replication-allowed-clusters list of sources in other clusters")
+	kubeconfigs := map[string]string{}
+	namespaces := map[string][]string{}
+	var order []string
+	fs.Func("source-cluster", "NAME=KUBECONFIG: placeholders here may pull Secrets from that cluster as NAME:<namespace>/<name> (repeatable)", func(v string) error {
+		name, path, ok := strings.Cut(v, "=")
+		if !ok || path == "" {
+			return fmt.Errorf("%q is not NAME=KUBECONFIG", v)
+		}
+		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+			return fmt.Errorf("cluster name %q: %s", name, strings.Join(errs, "; "))
+		}
+		if _, dup := kubeconfigs[name]; dup {
+			return fmt.Errorf("cluster %s given twice", name)
+		}
+		kubeconfigs[name] = path
+		order = append(order, name)
+		return nil
+	})
+	fs.Func("source-cluster-namespaces", "NAME=NAMESPACE[,NAMESPACE...]: the namespaces of source cluster NAME that are watched for sources (repeatable)", func(v string) error {
+		name, list, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("%q is not NAME=NAMESPACE[,NAMESPACE...]", v)
+		}
+		for _, ns := range strings.Split(list, ",") {
+			ns = strings.TrimSpace(ns)
+			if ns == "" {
+				continue
+			}
+			if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+				return fmt.Errorf("cluster %s: namespace %q: %s", name, ns, strings.Join(errs, "; "))
+			}
+			namespaces[name] = append(namespaces[name], ns)
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -150,6 +195,29 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 		if errs := validation.IsDNS1123Label(c.leaseNamespace); len(errs) > 0 {
 			return nil, fmt.Errorf("-leader-elect-namespace: %s", strings.Join(errs, "; "))
 		}
+	}
+	if c.clusterName != "" {
+		if errs := validation.IsDNS1123Label(c.clusterName); len(errs) > 0 {
+			return nil, fmt.Errorf("-cluster-name: %s", strings.Join(errs, "; "))
+		}
+	}
+	for name := range namespaces {
+		if _, ok := kubeconfigs[name]; !ok {
+			return nil, fmt.Errorf("-source-cluster-namespaces: cluster %s has no -source-cluster", name)
+		}
+	}
+	for _, name := range order {
+		switch {
+		case len(namespaces[name]) == 0:
+			return nil, fmt.Errorf("-source-cluster %s: no namespaces to watch; add -source-cluster-namespaces %s=NAMESPACE[,NAMESPACE...]", name, name)
+		case c.clusterName == "":
+			return nil, fmt.Errorf("-source-cluster needs -cluster-name: sources in other clusters are matched against it")
+		case name == c.clusterName:
+			return nil, fmt.Errorf("-source-cluster %s: that is this cluster's own name", name)
+		case !c.replicateSecrets:
+			return nil, fmt.Errorf("-source-cluster needs -replicate-secrets: cross-cluster pull serves Secrets")
+		}
+		c.sourceClusters = append(c.sourceClusters, sourceCluster{name: name, kubeconfig: kubeconfigs[name], namespaces: namespaces[name]})
 	}
 	var errs []error
 	if c.exclude, errs = replicate.ParsePatterns(c.excludeRaw); len(errs) > 0 {
@@ -237,12 +305,27 @@ func restConfig(c *config) (*rest.Config, error) {
 	}
 	cfg.QPS = float32(c.qps)
 	cfg.Burst = c.burst
+	useProtobuf(cfg)
+	return cfg, nil
+}
+
+// remoteClient returns a client for a source cluster. It only lists and
+// watches, so the default rate limit is plenty.
+func remoteClient(s sourceCluster) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("source cluster %s: loading kubeconfig: %w", s.name, err)
+	}
+	useProtobuf(cfg)
+	return kubernetes.NewForConfig(cfg)
+}
+
+func useProtobuf(cfg *rest.Config) {
 	cfg.UserAgent = "replicator/" + version
 	// Protobuf, as kube's own controllers use: smaller on the wire and
 	// cheaper to decode than JSON.
 	cfg.ContentType = runtime.ContentTypeProtobuf
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	return cfg, nil
 }
 
 func serve(ctx context.Context, c *config, log *logrus.Logger) error {
@@ -285,9 +368,34 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	annotations := replicate.NewAnnotations(c.prefix)
 	factory := informers.NewSharedInformerFactoryWithOptions(client, c.resyncPeriod,
 		informers.WithTransform(replicate.CacheTransform(annotations, c.allowAll)))
+	remotes := map[string]*replicate.Remote{}
+	for _, s := range c.sourceClusters {
+		remoteClient, err := remoteClient(s)
+		if err != nil {
+			return err
+		}
+		r, err := replicate.NewRemote(replicate.RemoteOptions{
+			Name:       s.name,
+			Client:     remoteClient,
+			Namespaces: s.namespaces,
+			// --allow-all never opens another cluster's Secrets: keep
+			// only the data of those that opt in.
+			Transform: replicate.CacheTransform(annotations, false),
+			Resync:    c.resyncPeriod,
+			Log:       log,
+			Metrics:   metrics,
+		})
+		if err != nil {
+			return err
+		}
+		remotes[s.name] = r
+		// Not part of /readyz: a source cluster that cannot be reached
+		// does not stop replication in this one.
+		health.Add("/readyz/clusters", s.name, r.Check)
+	}
 	var controllers []*replicate.Controller
 	for _, k := range kinds {
-		ctrl, err := replicate.NewController(k, client, factory, replicate.Options{
+		opts := replicate.Options{
 			Annotations: annotations,
 			AllowAll:    c.allowAll,
 			Exclude:     c.exclude,
@@ -295,7 +403,12 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 			Recorder:    recorder,
 			Log:         log,
 			Metrics:     metrics,
-		})
+			Cluster:     c.clusterName,
+		}
+		if k.Name() == replicate.Secrets().Name() {
+			opts.Remotes = remotes
+		}
+		ctrl, err := replicate.NewController(k, client, factory, opts)
 		if err != nil {
 			return err
 		}
@@ -336,6 +449,14 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	restoreGC := tightenGCDuringSync()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
+	var remotesDone sync.WaitGroup
+	defer func() {
+		cancel()
+		remotesDone.Wait()
+	}()
+	for _, r := range remotes {
+		remotesDone.Go(func() { r.Run(ctx) })
+	}
 	go func() {
 		// Start-up ends when, on the leader, the caches are loaded and
 		// everything found has been reconciled once (a controller settles

@@ -75,3 +75,30 @@ func TestKindFlags(t *testing.T) {
 	assert.Equal(t, []string{"Secret", "Role", "ServiceAccount"}, names("--replicate-configmaps=false", "--replicate-role-bindings=false"))
 	assert.Empty(t, names("--replicate-secrets=false", "--replicate-configmaps=false", "--replicate-roles=false", "--replicate-role-bindings=false", "--replicate-service-accounts=false"))
 }
+
+func TestSourceClusterFlags(t *testing.T) {
+	c, err := parseFlags([]string{"--cluster-name", "spoke-1",
+		"--source-cluster", "hub=/etc/replicator/clusters/hub/kubeconfig", "--source-cluster-namespaces", "hub=certs, shared",
+		"--source-cluster", "edge=/tmp/edge", "--source-cluster-namespaces", "edge=certs"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "spoke-1", c.clusterName)
+	assert.Equal(t, []sourceCluster{
+		{name: "hub", kubeconfig: "/etc/replicator/clusters/hub/kubeconfig", namespaces: []string{"certs", "shared"}},
+		{name: "edge", kubeconfig: "/tmp/edge", namespaces: []string{"certs"}},
+	}, c.sourceClusters, "in the order given")
+
+	for why, args := range map[string][]string{
+		"a source cluster without a cluster name":        {"--source-cluster", "hub=/k", "--source-cluster-namespaces", "hub=certs"},
+		"a source cluster without namespaces":            {"--cluster-name", "spoke", "--source-cluster", "hub=/k"},
+		"namespaces of a cluster that is not configured": {"--cluster-name", "spoke", "--source-cluster", "hub=/k", "--source-cluster-namespaces", "hbu=certs"},
+		"a source cluster named like this cluster":       {"--cluster-name", "hub", "--source-cluster", "hub=/k", "--source-cluster-namespaces", "hub=certs"},
+		"a source cluster given twice":                   {"--cluster-name", "spoke", "--source-cluster", "hub=/k", "--source-cluster", "hub=/j", "--source-cluster-namespaces", "hub=certs"},
+		"a source cluster without a kubeconfig":          {"--cluster-name", "spoke", "--source-cluster", "hub", "--source-cluster-namespaces", "hub=certs"},
+		"a cluster name that is not a DNS label":         {"--cluster-name", "Spoke_1"},
+		"a namespace that is not a DNS label":            {"--cluster-name", "spoke", "--source-cluster", "hub=/k", "--source-cluster-namespaces", "hub=Certs"},
+		"source clusters with Secrets switched off":      {"--cluster-name", "spoke", "--source-cluster", "hub=/k", "--source-cluster-namespaces", "hub=certs", "--replicate-secrets=false"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		assert.Error(t, err, why)
+	}
+}

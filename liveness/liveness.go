@@ -1,6 +1,7 @@
 // Package liveness serves the health endpoints: /healthz answers whether the
 // process and its workers are alive, /readyz whether it is ready to work
-// (informer caches synced).
+// (informer caches synced), and further endpoints of the same form report
+// what should not decide either (the clusters it pulls from, say).
 package liveness
 
 import (
@@ -18,36 +19,48 @@ import (
 // Check returns nil when healthy, or why not.
 type Check func() error
 
-// Server holds named checks and serves them over HTTP.
+// Server holds named checks by endpoint and serves them over HTTP.
 type Server struct {
-	mu    sync.RWMutex
-	live  map[string]Check
-	ready map[string]Check
-	mux   *http.ServeMux
+	mu        sync.RWMutex
+	endpoints map[string]map[string]Check
+	mux       *http.ServeMux
 }
 
-// New returns a Server with no checks: both endpoints answer 200 until checks
-// are added.
+// New returns a Server with no checks: /healthz and /readyz answer 200 until
+// checks are added.
 func New() *Server {
-	s := &Server{live: map[string]Check{}, ready: map[string]Check{}, mux: http.NewServeMux()}
-	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { s.serve(w, s.live) })
-	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { s.serve(w, s.ready) })
+	s := &Server{endpoints: map[string]map[string]Check{}, mux: http.NewServeMux()}
+	s.endpoint("/healthz")
+	s.endpoint("/readyz")
 	return s
+}
+
+// endpoint returns the checks of path, serving it from now on.
+func (s *Server) endpoint(path string) map[string]Check {
+	checks, ok := s.endpoints[path]
+	if !ok {
+		checks = map[string]Check{}
+		s.endpoints[path] = checks
+		s.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) { s.serve(w, checks) })
+	}
+	return checks
 }
 
 // Handle adds another handler (metrics, say) on the same listener.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // AddLive adds a check to /healthz.
-func (s *Server) AddLive(name string, c Check) { s.add(s.live, name, c) }
+func (s *Server) AddLive(name string, c Check) { s.Add("/healthz", name, c) }
 
 // AddReady adds a check to /readyz.
-func (s *Server) AddReady(name string, c Check) { s.add(s.ready, name, c) }
+func (s *Server) AddReady(name string, c Check) { s.Add("/readyz", name, c) }
 
-func (s *Server) add(m map[string]Check, name string, c Check) {
+// Add adds a check to the endpoint at path, which answers 503 while any of
+// its checks fails. Call it before serving.
+func (s *Server) Add(path, name string, c Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m[name] = c
+	s.endpoint(path)[name] = c
 }
 
 func (s *Server) serve(w http.ResponseWriter, checks map[string]Check) {

@@ -74,3 +74,18 @@ func TestProbeRemembersTheLastResult(t *testing.T) {
 	fail.Store(false)
 	assert.Eventually(t, func() bool { return p.Check() == nil }, time.Second, 5*time.Millisecond)
 }
+
+func TestAnEndpointOfItsOwnDoesNotDecideReadiness(t *testing.T) {
+	s := New()
+	s.AddReady("informers", func() error { return nil })
+	s.Add("/readyz/clusters", "hub", func() error { return errors.New("connection refused") })
+	s.Add("/readyz/clusters", "edge", func() error { return nil })
+
+	code, body := get(t, s, "/readyz/clusters")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "[+] edge ok\n[-] hub: connection refused\n", body)
+
+	code, body = get(t, s, "/readyz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.NotContains(t, body, "hub")
+}
