@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubereplicator/replicator/controlplane"
+)
+
+// hub is a second cluster, the source side of cross-cluster pull: the
+// namespace certs, a ServiceAccount that may read only the Secrets there
+// (the Role the README documents), and one that may read nothing.
+type hub struct {
+	e      *env
+	cp     *controlplane.ControlPlane
+	client kubernetes.Interface
+	// reader and stranger are kubeconfigs of the two ServiceAccounts.
+	reader, stranger string
+}
+
+func (e *env) startHub() *hub {
+	e.t.Helper()
+	cp, client, _ := privateCluster(e.t)
+	h := &hub{e: e, cp: cp, client: client}
+	for _, ns := range []string{"certs", "private", "spokes"} {
+		_, err := client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		require.NoError(e.t, err)
+	}
+	for _, sa := range []string{"spoke-reader", "stranger"} {
+		_, err := client.CoreV1().ServiceAccounts("spokes").Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+		require.NoError(e.t, err)
+	}
+	_, err := client.RbacV1().Roles("certs").Create(e.ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "replicator-source"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	_, err = client.RbacV1().RoleBindings("certs").Create(e.ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "replicator-source"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "replicator-source"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "spokes", Name: "spoke-reader"}},
+	}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	kubeconfig := func(sa string) string {
+		cfg, err := cp.ServiceAccountConfig(e.ctx, "spokes", sa)
+		require.NoError(e.t, err)
+		path := filepath.Join(e.t.TempDir(), sa+".kubeconfig")
+		require.NoError(e.t, cp.WriteKubeconfig(path, cfg))
+		return path
+	}
+	h.reader, h.stranger = kubeconfig("spoke-reader"), kubeconfig("stranger")
+	return h
+}
+
+func (h *hub) create(s *corev1.Secret) {
+	h.e.t.Helper()
+	_, err := h.client.CoreV1().Secrets(s.Namespace).Create(h.e.ctx, s, metav1.CreateOptions{})
+	require.NoError(h.e.t, err)
+}
+
+func (h *hub) modify(namespace, name string, change func(*corev1.Secret)) {
+	h.e.t.Helper()
+	h.e.eventually(wait, "modify hub "+namespace+"/"+name, func() error {
+		s, err := h.client.CoreV1().Secrets(namespace).Get(h.e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(s)
+		_, err = h.client.CoreV1().Secrets(namespace).Update(h.e.ctx, s, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// source is a TLS Secret for the hub allowing namespaces and clusters.
+func (h *hub) source(name, namespaces, clusters, crt string) *corev1.Secret {
+	a := h.e.allow(namespaces)
+	if clusters != "" {
+		a[h.e.a.ReplicationAllowedClusters] = clusters
+	}
+	return secret("certs", name, corev1.SecretTypeTLS, map[string]string{"tls.crt": crt, "tls.key": "key of " + crt}, a)
+}
+
+// spoke runs the replicator binary against the shared cluster as spoke-1,
+// pulling from the hub with the reader's credentials.
+func (e *env) spoke(h *hub, args ...string) *proc {
+	e.t.Helper()
+	return e.startReplicator("spoke", append([]string{"--annotation-prefix", e.prefix, "--leader-elect=false", "--cluster-name", "spoke-1",
+		"--source-cluster", "hub=" + h.reader, "--source-cluster-namespaces", "hub=certs"}, args...)...)
+}
+
+func readyzBody(p *proc, path string) (int, string, error) {
+	resp, err := http.Get("http://" + p.status + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestCrossClusterPull fills placeholders in one cluster from Secrets in
+// another, follows renewals by watch, refuses every case the source has not
+// opted into, and empties the placeholder when the hub revokes or deletes.
+func TestCrossClusterPull(t *testing.T) {
+	e := newEnv(t)
+	h := e.startHub()
+	app := e.ns("app", nil)
+	h.create(h.source("wildcard", "e[0-9]+-app", "spoke-.*", "hub-cert-v1"))
+	h.create(h.source("no-opt-in", "e[0-9]+-app", "", "hub-no-opt-in"))
+	h.create(h.source("other-cluster", "e[0-9]+-app", "spoke-2", "hub-other-cluster"))
+	h.create(h.source("other-namespace", "team-.*", "spoke-.*", "hub-other-ns"))
+	h.create(h.source("hidden", ".*", ".*", "hub-private"))
+	// "locked" is the same hub with credentials that may read nothing.
+	p := e.spoke(h, "--source-cluster", "locked="+h.stranger, "--source-cluster-namespaces", "locked=certs")
+
+	placeholders := map[string]string{
+		"tls":             "hub:certs/wildcard",
+		"no-opt-in":       "hub:certs/no-opt-in",
+		"other-cluster":   "hub:certs/other-cluster",
+		"other-namespace": "hub:certs/other-namespace",
+		"not-watched":     "hub:private/hidden",
+		"unknown":         "elsewhere:certs/wildcard",
+		"no-access":       "locked:certs/wildcard",
+	}
+	for name, from := range placeholders {
+		e.create(e.tlsPlaceholder(app, name, from))
+	}
+
+	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-cert-v1", "tls.key": "key of hub-cert-v1"})
+	assert.Contains(t, e.waitEvent(app, "tls", "Replicated"), "hub:certs/wildcard")
+
+	renewed := time.Now()
+	h.modify("certs", "wildcard", func(s *corev1.Secret) {
+		s.Data = map[string][]byte{"tls.crt": []byte("hub-cert-v2"), "tls.key": []byte("key of hub-cert-v2")}
+	})
+	secretValues.Store("hub-cert-v2", true)
+	secretValues.Store("key of hub-cert-v2", true)
+	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-cert-v2", "tls.key": "key of hub-cert-v2"})
+	t.Logf("a renewal in the hub reached the spoke's placeholder in %s", time.Since(renewed).Round(time.Millisecond))
+
+	for name, want := range map[string]struct{ reason, detail string }{
+		"no-opt-in":       {"ReplicationDenied", "not served to other clusters"},
+		"other-cluster":   {"ReplicationDenied", "does not allow cluster spoke-1"},
+		"other-namespace": {"ReplicationDenied", "does not allow namespace " + app},
+		"not-watched":     {"InvalidAnnotation", "namespace private of cluster hub is not watched"},
+		"unknown":         {"InvalidAnnotation", `cluster "elsewhere" is not configured`},
+		"no-access":       {"SourceClusterUnavailable", "forbidden"},
+	} {
+		assert.Contains(t, e.waitEvent(app, name, want.reason), want.detail, name)
+		assert.Equal(t, map[string]int{"tls.crt": 0, "tls.key": 0}, keysOf(e.mustGet(app, name).Data), "%s stays empty", name)
+	}
+
+	code, body, err := readyzBody(p, "/readyz/clusters")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, body, "[+] hub ok")
+	assert.Contains(t, body, "[-] locked: namespace certs:")
+	code, _, err = readyzBody(p, "/readyz")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, "a source cluster that cannot be read does not make the replicator unready")
+	up, err := p.metric("replicator_source_cluster_up", map[string]string{"cluster": "hub", "namespace": "certs"})
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, up)
+	up, err = p.metric("replicator_source_cluster_up", map[string]string{"cluster": "locked", "namespace": "certs"})
+	require.NoError(t, err)
+	assert.Equal(t, 0.0, up)
+
+	// Revocation in the hub revokes the data here; granting again refills.
+	h.modify("certs", "wildcard", func(s *corev1.Secret) { delete(s.Annotations, e.a.ReplicationAllowedClusters) })
+	e.waitData(app, "tls", map[string]string{"tls.crt": "", "tls.key": ""})
+	h.modify("certs", "wildcard", func(s *corev1.Secret) { s.Annotations[e.a.ReplicationAllowedClusters] = "spoke-1" })
+	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-cert-v2", "tls.key": "key of hub-cert-v2"})
+	require.NoError(t, h.client.CoreV1().Secrets("certs").Delete(e.ctx, "wildcard", metav1.DeleteOptions{}))
+	e.waitData(app, "tls", map[string]string{"tls.crt": "", "tls.key": ""})
+	assert.Contains(t, e.waitEvent(app, "tls", "SourceNotFound"), "hub:certs/wildcard")
+}
+
+// TestCrossClusterHubDownAndBack stops the hub's API server: the spoke keeps
+// the data it replicated, says why on the placeholder, stays ready and goes
+// on replicating inside its own cluster; once the hub is back, renewals flow
+// again.
+func TestCrossClusterHubDownAndBack(t *testing.T) {
+	e := newEnv(t)
+	h := e.startHub()
+	app := e.ns("app", nil)
+	local := e.ns("local", nil)
+	h.create(h.source("wildcard", "e[0-9]+-app", "spoke-1", "hub-down-v1"))
+	e.create(secret(local, "db", corev1.SecretTypeOpaque, map[string]string{"password": "local-before-outage"}, e.allow(app)))
+	p := e.spoke(h)
+	e.create(e.tlsPlaceholder(app, "tls", "hub:certs/wildcard"))
+	e.create(secret(app, "db", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: local + "/db"}))
+	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-down-v1", "tls.key": "key of hub-down-v1"})
+	e.waitData(app, "db", map[string]string{"password": "local-before-outage"})
+
+	require.NoError(t, h.cp.StopAPIServer())
+	e.eventually(30*time.Second, "the hub reported unavailable", func() error {
+		code, body, err := readyzBody(p, "/readyz/clusters")
+		if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "[-] hub:") {
+			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
+		}
+		return nil
+	})
+	assert.Contains(t, e.waitEvent(app, "tls", "SourceClusterUnavailable"), "the data replicated last is kept")
+	code, _, err := readyzBody(p, "/readyz")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, "still ready: its own cluster is fine")
+
+	e.modify(local, "db", func(s *corev1.Secret) { s.Data["password"] = []byte("local-during-outage") })
+	secretValues.Store("local-during-outage", true)
+	e.waitData(app, "db", map[string]string{"password": "local-during-outage"})
+	e.stable(3*time.Second, app, "tls")
+	assert.Equal(t, "hub-down-v1", string(e.mustGet(app, "tls").Data["tls.crt"]), "the placeholder keeps its data while the hub is down")
+
+	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, h.cp.StartAPIServer(ctx))
+	back := time.Now()
+	e.eventually(time.Minute, "the hub available again", func() error {
+		if code, body, err := readyzBody(p, "/readyz/clusters"); err != nil || code != http.StatusOK {
+			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
+		}
+		return nil
+	})
+	t.Logf("the spoke saw the hub again %s after its API server was ready", time.Since(back).Round(time.Millisecond))
+	h.modify("certs", "wildcard", func(s *corev1.Secret) {
+		s.Data = map[string][]byte{"tls.crt": []byte("hub-down-v2"), "tls.key": []byte("key of hub-down-v2")}
+	})
+	secretValues.Store("hub-down-v2", true)
+	secretValues.Store("key of hub-down-v2", true)
+	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-down-v2", "tls.key": "key of hub-down-v2"})
+}
