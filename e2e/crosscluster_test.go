@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,4 +243,76 @@ func TestCrossClusterHubDownAndBack(t *testing.T) {
 	secretValues.Store("hub-down-v2", true)
 	secretValues.Store("key of hub-down-v2", true)
 	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-down-v2", "tls.key": "key of hub-down-v2"})
+}
+
+// TestChartPullsThroughTheMountedKubeconfig installs the chart with a source
+// cluster, then does what the kubelet would: mounts the kubeconfig Secret
+// where the pod spec says and runs the binary with the pod's arguments as the
+// chart's ServiceAccount. The placeholder fills from the hub.
+func TestChartPullsThroughTheMountedKubeconfig(t *testing.T) {
+	e := newEnv(t)
+	h := e.startHub()
+	release := fmt.Sprintf("e%d", e.id)
+	ns, sa := e.install(release, "clusterName=spoke-1", "sourceClusters[0].name=hub",
+		"sourceClusters[0].kubeconfigSecret=hub-kubeconfig", "sourceClusters[0].namespaces[0]=certs")
+	kubeconfig, err := os.ReadFile(h.reader)
+	require.NoError(t, err)
+	_, err = admin.CoreV1().Secrets(ns).Create(e.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "hub-kubeconfig"}, Data: map[string][]byte{"kubeconfig": kubeconfig},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	deployment, err := admin.AppsV1().Deployments(ns).Get(e.ctx, release+"-replicator", metav1.GetOptions{})
+	require.NoError(t, err)
+	pod := deployment.Spec.Template.Spec
+	root := t.TempDir()
+	var mounts []string
+	for _, m := range pod.Containers[0].VolumeMounts {
+		assert.True(t, m.ReadOnly, "%s is mounted read-only", m.Name)
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		require.GreaterOrEqual(t, i, 0, "volume %s", m.Name)
+		source := pod.Volumes[i].Secret
+		require.NotNil(t, source, "volume %s is a Secret", m.Name)
+		s, err := admin.CoreV1().Secrets(ns).Get(e.ctx, source.SecretName, metav1.GetOptions{})
+		require.NoError(t, err)
+		for _, item := range source.Items {
+			path := filepath.Join(root, m.MountPath, item.Path)
+			require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
+			require.NoError(t, os.WriteFile(path, s.Data[item.Key], 0o600))
+		}
+		mounts = append(mounts, m.MountPath)
+	}
+	require.Len(t, mounts, 1)
+	var args []string
+	for _, a := range pod.Containers[0].Args {
+		if strings.HasPrefix(a, "--status-addr=") {
+			continue // the test picks a free port
+		}
+		args = append(args, strings.ReplaceAll(a, mounts[0], filepath.Join(root, mounts[0])))
+	}
+	assert.Contains(t, args, "--cluster-name=spoke-1")
+	assert.Contains(t, args, "--source-cluster-namespaces=hub=certs")
+	saKubeconfig := filepath.Join(t.TempDir(), "sa")
+	require.NoError(t, cluster.WriteKubeconfig(saKubeconfig, sa))
+	e.startReplicatorWithKubeconfig("chart", saKubeconfig, append(args, "--leader-elect-namespace", ns)...)
+
+	app := e.ns("app", nil)
+	h.create(h.source("wildcard", app, "spoke-1", "chart-hub-cert"))
+	e.create(e.tlsPlaceholder(app, "tls", "hub:certs/wildcard"))
+	e.waitData(app, "tls", map[string]string{"tls.crt": "chart-hub-cert", "tls.key": "key of chart-hub-cert"})
+}
+
+func TestChartSourceClustersNeedAClusterName(t *testing.T) {
+	needTools(t)
+	base := []string{"template", "r", chartDir, "--set", "sourceClusters[0].name=hub", "--set", "sourceClusters[0].kubeconfigSecret=hub", "--set", "sourceClusters[0].namespaces[0]=certs"}
+	out, err := helm(t, base...)
+	assert.Error(t, err)
+	assert.Contains(t, out, "clusterName is required with sourceClusters")
+	for _, set := range []string{"clusterName=Spoke_1", "sourceClusters[0].name=Hub", "sourceClusters[0].namespaces=null", "sourceClusters[0].kubeconfig=x"} {
+		out, err := helm(t, append(base, "--set", "clusterName=spoke", "--set", set)...)
+		assert.Error(t, err, "--set %s was accepted", set)
+		assert.Contains(t, out, "values don't meet the specifications of the schema", "--set %s", set)
+	}
+	out, err = helm(t, append(base, "--set", "clusterName=spoke")...)
+	require.NoError(t, err, out)
 }
