@@ -87,6 +87,8 @@ type Controller struct {
 	patterns PatternParser
 	// guard holds back writes of objects someone keeps changing back.
 	guard *writeGuard
+	// creations are push replicas created and not yet seen in the cache.
+	creations *creations
 }
 
 // Settled is closed once the controller has reconciled everything it found at
@@ -116,6 +118,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		settled:    make(chan struct{}),
 		patterns:   CachedPatternParser(512),
 		guard:      newWriteGuard(),
+		creations:  newCreations(),
 		client:     client,
 		opts:       opts,
 		log:        opts.Log.WithField("kind", kind.Name()),
@@ -293,6 +296,7 @@ func (c *Controller) objectChanged(old, obj any) {
 		c.queue.Add(key)
 	}
 	if marker := m.GetAnnotations()[a.ReplicatedFrom]; marker != "" {
+		c.creations.observed(marker, key)
 		c.queue.Add(marker)
 	}
 	c.enqueueIndexed(indexPullSource, key)
@@ -555,6 +559,14 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	if source != nil && !c.opts.Annotations.IsPushSource(source.Annotations) && len(owned) == 0 {
 		return nil
 	}
+	if c.creations.awaited(key, time.Now()) {
+		// The cache does not show every replica this source created yet:
+		// planning now would create them again. Their Add events enqueue
+		// the source; the delay is a fallback.
+		c.log.WithField("source", key).Debug("push waits for the cache to show its own creates")
+		c.queue.AddAfter(key, time.Second)
+		return nil
+	}
 	current := map[string]any{}
 	var ownedViews []*Object
 	for _, o := range owned {
@@ -614,11 +626,20 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 			continue
 		}
 		c.guard.wrote(target, digest, time.Now())
+		creates := ch.Action == Create || ch.Action == Recreate
+		if creates {
+			// Before the request: the informer may show the new replica
+			// before the request returns.
+			c.creations.expect(key, target, time.Now())
+		}
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			err := c.apply(ctx, ch, current[ch.Object.Namespace])
 			if err != nil {
+				if creates {
+					c.creations.observed(key, target)
+				}
 				c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "failed").Inc()
 				if err = c.writeFailed(obj, key, string(ch.Action)+" in "+ch.Object.Namespace, err); err != nil {
 					mu.Lock()
