@@ -305,7 +305,7 @@ func restConfig(c *config) (*rest.Config, error) {
 	}
 	cfg.QPS = float32(c.qps)
 	cfg.Burst = c.burst
-	useProtobuf(cfg)
+	withClientDefaults(cfg)
 	return cfg, nil
 }
 
@@ -316,11 +316,12 @@ func remoteClient(s sourceCluster) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source cluster %s: loading kubeconfig: %w", s.name, err)
 	}
-	useProtobuf(cfg)
+	withClientDefaults(cfg)
 	return kubernetes.NewForConfig(cfg)
 }
 
-func useProtobuf(cfg *rest.Config) {
+// withClientDefaults sets the user agent and the wire format of every client.
+func withClientDefaults(cfg *rest.Config) {
 	cfg.UserAgent = "replicator/" + version
 	// Protobuf, as kube's own controllers use: smaller on the wire and
 	// cheaper to decode than JSON.
@@ -370,13 +371,13 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		informers.WithTransform(replicate.CacheTransform(annotations, c.allowAll)))
 	remotes := map[string]*replicate.Remote{}
 	for _, s := range c.sourceClusters {
-		remoteClient, err := remoteClient(s)
+		sourceClient, err := remoteClient(s)
 		if err != nil {
 			return err
 		}
 		r, err := replicate.NewRemote(replicate.RemoteOptions{
 			Name:       s.name,
-			Client:     remoteClient,
+			Client:     sourceClient,
 			Namespaces: s.namespaces,
 			// --allow-all never opens another cluster's Secrets: keep
 			// only the data of those that opt in.
