@@ -100,13 +100,19 @@ func freeAddr(t *testing.T) string {
 }
 
 func httpStatus(url string) (int, error) {
+	code, _, err := httpGet(url)
+	return code, err
+}
+
+// httpGet returns the status code and body of a GET of url.
+func httpGet(url string) (int, string, error) {
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // TestBinaryWithDefaultPrefix runs the built binary the way a user would:

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,21 +68,12 @@ func (e *env) startHub() *hub {
 
 func (h *hub) create(s *corev1.Secret) {
 	h.e.t.Helper()
-	_, err := h.client.CoreV1().Secrets(s.Namespace).Create(h.e.ctx, s, metav1.CreateOptions{})
-	require.NoError(h.e.t, err)
+	h.e.createIn(h.client, s)
 }
 
 func (h *hub) modify(namespace, name string, change func(*corev1.Secret)) {
 	h.e.t.Helper()
-	h.e.eventually(wait, "modify hub "+namespace+"/"+name, func() error {
-		s, err := h.client.CoreV1().Secrets(namespace).Get(h.e.ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		change(s)
-		_, err = h.client.CoreV1().Secrets(namespace).Update(h.e.ctx, s, metav1.UpdateOptions{})
-		return err
-	})
+	h.e.modifyIn(h.client, namespace, name, change)
 }
 
 // source is a TLS Secret for the hub allowing namespaces and clusters.
@@ -101,16 +91,6 @@ func (e *env) spoke(h *hub, args ...string) *proc {
 	e.t.Helper()
 	return e.startReplicator("spoke", append([]string{"--annotation-prefix", e.prefix, "--leader-elect=false", "--cluster-name", "spoke-1",
 		"--source-cluster", "hub=" + h.reader, "--source-cluster-namespaces", "hub=certs"}, args...)...)
-}
-
-func readyzBody(p *proc, path string) (int, string, error) {
-	resp, err := http.Get("http://" + p.status + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
 }
 
 // TestCrossClusterPull fills placeholders in one cluster from Secrets in
@@ -165,12 +145,12 @@ func TestCrossClusterPull(t *testing.T) {
 		assert.Equal(t, map[string]int{"tls.crt": 0, "tls.key": 0}, keysOf(e.mustGet(app, name).Data), "%s stays empty", name)
 	}
 
-	code, body, err := readyzBody(p, "/readyz/clusters")
+	code, body, err := httpGet("http://" + p.status + "/readyz/clusters")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "[+] hub ok")
 	assert.Contains(t, body, "[-] locked: namespace certs:")
-	code, _, err = readyzBody(p, "/readyz")
+	code, _, err = httpGet("http://" + p.status + "/readyz")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code, "a source cluster that cannot be read does not make the replicator unready")
 	up, err := p.metric("replicator_source_cluster_up", map[string]string{"cluster": "hub", "namespace": "certs"})
@@ -209,14 +189,14 @@ func TestCrossClusterHubDownAndBack(t *testing.T) {
 
 	require.NoError(t, h.cp.StopAPIServer())
 	e.eventually(30*time.Second, "the hub reported unavailable", func() error {
-		code, body, err := readyzBody(p, "/readyz/clusters")
+		code, body, err := httpGet("http://" + p.status + "/readyz/clusters")
 		if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "[-] hub:") {
 			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
 		}
 		return nil
 	})
 	assert.Contains(t, e.waitEvent(app, "tls", "SourceClusterUnavailable"), "the data replicated last is kept")
-	code, _, err := readyzBody(p, "/readyz")
+	code, _, err := httpGet("http://" + p.status + "/readyz")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code, "still ready: its own cluster is fine")
 
@@ -231,7 +211,7 @@ func TestCrossClusterHubDownAndBack(t *testing.T) {
 	require.NoError(t, h.cp.StartAPIServer(ctx))
 	back := time.Now()
 	e.eventually(time.Minute, "the hub available again", func() error {
-		if code, body, err := readyzBody(p, "/readyz/clusters"); err != nil || code != http.StatusOK {
+		if code, body, err := httpGet("http://" + p.status + "/readyz/clusters"); err != nil || code != http.StatusOK {
 			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
 		}
 		return nil

@@ -104,25 +104,20 @@ func run(m *testing.M) int {
 // characters or more, shorter ones occur by chance) is in suiteLog.
 func checkNoSecretData() int {
 	log := suiteLog.String()
-	found := 0
+	found, values := 0, 0
 	secretValues.Range(func(k, _ any) bool {
+		values++
 		if v := k.(string); len(v) >= 6 && strings.Contains(log, v) {
 			fmt.Fprintf(os.Stderr, "e2e: Secret data %q appears in the logs of the run\n", v)
 			found++
 		}
 		return true
 	})
-	fmt.Printf("e2e: %d bytes of controller logs (trace level) checked for %d Secret values\n", len(log), countValues())
+	fmt.Printf("e2e: %d bytes of controller logs (trace level) checked for %d Secret values\n", len(log), values)
 	if found > 0 {
 		return 1
 	}
 	return 0
-}
-
-func countValues() int {
-	n := 0
-	secretValues.Range(func(any, any) bool { n++; return true })
-	return n
 }
 
 // env is one test's world: a prefix, namespaces and (optionally) a controller.
@@ -278,7 +273,13 @@ const wait = 15 * time.Second
 
 func (e *env) create(s *corev1.Secret) *corev1.Secret {
 	e.t.Helper()
-	got, err := admin.CoreV1().Secrets(s.Namespace).Create(e.ctx, s, metav1.CreateOptions{})
+	return e.createIn(admin, s)
+}
+
+// createIn creates s in the cluster of client.
+func (e *env) createIn(client kubernetes.Interface, s *corev1.Secret) *corev1.Secret {
+	e.t.Helper()
+	got, err := client.CoreV1().Secrets(s.Namespace).Create(e.ctx, s, metav1.CreateOptions{})
 	require.NoError(e.t, err)
 	return got
 }
@@ -297,8 +298,14 @@ func (e *env) mustGet(namespace, name string) *corev1.Secret {
 // modify changes a Secret with retries on conflict.
 func (e *env) modify(namespace, name string, change func(*corev1.Secret)) {
 	e.t.Helper()
+	e.modifyIn(admin, namespace, name, change)
+}
+
+// modifyIn is modify in the cluster of client.
+func (e *env) modifyIn(client kubernetes.Interface, namespace, name string, change func(*corev1.Secret)) {
+	e.t.Helper()
 	e.eventually(wait, "modify "+namespace+"/"+name, func() error {
-		s, err := e.get(namespace, name)
+		s, err := client.CoreV1().Secrets(namespace).Get(e.ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -309,7 +316,7 @@ func (e *env) modify(namespace, name string, change func(*corev1.Secret)) {
 			s.Data = map[string][]byte{}
 		}
 		change(s)
-		_, err = admin.CoreV1().Secrets(namespace).Update(e.ctx, s, metav1.UpdateOptions{})
+		_, err = client.CoreV1().Secrets(namespace).Update(e.ctx, s, metav1.UpdateOptions{})
 		return err
 	})
 }

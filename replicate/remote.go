@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,7 +38,8 @@ type RemoteOptions struct {
 	// as unavailable; zero means 30 s.
 	SyncTimeout time.Duration
 	Log         logrus.FieldLogger
-	Metrics     *Metrics
+	// Metrics receives counts; nil means metrics registered nowhere.
+	Metrics *Metrics
 }
 
 // Remote is another cluster that placeholders here may pull Secrets from:
@@ -52,8 +53,7 @@ type Remote struct {
 	metrics    *Metrics
 	timeout    time.Duration
 	namespaces map[string]*remoteNamespace
-
-	mu        sync.Mutex
+	// listeners are added before Run and only read after.
 	listeners []RemoteListener
 }
 
@@ -126,6 +126,9 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
 	r := &Remote{
 		name:       opts.Name,
 		kind:       Secrets(),
@@ -174,7 +177,7 @@ func (r *Remote) listWatch(client kubernetes.Interface, rn *remoteNamespace) *ca
 			// lists again, which is routine.
 			return
 		}
-		if err != nil && r.metrics != nil {
+		if err != nil {
 			r.metrics.remoteErrors.WithLabelValues(r.name).Inc()
 		}
 		rn.mu.Lock()
@@ -210,13 +213,8 @@ func (r *Remote) changed(obj any) {
 	if err != nil {
 		return
 	}
-	if r.metrics != nil {
-		r.metrics.remoteChanges.WithLabelValues(r.name).Inc()
-	}
-	r.mu.Lock()
-	listeners := slices.Clone(r.listeners)
-	r.mu.Unlock()
-	for _, l := range listeners {
+	r.metrics.remoteChanges.WithLabelValues(r.name).Inc()
+	for _, l := range r.listeners {
 		l.Changed(m.GetNamespace() + "/" + m.GetName())
 	}
 }
@@ -236,8 +234,6 @@ func (r *Remote) Namespaces() []string {
 
 // AddListener registers l; call it before Run.
 func (r *Remote) AddListener(l RemoteListener) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.listeners = append(r.listeners, l)
 }
 
@@ -296,18 +292,13 @@ func (r *Remote) observe(rn *remoteNamespace, running time.Duration) {
 		log.WithField("reason", why).Warn("source cluster namespace unavailable, its placeholders keep their data")
 		r.setUp(rn.name, 0)
 	}
-	r.mu.Lock()
-	listeners := slices.Clone(r.listeners)
-	r.mu.Unlock()
-	for _, l := range listeners {
+	for _, l := range r.listeners {
 		l.StateChanged(rn.name)
 	}
 }
 
 func (r *Remote) setUp(namespace string, v float64) {
-	if r.metrics != nil {
-		r.metrics.remoteUp.WithLabelValues(r.name, namespace).Set(v)
-	}
+	r.metrics.remoteUp.WithLabelValues(r.name, namespace).Set(v)
 }
 
 // Get returns the planner's view of the remote object namespace/name, nil if

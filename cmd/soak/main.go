@@ -20,10 +20,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kubereplicator/replicator/cmd/internal/harness"
 	"github.com/kubereplicator/replicator/controlplane"
@@ -282,7 +282,7 @@ func (w *world) change() {
 	case r < 95:
 		op = "namespace relabelled"
 		ns := w.live[w.rnd.IntN(len(w.live))]
-		err = retry(func() error {
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			n, err := w.client.CoreV1().Namespaces().Get(w.ctx, ns, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -321,7 +321,7 @@ func (w *world) deleteNamespace(ns string) error {
 	if err := w.client.CoreV1().Secrets(ns).DeleteCollection(w.ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return err
 	}
-	return retry(func() error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		n, err := w.client.CoreV1().Namespaces().Get(w.ctx, ns, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -332,18 +332,8 @@ func (w *world) deleteNamespace(ns string) error {
 	})
 }
 
-func retry(f func() error) error {
-	var err error
-	for i := 0; i < 5; i++ {
-		if err = f(); !apierrors.IsConflict(err) {
-			return err
-		}
-	}
-	return err
-}
-
 func (w *world) update(ns, name string, change func(*corev1.Secret)) error {
-	return retry(func() error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		s, err := w.client.CoreV1().Secrets(ns).Get(w.ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
