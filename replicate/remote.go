@@ -37,7 +37,12 @@ type RemoteOptions struct {
 	// SyncTimeout is how long a namespace may take to load before it counts
 	// as unavailable; zero means 30 s.
 	SyncTimeout time.Duration
-	Log         logrus.FieldLogger
+	// FailureGrace is how long the requests of a namespace must keep
+	// failing before it counts as unavailable; zero means 2 s. A single
+	// failed request (a dropped connection, say) is retried at once and is
+	// not worth an alarm.
+	FailureGrace time.Duration
+	Log          logrus.FieldLogger
 	// Metrics receives counts; nil means metrics registered nowhere.
 	Metrics *Metrics
 }
@@ -52,6 +57,7 @@ type Remote struct {
 	log        logrus.FieldLogger
 	metrics    *Metrics
 	timeout    time.Duration
+	grace      time.Duration
 	namespaces map[string]*remoteNamespace
 	// listeners are added before Run and only read after.
 	listeners []RemoteListener
@@ -92,10 +98,6 @@ type remoteNamespace struct {
 	why   string
 }
 
-// failureGrace is how long the requests of a remote namespace must keep
-// failing before it counts as unavailable.
-const failureGrace = 2 * time.Second
-
 // ErrNotWatched means a reference names a namespace of a remote cluster that
 // is not configured to be watched.
 var ErrNotWatched = errors.New("namespace not watched")
@@ -123,6 +125,9 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	if opts.SyncTimeout <= 0 {
 		opts.SyncTimeout = 30 * time.Second
 	}
+	if opts.FailureGrace <= 0 {
+		opts.FailureGrace = 2 * time.Second
+	}
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
 	}
@@ -135,6 +140,7 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 		log:        opts.Log.WithField("cluster", opts.Name),
 		metrics:    opts.Metrics,
 		timeout:    opts.SyncTimeout,
+		grace:      opts.FailureGrace,
 		namespaces: map[string]*remoteNamespace{},
 	}
 	for _, ns := range opts.Namespaces {
@@ -266,11 +272,10 @@ func (r *Remote) observe(rn *remoteNamespace, running time.Duration) {
 	rn.mu.Lock()
 	state, why := statePending, "loading"
 	switch {
-	case rn.err != nil && time.Since(rn.failingSince) >= failureGrace:
+	case rn.err != nil && time.Since(rn.failingSince) >= r.grace:
 		state, why = stateDown, rn.err.Error()
 	case rn.err != nil:
-		// A single failed request (a dropped connection, say) is retried
-		// at once: not worth an alarm yet.
+		// Within the grace: as before.
 		state, why = rn.state, rn.why
 	case synced:
 		state, why = stateUp, ""

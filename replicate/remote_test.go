@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,11 +36,18 @@ type remoteHarness struct {
 
 func newRemoteHarness(t *testing.T, hub *fake.Clientset, local ...runtime.Object) *remoteHarness {
 	t.Helper()
+	return newRemoteHarnessWith(t, hub, RemoteOptions{SyncTimeout: 3 * time.Second}, local...)
+}
+
+// newRemoteHarnessWith is newRemoteHarness with the Remote's timing options.
+func newRemoteHarnessWith(t *testing.T, hub *fake.Clientset, opts RemoteOptions, local ...runtime.Object) *remoteHarness {
+	t.Helper()
 	client := fake.NewClientset(local...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	metrics := NewMetrics(prometheus.NewRegistry())
-	remote, err := NewRemote(RemoteOptions{Name: "hub", Client: hub, Namespaces: []string{"certs"}, Metrics: metrics, SyncTimeout: 3 * time.Second})
+	opts.Name, opts.Client, opts.Namespaces, opts.Metrics = "hub", hub, []string{"certs"}, metrics
+	remote, err := NewRemote(opts)
 	require.NoError(t, err)
 	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now },
 		Cluster: "spoke", Remotes: map[string]*Remote{"hub": remote}})
@@ -96,11 +104,21 @@ func placeholder(from string) *corev1.Secret {
 
 func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
 	hub := fake.NewClientset(hubSource("A", "spoke"))
+	// The remote's first list waits for the test, so that the placeholder
+	// is surely reconciled while the remote is loading.
+	loading := make(chan struct{})
+	load := sync.OnceFunc(func() { close(loading) })
+	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		<-loading
+		return false, nil, nil
+	})
 	h := newRemoteHarness(t, hub, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	t.Cleanup(load) // runs before the harness stops the Remote
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "nothing is written while the remote is loading")
 	assert.Empty(t, h.events(), "loading is not worth an Event")
 
+	load()
 	h.waitRemote(t, "")
 	h.drain(t)
 	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
@@ -220,4 +238,50 @@ func TestNewRemoteRejectsBadConfiguration(t *testing.T) {
 			assert.Error(t, err)
 		})
 	}
+}
+
+func TestRemoteFailingBrieflyRaisesNoAlarm(t *testing.T) {
+	hub := fake.NewClientset(hubSource("A", "spoke"))
+	var failures atomic.Int32
+	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		// The first two lists fail: over a second of failing requests,
+		// several observations, all within the grace.
+		if failures.Add(1) <= 2 {
+			return true, nil, apierrors.NewServiceUnavailable("restarting")
+		}
+		return false, nil, nil
+	})
+	h := newRemoteHarnessWith(t, hub, RemoteOptions{FailureGrace: 20 * time.Second}, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	require.Eventually(t, func() bool {
+		err := h.remote.Check()
+		require.False(t, err != nil && strings.Contains(err.Error(), "restarting"), "reported unavailable within the grace: %v", err)
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	h.drain(t)
+	assert.NotContains(t, strings.Join(h.events(), "\n"), ReasonClusterUnavailable, "failures within the grace are no alarm")
+	assert.Equal(t, 2.0, testutil.ToFloat64(h.metrics.remoteErrors.WithLabelValues("hub")), "but they are counted")
+	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "A", string(got.Data["tls.crt"]))
+}
+
+func TestRemoteThatNeverLoadsIsReportedAfterTheSyncTimeout(t *testing.T) {
+	hub := fake.NewClientset()
+	release := make(chan struct{})
+	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		<-release // a list that hangs, as over a black-holed connection
+		return true, nil, apierrors.NewTimeoutError("hung", 0)
+	})
+	hub.PrependWatchReactor("secrets", func(k8stesting.Action) (bool, watch.Interface, error) {
+		<-release
+		return true, nil, apierrors.NewTimeoutError("hung", 0)
+	})
+	h := newRemoteHarnessWith(t, hub, RemoteOptions{SyncTimeout: 2 * time.Second}, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	t.Cleanup(func() { close(release) }) // runs before the harness stops the Remote
+	h.waitRemote(t, "not loaded after 2s")
+	h.drain(t)
+	assert.Empty(t, writes(h.client))
+	events := strings.Join(h.events(), "\n")
+	assert.Contains(t, events, ReasonClusterUnavailable)
+	assert.Contains(t, events, "not loaded after 2s")
 }
