@@ -76,6 +76,9 @@ func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	e.create(secret(src, "bad-regex", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: "(" + push}))
 	e.create(secret(src, "bad-selector", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateToMatching: "a in (b"}))
 	e.create(secret(app, "missing", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/does-not-exist"}))
+	badClusters := e.allow(app)
+	badClusters[e.a.ReplicationAllowedClusters] = "(spoke"
+	e.create(secret(src, "bad-clusters", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, badClusters))
 
 	// A good pair created after all of that still replicates.
 	e.create(secret(app, "good", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/s"}))
@@ -87,6 +90,7 @@ func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	}
 	e.waitEvent(src, "bad-regex", replicate.ReasonInvalidAnnotation)
 	e.waitEvent(src, "bad-selector", replicate.ReasonInvalidAnnotation)
+	assert.Contains(t, e.waitEvent(src, "bad-clusters", replicate.ReasonInvalidAnnotation), e.a.ReplicationAllowedClusters)
 	e.waitEvent(app, "missing", replicate.ReasonSourceNotFound)
 
 	// No hot loop: nothing keeps being written.
