@@ -57,6 +57,10 @@ type config struct {
 	allowAll         bool
 	exclude          replicate.Patterns
 	excludeRaw       string
+	push             replicate.PushPolicy
+	pushFromRaw      string
+	pushRBACFromRaw  string
+	pushToSystemRaw  string
 	syncByContent    bool
 	replicateSecrets bool
 	replicateCMs     bool
@@ -99,6 +103,9 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "plain", "log format: plain or json")
 	fs.BoolVar(&c.allowAll, "allow-all", false, "switch the pull permission check off: any namespace may pull any source (dangerous)")
 	fs.StringVar(&c.excludeRaw, "exclude-namespaces", "", "comma-separated regular expressions of namespaces never written (each matches whole names)")
+	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none")
+	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)")
+	fs.StringVar(&c.pushToSystemRaw, "push-to-system-namespaces", "", "comma-separated regular expressions of the system namespaces (kube-system, kube-public, kube-node-lease) that may receive push replicas; empty: none")
 	fs.BoolVar(&c.syncByContent, "sync-by-content", false, "accepted for compatibility; content is always compared")
 	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
 	fs.BoolVar(&c.replicateCMs, "replicate-configmaps", true, "replicate ConfigMaps")
@@ -219,9 +226,20 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 		}
 		c.sourceClusters = append(c.sourceClusters, sourceCluster{name: name, kubeconfig: kubeconfigs[name], namespaces: namespaces[name]})
 	}
-	var errs []error
-	if c.exclude, errs = replicate.ParsePatterns(c.excludeRaw); len(errs) > 0 {
-		return nil, fmt.Errorf("-exclude-namespaces: %w", errors.Join(errs...))
+	for _, list := range []struct {
+		flag string
+		raw  string
+		to   *replicate.Patterns
+	}{
+		{"exclude-namespaces", c.excludeRaw, &c.exclude},
+		{"push-from-namespaces", c.pushFromRaw, &c.push.From},
+		{"push-rbac-from-namespaces", c.pushRBACFromRaw, &c.push.RBACFrom},
+		{"push-to-system-namespaces", c.pushToSystemRaw, &c.push.ToSystem},
+	} {
+		var errs []error
+		if *list.to, errs = replicate.ParsePatterns(list.raw); len(errs) > 0 {
+			return nil, fmt.Errorf("-%s: %w", list.flag, errors.Join(errs...))
+		}
 	}
 	return c, nil
 }
@@ -331,6 +349,7 @@ func withClientDefaults(cfg *rest.Config) {
 
 func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	log.WithFields(logrus.Fields{"version": version, "prefix": c.prefix, "workers": c.workers}).Info("replicator starting")
+	log.WithFields(logrus.Fields{"from": c.pushFromRaw, "rbacFrom": c.pushRBACFromRaw, "toSystem": c.pushToSystemRaw}).Info("push policy")
 	if c.allowAll {
 		log.Warn("--allow-all is set: the pull permission check is OFF, any namespace can copy any Secret that names it")
 	}
@@ -400,6 +419,7 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 			Annotations: annotations,
 			AllowAll:    c.allowAll,
 			Exclude:     c.exclude,
+			Push:        c.push,
 			Workers:     c.workers,
 			Recorder:    recorder,
 			Log:         log,

@@ -102,3 +102,54 @@ func TestSourceClusterFlags(t *testing.T) {
 		assert.Error(t, err, why)
 	}
 }
+
+func TestPushPolicyFlags(t *testing.T) {
+	tests := map[string]struct {
+		args                         []string
+		source                       string
+		rbac                         bool
+		target                       string
+		wantSource, wantTarget, fail bool
+	}{
+		"by default any namespace may push Secrets and ConfigMaps": {
+			source: "team-a", target: "team-b", wantSource: true, wantTarget: true,
+		},
+		"by default no namespace may push Roles and RoleBindings": {
+			source: "team-a", rbac: true, target: "team-b", wantTarget: true,
+		},
+		"by default no system namespace receives push replicas": {
+			source: "team-a", target: "kube-system", wantSource: true,
+		},
+		"an empty list lets no namespace push": {
+			args: []string{"--push-from-namespaces="}, source: "team-a", target: "team-b", wantTarget: true,
+		},
+		"a list names the namespaces that may push, whole names only": {
+			args: []string{"--push-from-namespaces=cert-manager"}, source: "cert-manager-evil", target: "team-b", wantTarget: true,
+		},
+		"the RBAC list opens Roles and RoleBindings from its namespaces": {
+			args: []string{"--push-rbac-from-namespaces=platform"}, source: "platform", rbac: true, target: "team-b", wantSource: true, wantTarget: true,
+		},
+		"the general list never opens Roles and RoleBindings": {
+			args: []string{"--push-from-namespaces=platform"}, source: "platform", rbac: true, target: "team-b", wantTarget: true,
+		},
+		"a system namespace named by the operator receives replicas": {
+			args: []string{"--push-to-system-namespaces=kube-public"}, source: "team-a", target: "kube-public", wantSource: true, wantTarget: true,
+		},
+		"an invalid pattern is refused at start": {
+			args: []string{"--push-rbac-from-namespaces=plat(form"}, fail: true,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, io.Discard)
+			if tt.fail {
+				assert.ErrorContains(t, err, "push-rbac-from-namespaces")
+				return
+			}
+			require.NoError(t, err)
+			ok, _ := c.push.AllowsSource(tt.source, tt.rbac)
+			assert.Equal(t, tt.wantSource, ok, "source")
+			assert.Equal(t, tt.wantTarget, c.push.AllowsTarget(tt.target), "target")
+		})
+	}
+}

@@ -52,6 +52,9 @@ type Options struct {
 	AllowAll bool
 	// Exclude lists namespaces in which nothing is ever written.
 	Exclude Patterns
+	// Push is what the operator allows push to do; its zero value allows
+	// no push.
+	Push    PushPolicy
 	Workers int
 	// Recorder receives Events about the objects concerned.
 	Recorder record.EventRecorder
@@ -595,12 +598,15 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 			}
 			return v
 		},
-		Options: PushOptions{Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns},
+		Options: PushOptions{
+			Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns,
+			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights,
+		},
 	})
 	for i := range plan.Problems {
 		c.event(obj, source, &plan.Problems[i])
 	}
-	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(len(plan.Conflicts)))
+	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(len(plan.Conflicts) + len(plan.Refused)))
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}

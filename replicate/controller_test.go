@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -51,11 +53,17 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 
 func newKindHarness(t *testing.T, kind Kind, objs ...runtime.Object) *harness {
 	t.Helper()
+	return newPolicyHarness(t, kind, pushFromAnywhere, objs...)
+}
+
+// newPolicyHarness is newKindHarness with the operator's push policy.
+func newPolicyHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) *harness {
+	t.Helper()
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	metrics := NewMetrics(prometheus.NewRegistry())
-	ctrl, err := NewController(kind, client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now }})
+	ctrl, err := NewController(kind, client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
@@ -262,4 +270,64 @@ func TestControllerSettlesAfterTheFirstReconcileOfEverything(t *testing.T) {
 			t.Fatal("never settled")
 		}
 	})
+}
+
+func TestControllerPushRefusedByThePolicy(t *testing.T) {
+	tenant := secret("tenant", "reader", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicateTo: "kube-system|team-a"})
+	certs := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicateTo: "kube-system|team-a"})
+	// Made while the tenant could still push: ours, and deleted now.
+	stale := secret("team-a", "reader", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicatedFrom: "tenant/reader"})
+	// Not ours: left alone.
+	foreign := secret("team-b", "reader", corev1.SecretTypeOpaque, map[string]string{"k": "mine"}, nil)
+	policy := PushPolicy{From: patterns("certs")}
+	h := newPolicyHarness(t, Secrets(), policy, namespaceObj("tenant", nil), namespaceObj("certs", nil), namespaceObj("team-a", nil),
+		namespaceObj("team-b", nil), namespaceObj("kube-system", nil), tenant, certs, stale, foreign)
+	h.drain(t)
+
+	var got []string
+	for _, w := range writes(h.client) {
+		name := ""
+		switch a := w.(type) {
+		case k8stesting.CreateAction:
+			name = a.GetObject().(metav1.Object).GetName()
+		case k8stesting.DeleteAction:
+			name = a.GetName()
+		}
+		got = append(got, w.GetVerb()+" "+w.GetNamespace()+"/"+name)
+	}
+	assert.ElementsMatch(t, []string{"delete team-a/reader", "create team-a/wildcard"}, got,
+		"the stale replica of the refused source is deleted; the allowed source writes nowhere but team-a")
+	_, err := h.client.CoreV1().Secrets("team-b").Get(context.Background(), "reader", metav1.GetOptions{})
+	assert.NoError(t, err, "a foreign object is never deleted")
+
+	var events []string
+	for len(h.recorder.Events) > 0 {
+		events = append(events, <-h.recorder.Events)
+	}
+	assert.Contains(t, strings.Join(events, "\n"), "Warning PushDenied push refused: namespace tenant is not allowed to push; an operator can add it to "+SettingPushFrom)
+	assert.Contains(t, strings.Join(events, "\n"), "Warning PushDenied push refused into system namespaces kube-system; an operator can name them in "+SettingPushToSystem)
+	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.problems.WithLabelValues("Secret", ReasonPushDenied)), 2.0)
+	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.results.WithLabelValues("Secret", "push", "refused")), 3.0,
+		"kube-system and team-a for the tenant, kube-system for certs")
+}
+
+func TestControllerRBACKindsPushOnlyFromTheirList(t *testing.T) {
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "reader", ResourceVersion: "1", Annotations: map[string]string{ann.ReplicateTo: "team-a"}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}},
+	}
+	objs := []runtime.Object{namespaceObj("tenant", nil), namespaceObj("team-a", nil), role}
+	h := newPolicyHarness(t, Roles(), PushPolicy{From: patterns(".*")}, objs...)
+	h.drain(t)
+	assert.Empty(t, writes(h.client), "the list for Secrets and ConfigMaps does not open Roles")
+	assert.Contains(t, <-h.recorder.Events, SettingPushRBACFrom)
+
+	h = newPolicyHarness(t, Roles(), PushPolicy{RBACFrom: patterns("tenant")}, objs...)
+	h.drain(t)
+	require.Len(t, writes(h.client), 1)
+	_, err := h.client.RbacV1().Roles("team-a").Get(context.Background(), "reader", metav1.GetOptions{})
+	assert.NoError(t, err)
 }

@@ -134,7 +134,7 @@ func Roles() Kind {
 			r.Rules = jsonList[rbacv1.PolicyRule](desired.Data, KeyRules)
 			return r
 		},
-		rules:     Rules{Accepts: sameType, Required: noRequired},
+		rules:     Rules{Accepts: sameType, Required: noRequired, GrantsRights: true},
 		validName: validRBACName,
 	}
 }
@@ -174,7 +174,7 @@ func RoleBindings() Kind {
 			rb.Subjects = jsonList[rbacv1.Subject](desired.Data, KeySubjects)
 			return rb
 		},
-		rules:     Rules{Accepts: sameType, Required: noRequired},
+		rules:     Rules{Accepts: sameType, Required: noRequired, GrantsRights: true},
 		validName: validRBACName,
 	}
 }

@@ -76,6 +76,9 @@ type Rules struct {
 	// Required returns the keys an object of type typ must keep, with the
 	// values they fall back to when the replicated content is removed.
 	Required func(typ string) Data
+	// GrantsRights marks kinds whose objects give someone permissions
+	// (Roles, RoleBindings): pushing them needs a policy of its own.
+	GrantsRights bool
 }
 
 // EventType separates informational events from warnings.
@@ -299,7 +302,11 @@ type PushOptions struct {
 	Annotations Annotations
 	// Exclude lists namespaces never written.
 	Exclude Patterns
-	Now     time.Time
+	// Policy is what the operator allows push to do; GrantsRights says
+	// whether the kind's objects grant rights (Rules.GrantsRights).
+	Policy       PushPolicy
+	GrantsRights bool
+	Now          time.Time
 	// Parse parses pattern lists; nil means ParsePatterns.
 	Parse PatternParser
 }
@@ -330,7 +337,11 @@ type PushPlan struct {
 	// Conflicts are namespaces holding an object of the source's name that
 	// this source does not own; they are never written.
 	Conflicts []string
-	// Problems are invalid push annotations, to report on the source.
+	// Refused are target namespaces the push policy refuses; they are never
+	// written, and replicas there are deleted.
+	Refused []string
+	// Problems are invalid push annotations and refusals of the push
+	// policy, to report on the source.
 	Problems []Event
 }
 
@@ -389,7 +400,9 @@ func PlanPush(in PushInput) PushPlan {
 	var plan PushPlan
 
 	targets, problems := PushTargets(in.Source, in.Namespaces, in.Options)
-	plan.Problems = problems
+	refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, targets, a)
+	plan.Problems = append(problems, denials...)
+	plan.Refused = refused
 	terminating := map[string]bool{}
 	for _, ns := range in.Namespaces {
 		if ns.Terminating {

@@ -222,6 +222,19 @@ func pushSource(annotations map[string]string) *Object {
 		Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: annotations}
 }
 
+// patterns parses a pattern list that is known to be valid.
+func patterns(list string) Patterns {
+	p, errs := ParsePatterns(list)
+	if len(errs) > 0 {
+		panic(errs[0])
+	}
+	return p
+}
+
+// pushFromAnywhere is the binary's default policy, opened to the RBAC kinds
+// too: every namespace may push, no system namespace receives.
+var pushFromAnywhere = PushPolicy{From: patterns(".*"), RBACFrom: patterns(".*")}
+
 func ourReplica(namespace string) *Object {
 	r := replica(pushSource(map[string]string{ann.ReplicateTo: namespace}), namespace, "certs/wildcard", PushOptions{Annotations: ann, Now: now})
 	r.UID, r.ResourceVersion = "uid-"+namespace, "5"
@@ -238,8 +251,11 @@ func TestPlanPush(t *testing.T) {
 		source    *Object
 		existing  []*Object
 		exclude   string
+		policy    *PushPolicy // nil: pushFromAnywhere
+		rbac      bool        // the kind grants rights
 		want      map[string]Action
 		conflicts []string
+		refused   []string
 		problems  int
 	}{
 		"names create replicas in matching namespaces only": {
@@ -259,8 +275,84 @@ func TestPlanPush(t *testing.T) {
 			want:   map[string]Action{"team-a": Create, "team-b": Create, "other": Create},
 		},
 		"the source's own namespace is never a target": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "certs|team-a"}),
+			want:   map[string]Action{"team-a": Create},
+		},
+		"a system namespace receives nothing and the refusal is reported": {
+			source:  pushSource(map[string]string{ann.ReplicateTo: ".*"}),
+			want:    map[string]Action{"team-a": Create, "team-b": Create, "other": Create},
+			refused: []string{"kube-system"}, problems: 1,
+		},
+		"a system namespace the operator names receives its replica": {
 			source: pushSource(map[string]string{ann.ReplicateTo: ".*"}),
+			policy: &PushPolicy{From: patterns("certs"), ToSystem: patterns("kube-system")},
 			want:   map[string]Action{"team-a": Create, "team-b": Create, "other": Create, "kube-system": Create},
+		},
+		"a replica in a system namespace made before the policy is deleted": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "kube-system|team-a"}),
+			existing: []*Object{ourReplica("kube-system"), ourReplica("team-a")},
+			want:     map[string]Action{"kube-system": Delete},
+			refused:  []string{"kube-system"}, problems: 1,
+		},
+		"a source in a namespace the operator did not list writes nothing": {
+			source:  pushSource(map[string]string{ann.ReplicateTo: "team-a", ann.ReplicateToMatching: "tls=yes"}),
+			policy:  &PushPolicy{From: patterns("cert-manager")},
+			want:    map[string]Action{},
+			refused: []string{"other", "team-a"}, problems: 1,
+		},
+		"an operator's list matches whole names": {
+			source:  pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			policy:  &PushPolicy{From: patterns("cert|certs-.*")},
+			want:    map[string]Action{},
+			refused: []string{"team-a"}, problems: 1,
+		},
+		"a source whose namespace may no longer push loses its replicas": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			existing: []*Object{ourReplica("team-a")},
+			policy:   &PushPolicy{},
+			want:     map[string]Action{"team-a": Delete},
+			refused:  []string{"team-a"}, problems: 1,
+		},
+		"a refused source is reported even when it selects no namespace": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "nowhere"}),
+			policy: &PushPolicy{},
+			want:   map[string]Action{}, problems: 1,
+		},
+		"a refused namespace holding a foreign object is no conflict": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{foreign},
+			policy:   &PushPolicy{},
+			want:     map[string]Action{},
+			refused:  []string{"team-b"}, problems: 1,
+		},
+		"a refused source without push annotations only loses its replicas, silently": {
+			source:   pushSource(nil),
+			existing: []*Object{ourReplica("team-a")},
+			policy:   &PushPolicy{},
+			want:     map[string]Action{"team-a": Delete},
+		},
+		"Roles and RoleBindings push only from the namespaces listed for them": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a"}), rbac: true,
+			policy: &PushPolicy{From: patterns(".*"), RBACFrom: patterns("certs")},
+			want:   map[string]Action{"team-a": Create},
+		},
+		"the list for other kinds never lets Roles and RoleBindings push": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a"}), rbac: true,
+			policy:  &PushPolicy{From: patterns(".*")},
+			want:    map[string]Action{},
+			refused: []string{"team-a"}, problems: 1,
+		},
+		"the RBAC list never lets other kinds push": {
+			source:  pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			policy:  &PushPolicy{RBACFrom: patterns(".*")},
+			want:    map[string]Action{},
+			refused: []string{"team-a"}, problems: 1,
+		},
+		"system namespaces stay closed to Roles and RoleBindings from a listed namespace": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "kube-system|team-a"}), rbac: true,
+			policy:  &PushPolicy{RBACFrom: patterns("certs")},
+			want:    map[string]Action{"team-a": Create},
+			refused: []string{"kube-system"}, problems: 1,
 		},
 		"excluded namespaces are never targets": {
 			source: pushSource(map[string]string{ann.ReplicateTo: ".*"}), exclude: "kube-.*,other",
@@ -340,10 +432,14 @@ func TestPlanPush(t *testing.T) {
 					owned = append(owned, o)
 				}
 			}
+			policy := pushFromAnywhere
+			if tt.policy != nil {
+				policy = *tt.policy
+			}
 			plan := PlanPush(PushInput{
 				SourceRef: Ref{Namespace: "certs", Name: "wildcard"}, Source: tt.source, Namespaces: namespaces, Owned: owned,
 				Existing: func(n string) *Object { return byNS[n] },
-				Options:  PushOptions{Annotations: ann, Exclude: exclude, Now: now.Add(time.Hour)},
+				Options:  PushOptions{Annotations: ann, Exclude: exclude, Now: now.Add(time.Hour), Policy: policy, GrantsRights: tt.rbac},
 			})
 			got := map[string]Action{}
 			for _, c := range plan.Changes {
@@ -351,6 +447,7 @@ func TestPlanPush(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 			assert.Equal(t, tt.conflicts, plan.Conflicts)
+			assert.Equal(t, tt.refused, plan.Refused)
 			assert.Len(t, plan.Problems, tt.problems)
 		})
 	}
