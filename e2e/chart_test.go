@@ -118,14 +118,21 @@ func access(t *testing.T, e *env, cfg *rest.Config, attrs authorizationv1.Resour
 	return r.Status.Allowed
 }
 
+// adminKubeconfig writes a kubeconfig of the test cluster's admin and
+// returns its path.
+func (e *env) adminKubeconfig() string {
+	e.t.Helper()
+	kubeconfig := filepath.Join(e.t.TempDir(), "admin")
+	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
+	return kubeconfig
+}
+
 // install helm-installs the chart into its own namespace and returns the
 // namespace and a config authenticated as the chart's ServiceAccount.
 func (e *env) install(release string, set ...string) (string, *rest.Config) {
 	e.t.Helper()
 	ns := e.ns(release, nil)
-	kubeconfig := filepath.Join(e.t.TempDir(), "admin")
-	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
-	args := []string{"install", release, chartDir, "--namespace", ns, "--kubeconfig", kubeconfig, "--set", "annotationPrefix=" + e.prefix}
+	args := []string{"install", release, chartDir, "--namespace", ns, "--kubeconfig", e.adminKubeconfig(), "--set", "annotationPrefix=" + e.prefix}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
@@ -252,7 +259,8 @@ func TestChartRBACEscalation(t *testing.T) {
 			_, sa := e.install(release, fmt.Sprintf("rbac.escalate=%v", escalate), "leaderElection.enabled=false")
 			kubeconfig := filepath.Join(t.TempDir(), "sa")
 			require.NoError(t, cluster.WriteKubeconfig(kubeconfig, sa))
-			p := e.startReplicatorWithKubeconfig("chart", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false")
+			p := e.startReplicatorWithKubeconfig("chart", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false",
+				"--push-rbac-from-namespaces", fmt.Sprintf("e%d-src", e.id))
 
 			roles := e.objects(otherKinds[1])
 			bindings := e.objects(otherKinds[2])

@@ -245,6 +245,7 @@ func TestChartPullsThroughTheMountedKubeconfig(t *testing.T) {
 	deployment, err := admin.AppsV1().Deployments(ns).Get(e.ctx, release+"-replicator", metav1.GetOptions{})
 	require.NoError(t, err)
 	pod := deployment.Spec.Template.Spec
+	// Where the kubelet would mount each Secret volume.
 	root := t.TempDir()
 	var mounts []string
 	for _, m := range pod.Containers[0].VolumeMounts {
@@ -264,10 +265,7 @@ func TestChartPullsThroughTheMountedKubeconfig(t *testing.T) {
 	}
 	require.Len(t, mounts, 1)
 	var args []string
-	for _, a := range pod.Containers[0].Args {
-		if strings.HasPrefix(a, "--status-addr=") {
-			continue // the test picks a free port
-		}
+	for _, a := range e.deploymentArgs(ns, release) {
 		args = append(args, strings.ReplaceAll(a, mounts[0], filepath.Join(root, mounts[0])))
 	}
 	assert.Contains(t, args, "--cluster-name=spoke-1")

@@ -190,9 +190,12 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	log.SetOutput(io.MultiWriter(testWriter{e.t}, &suiteLog))
 	opts := replicate.Options{
 		Annotations: e.a,
-		Workers:     2,
-		Recorder:    broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator-e2e"}),
-		Log:         log.WithField("env", e.id),
+		// Every namespace may push every kind: the tests of the push
+		// policy set their own.
+		Push:     replicate.PushPolicy{From: mustPatterns(e.t, ".*"), RBACFrom: mustPatterns(e.t, ".*")},
+		Workers:  2,
+		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator-e2e"}),
+		Log:      log.WithField("env", e.id),
 	}
 	for _, f := range configure {
 		f(&opts)
@@ -233,6 +236,14 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	}
 	e.t.Cleanup(stop)
 	return stop
+}
+
+// mustPatterns parses a pattern list the test knows to be valid.
+func mustPatterns(t *testing.T, list string) replicate.Patterns {
+	t.Helper()
+	p, errs := replicate.ParsePatterns(list)
+	require.Empty(t, errs)
+	return p
 }
 
 // testWriter sends log lines to the test log, and nowhere once it ended.

@@ -426,7 +426,9 @@ func PlanPush(in PushInput) PushPlan {
 	}
 
 	for _, r := range in.Owned {
-		if targets[r.Namespace] || terminating[r.Namespace] || r.Annotations[a.ReplicatedFrom] != marker {
+		// A replica has its source's name: the marker on an object of
+		// another name (written by hand) makes it no replica of ours.
+		if targets[r.Namespace] || terminating[r.Namespace] || r.Annotations[a.ReplicatedFrom] != marker || r.Name != in.SourceRef.Name {
 			continue
 		}
 		plan.Changes = append(plan.Changes, Change{Action: Delete, Object: *r, Current: r})

@@ -403,6 +403,15 @@ func TestPlanPush(t *testing.T) {
 			existing: []*Object{ourReplica("team-a"), ourReplica("other"), ourReplica("dying")},
 			want:     map[string]Action{"team-a": Delete, "other": Delete},
 		},
+		"an object of another name carrying the marker is no replica and is never deleted": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
+			existing: []*Object{func() *Object {
+				r := ourReplica("other")
+				r.Name = "posing"
+				return r
+			}()},
+			want: map[string]Action{"team-a": Create},
+		},
 		"removing the push annotations removes the replicas": {
 			source:   pushSource(nil),
 			existing: []*Object{ourReplica("team-a")},
