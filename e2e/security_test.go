@@ -19,23 +19,27 @@ import (
 // Secrets in the given namespaces (the first holds the account).
 func (e *env) tenant(namespaces ...string) kubernetes.Interface {
 	e.t.Helper()
-	home := namespaces[0]
-	_, err := admin.CoreV1().ServiceAccounts(home).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "tenant"}}, metav1.CreateOptions{})
+	rules := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "create", "update", "delete"}}}
+	return e.identity(namespaces[0], "tenant", rules, namespaces...)
+}
+
+// identity creates the ServiceAccount home/name with a Role holding rules in
+// each of namespaces, and returns a client acting as it.
+func (e *env) identity(home, name string, rules []rbacv1.PolicyRule, namespaces ...string) kubernetes.Interface {
+	e.t.Helper()
+	_, err := admin.CoreV1().ServiceAccounts(home).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	require.NoError(e.t, err)
 	for _, ns := range namespaces {
-		_, err := admin.RbacV1().Roles(ns).Create(e.ctx, &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Name: "tenant-secrets"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "create", "update", "delete"}}},
-		}, metav1.CreateOptions{})
+		_, err := admin.RbacV1().Roles(ns).Create(e.ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{})
 		require.NoError(e.t, err)
 		_, err = admin.RbacV1().RoleBindings(ns).Create(e.ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "tenant-secrets"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tenant-secrets"},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "tenant", Namespace: home}},
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: home}},
 		}, metav1.CreateOptions{})
 		require.NoError(e.t, err)
 	}
-	cfg, err := cluster.ServiceAccountConfig(e.ctx, home, "tenant")
+	cfg, err := cluster.ServiceAccountConfig(e.ctx, home, name)
 	require.NoError(e.t, err)
 	cfg.WarningHandler = cluster.Config.WarningHandler
 	return kubernetes.NewForConfigOrDie(cfg)

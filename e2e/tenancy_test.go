@@ -25,31 +25,15 @@ import (
 // own namespace and nothing elsewhere, against the replicator as the chart
 // runs it.
 
-// namespaceAdmin creates the ServiceAccount "admin" in namespace with a Role
-// granting every verb on the replicated kinds there (what a namespace admin
-// has, bind and escalate included) and returns a client acting as it.
+// namespaceAdmin returns a client for the ServiceAccount "admin" in
+// namespace, holding every verb on the replicated kinds there (what a
+// namespace admin has, bind and escalate included) and nothing elsewhere.
 func (e *env) namespaceAdmin(namespace string) kubernetes.Interface {
 	e.t.Helper()
-	_, err := admin.CoreV1().ServiceAccounts(namespace).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "admin"}}, metav1.CreateOptions{})
-	require.NoError(e.t, err)
-	_, err = admin.RbacV1().Roles(namespace).Create(e.ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "namespace-admin"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps", "serviceaccounts"}, Verbs: []string{"*"}},
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles", "rolebindings"}, Verbs: []string{"*"}},
-		},
-	}, metav1.CreateOptions{})
-	require.NoError(e.t, err)
-	_, err = admin.RbacV1().RoleBindings(namespace).Create(e.ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "namespace-admin"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "namespace-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "admin", Namespace: namespace}},
-	}, metav1.CreateOptions{})
-	require.NoError(e.t, err)
-	cfg, err := cluster.ServiceAccountConfig(e.ctx, namespace, "admin")
-	require.NoError(e.t, err)
-	cfg.WarningHandler = cluster.Config.WarningHandler
-	return kubernetes.NewForConfigOrDie(cfg)
+	return e.identity(namespace, "admin", []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps", "serviceaccounts"}, Verbs: []string{"*"}},
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles", "rolebindings"}, Verbs: []string{"*"}},
+	}, namespace)
 }
 
 // deploymentArgs returns the arguments the chart's Deployment gives the
