@@ -1,5 +1,6 @@
-// Command replicator shares Secrets across namespaces, driven by annotations
-// compatible with kubernetes-replicator's.
+// Command replicator shares Secrets, ConfigMaps, Roles, RoleBindings and
+// ServiceAccounts across namespaces (and Secrets across clusters), driven by
+// annotations compatible with kubernetes-replicator's.
 package main
 
 import (
@@ -61,7 +62,6 @@ type config struct {
 	pushFromRaw      string
 	pushRBACFromRaw  string
 	pushToSystemRaw  string
-	syncByContent    bool
 	replicateSecrets bool
 	replicateCMs     bool
 	replicateRoles   bool
@@ -106,7 +106,7 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none")
 	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)")
 	fs.StringVar(&c.pushToSystemRaw, "push-to-system-namespaces", "", "comma-separated regular expressions of the system namespaces (kube-system, kube-public, kube-node-lease) that may receive push replicas; empty: none")
-	fs.BoolVar(&c.syncByContent, "sync-by-content", false, "accepted for compatibility; content is always compared")
+	fs.Bool("sync-by-content", false, "accepted for compatibility with kubernetes-replicator; content is always compared")
 	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
 	fs.BoolVar(&c.replicateCMs, "replicate-configmaps", true, "replicate ConfigMaps")
 	fs.BoolVar(&c.replicateRoles, "replicate-roles", true, "replicate Roles")
@@ -435,7 +435,6 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		}
 		controllers = append(controllers, ctrl)
 		health.AddReady(strings.ToLower(k.Name())+"s", ctrl.Ready)
-		health.AddLive(strings.ToLower(k.Name())+"s", ctrl.Healthy)
 	}
 
 	// Not ready while the API server cannot be reached: a replica that
@@ -556,11 +555,11 @@ func softMemoryLimit(path string) int64 {
 	if err != nil {
 		return 0
 	}
-	max, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil || max <= 0 {
+	containerLimit, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || containerLimit <= 0 {
 		return 0 // "max": no limit
 	}
-	limit := max / 10 * 9
+	limit := containerLimit / 10 * 9
 	debug.SetMemoryLimit(limit)
 	return limit
 }

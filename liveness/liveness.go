@@ -1,5 +1,6 @@
-// Package liveness serves the health endpoints: /healthz answers whether the
-// process and its workers are alive, /readyz whether it is ready to work
+// Package liveness serves the health endpoints: /healthz answers while the
+// process serves (a crashed worker ends the process), /readyz whether it is
+// ready to work
 // (informer caches synced), and further endpoints of the same form report
 // what should not decide either (the clusters it pulls from, say).
 package liveness
@@ -48,9 +49,6 @@ func (s *Server) endpoint(path string) map[string]Check {
 
 // Handle adds another handler (metrics, say) on the same listener.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
-// AddLive adds a check to /healthz.
-func (s *Server) AddLive(name string, c Check) { s.Add("/healthz", name, c) }
 
 // AddReady adds a check to /readyz.
 func (s *Server) AddReady(name string, c Check) { s.Add("/readyz", name, c) }

@@ -25,7 +25,7 @@ func TestEndpointsFollowTheirChecks(t *testing.T) {
 	s := New()
 	var synced error = errors.New("caches not synced")
 	s.AddReady("informers", func() error { return synced })
-	s.AddLive("workers", func() error { return nil })
+	s.Add("/healthz", "workers", func() error { return nil })
 
 	code, body := get(t, s, "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)

@@ -207,20 +207,21 @@ func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
 	assert.Contains(t, reasons[0], ReasonNamespaceGone)
 }
 
-func TestControllerHealthFollowsItsWorkers(t *testing.T) {
+func TestControllerRunStopsWhenItsContextEnds(t *testing.T) {
 	h := newHarness(t, namespaceObj("app", nil))
 	assert.NoError(t, h.ctrl.Ready(), "caches synced")
-	assert.NoError(t, h.ctrl.Healthy(), "not started yet: nothing to be unhealthy about")
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = h.ctrl.Run(ctx)
-	}()
-	assert.Eventually(t, func() bool { return h.ctrl.started.Load() && h.ctrl.Healthy() == nil }, 5*time.Second, 10*time.Millisecond)
+	done := make(chan error)
+	go func() { done <- h.ctrl.Run(ctx) }()
+	<-h.ctrl.Settled()
 	cancel()
-	<-done
-	assert.Eventually(t, func() bool { return h.ctrl.Healthy() != nil }, 5*time.Second, 10*time.Millisecond, "stopped workers are reported")
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	assert.True(t, h.ctrl.queue.ShuttingDown(), "the queue is shut down: nothing is written after Run")
 }
 
 func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {

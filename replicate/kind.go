@@ -23,7 +23,8 @@ type Kind interface {
 	Rules() Rules
 	ValidName(name string) []string
 	// Create, Update and Delete write desired (built over current, which
-	// is nil for Create) through the API.
+	// is nil for Create) through the API. Update sends desired's
+	// resourceVersion: the version the change was planned from.
 	Create(ctx context.Context, c kubernetes.Interface, desired *Object) error
 	Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) error
 	Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error
@@ -101,8 +102,8 @@ func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, curre
 	obj := k.build(current.(T), desired)
 	setMeta(obj, desired)
 	// Optimistic concurrency: the write fails with a conflict if the object
-	// changed since the cache saw it.
-	obj.SetResourceVersion(current.(T).GetResourceVersion())
+	// changed since the version the change was planned from.
+	obj.SetResourceVersion(desired.ResourceVersion)
 	_, err := k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
 	return err
 }

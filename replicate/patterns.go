@@ -86,9 +86,6 @@ func (p Patterns) Match(name string) bool {
 	return false
 }
 
-// Empty reports whether the list has no usable entry.
-func (p Patterns) Empty() bool { return len(p.res) == 0 }
-
 // PatternParser parses pattern lists; see ParsePatterns.
 type PatternParser func(list string) (Patterns, []error)
 

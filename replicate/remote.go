@@ -225,9 +225,6 @@ func (r *Remote) changed(obj any) {
 	}
 }
 
-// Name is the cluster's name in references.
-func (r *Remote) Name() string { return r.name }
-
 // Namespaces are the watched namespaces, sorted.
 func (r *Remote) Namespaces() []string {
 	names := make([]string, 0, len(r.namespaces))

@@ -1,0 +1,194 @@
+package replicate
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// This file is what the informers' events become: keys on the queue, found
+// through indexes derived from the cached objects' annotations. Handlers only
+// enqueue; the workers do the rest.
+
+// Index names on a kind's informer. Each is derived from the annotations of
+// the cached objects, so it can never disagree with the cache.
+const (
+	// indexPullSource maps a source key to the pull targets naming it.
+	indexPullSource = "replicator/pull-source"
+	// indexPushMarker maps a source key to the push replicas it owns.
+	indexPushMarker = "replicator/push-marker"
+	// indexPushName maps an object name to the push sources of that name.
+	indexPushName = "replicator/push-name"
+)
+
+// objectChanged enqueues everything an add, update or delete of obj may
+// affect: obj itself if it carries our annotations, the pull targets naming
+// it, the push source owning it, and push sources of the same name (whose
+// target slot may have been taken or freed).
+func (c *Controller) objectChanged(old, obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	m, err := metaOf(obj)
+	if err != nil {
+		return
+	}
+	key := m.GetNamespace() + "/" + m.GetName()
+	a := c.opts.Annotations
+	relevant := a.Relevant(m.GetAnnotations())
+	if old != nil {
+		if om, err := metaOf(old); err == nil && a.Relevant(om.GetAnnotations()) {
+			relevant = true
+			if marker := om.GetAnnotations()[a.ReplicatedFrom]; marker != "" {
+				c.queue.Add(marker)
+			}
+		}
+	}
+	if relevant {
+		c.queue.Add(key)
+	}
+	if marker := m.GetAnnotations()[a.ReplicatedFrom]; marker != "" {
+		c.creations.observed(marker, key)
+		c.queue.Add(marker)
+	}
+	c.enqueueIndexed(indexPullSource, key)
+	c.enqueueIndexed(indexPushName, m.GetName())
+}
+
+func (c *Controller) enqueueIndexed(index, value string) {
+	keys, err := c.objects.GetIndexer().IndexKeys(index, value)
+	if err != nil {
+		return
+	}
+	for _, k := range keys {
+		c.queue.Add(k)
+	}
+}
+
+// countIndexed returns how many objects an index holds.
+func (c *Controller) countIndexed(index string) int {
+	n := 0
+	indexer := c.objects.GetIndexer()
+	for _, v := range indexer.ListIndexFuncValues(index) {
+		keys, _ := indexer.IndexKeys(index, v)
+		n += len(keys)
+	}
+	return n
+}
+
+func (c *Controller) enqueuePushSources() {
+	for _, name := range c.objects.GetIndexer().ListIndexFuncValues(indexPushName) {
+		c.enqueueIndexed(indexPushName, name)
+	}
+}
+
+func metaOf(obj any) (metav1.Object, error) {
+	if obj == nil {
+		return nil, fmt.Errorf("no object")
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("object of type %T has no metadata", obj)
+	}
+	return m, nil
+}
+
+func (c *Controller) indexPullSource(obj any) ([]string, error) {
+	m, err := metaOf(obj)
+	if err != nil {
+		return nil, nil
+	}
+	v, ok := m.GetAnnotations()[c.opts.Annotations.ReplicateFrom]
+	if !ok {
+		return nil, nil
+	}
+	ref, err := c.parseRef(v, m.GetNamespace())
+	if err != nil {
+		return nil, nil
+	}
+	return []string{ref.String()}, nil
+}
+
+// parseRef parses a replicate-from value; a cluster prefix naming this
+// cluster means this cluster.
+func (c *Controller) parseRef(value, namespace string) (Ref, error) {
+	ref, err := ParseRef(value, namespace, c.kind.ValidName)
+	if err == nil && ref.Cluster != "" && ref.Cluster == c.opts.Cluster {
+		ref.Cluster = ""
+	}
+	return ref, err
+}
+
+func (c *Controller) indexPushMarker(obj any) ([]string, error) {
+	m, err := metaOf(obj)
+	if err != nil {
+		return nil, nil
+	}
+	if v := m.GetAnnotations()[c.opts.Annotations.ReplicatedFrom]; v != "" {
+		return []string{v}, nil
+	}
+	return nil, nil
+}
+
+func (c *Controller) indexPushName(obj any) ([]string, error) {
+	m, err := metaOf(obj)
+	if err != nil {
+		return nil, nil
+	}
+	if c.opts.Annotations.IsPushSource(m.GetAnnotations()) {
+		return []string{m.GetName()}, nil
+	}
+	return nil, nil
+}
+
+// get returns the cached object and its view, or nils.
+func (c *Controller) get(key string) (any, *Object) {
+	obj, exists, err := c.objects.GetIndexer().GetByKey(key)
+	if err != nil || !exists {
+		return nil, nil
+	}
+	return obj, c.kind.View(obj)
+}
+
+func (c *Controller) namespace(name string) *corev1.Namespace {
+	obj, exists, err := c.namespaces.GetIndexer().GetByKey(name)
+	if err != nil || !exists {
+		return nil
+	}
+	ns, _ := obj.(*corev1.Namespace)
+	return ns
+}
+
+func terminating(ns *corev1.Namespace) bool {
+	return ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating
+}
+
+// namespaceChanged enqueues the push sources when a namespace's name, labels
+// or life cycle changed: their target sets may have.
+func (c *Controller) namespaceChanged(old, cur any) {
+	o, ok1 := old.(*corev1.Namespace)
+	n, ok2 := cur.(*corev1.Namespace)
+	if !ok1 || !ok2 || o.Status.Phase != n.Status.Phase || !maps.Equal(o.Labels, n.Labels) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
+		c.enqueuePushSources()
+	}
+}
+
+// remoteListener enqueues the pull targets of source cluster name when a
+// source there changes, or when one of its namespaces comes or goes.
+func (c *Controller) remoteListener(name string) RemoteListener {
+	return RemoteListener{
+		Changed: func(key string) { c.enqueueIndexed(indexPullSource, name+":"+key) },
+		StateChanged: func(namespace string) {
+			prefix := name + ":" + namespace + "/"
+			for _, v := range c.objects.GetIndexer().ListIndexFuncValues(indexPullSource) {
+				if strings.HasPrefix(v, prefix) {
+					c.enqueueIndexed(indexPullSource, v)
+				}
+			}
+		},
+	}
+}

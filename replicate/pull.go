@@ -1,0 +1,153 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/sirupsen/logrus"
+)
+
+// This file is the pull side: a placeholder (replicate-from) is planned
+// against its source, wherever that lives, and written through the one
+// write path.
+
+// maxChain bounds how far replicate-from references are followed when
+// looking for a cycle.
+const maxChain = 32
+
+// reportSourceProblems raises an Event for each invalid entry in the pull
+// permission annotations of a source (the push ones are reported by the push
+// plan).
+func (c *Controller) reportSourceProblems(obj any, o *Object) {
+	a := c.opts.Annotations
+	if v, ok := o.Annotations[a.ReplicationAllowed]; ok {
+		if _, err := strconv.ParseBool(v); err != nil {
+			c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %q is not a boolean", a.ReplicationAllowed, v))
+		}
+	}
+	for _, key := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters} {
+		if v, ok := o.Annotations[key]; ok {
+			_, errs := c.patterns(v)
+			for _, err := range errs {
+				c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %v", key, err))
+			}
+		}
+	}
+}
+
+// reconcilePull brings a pull target to what its source allows.
+func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object) error {
+	a := c.opts.Annotations
+	log := c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name})
+	if c.opts.Exclude.Match(target.Namespace) {
+		log.Debug("pull target in excluded namespace, left alone")
+		return nil
+	}
+	if ns := c.namespace(target.Namespace); ns == nil || terminating(ns) {
+		return nil
+	}
+	// Every way out below is a refusal unless the plan says otherwise.
+	result := "refused"
+	defer func() { c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc() }()
+	ref, err := c.parseRef(target.Annotations[a.ReplicateFrom], target.Namespace)
+	if err != nil {
+		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateFrom, err))
+		return nil
+	}
+	source, plan := c.pullSource(obj, target, ref)
+	if plan != "" {
+		result = plan
+		return nil
+	}
+	d := PlanPull(PullInput{
+		Target: *target,
+		Source: source,
+		Ref:    ref,
+		Gate:   Gate{Annotations: a, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns},
+		Rules:  c.kind.Rules(),
+		Now:    c.opts.Now(),
+	})
+	if d.Event == nil || d.Event.Type != Warning {
+		result = "unchanged"
+	}
+	if d.Write != nil {
+		out := c.write(ctx, writeOp{
+			mode: "pull", change: Change{Action: Update, Object: *d.Write}, current: obj,
+			owner: target.Key(), report: obj,
+			fields: logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String(), "keys": len(d.Write.Data)},
+		})
+		switch {
+		case out.result != "written":
+			result = out.result
+			return out.err
+		case result == "unchanged":
+			result = "written"
+		}
+	}
+	if d.Event != nil {
+		c.event(obj, target, d.Event)
+	}
+	return nil
+}
+
+// pullSource finds the source ref names, in this cluster or another. When
+// the target must not be planned now, it raises the Event that says why and
+// returns the result to count ("refused", "unavailable"); a source that does
+// not exist is nil with no result: the plan empties the target.
+func (c *Controller) pullSource(obj any, target *Object, ref Ref) (*Object, string) {
+	a := c.opts.Annotations
+	if ref.Cluster != "" {
+		return c.remoteSource(obj, target, ref)
+	}
+	self := Ref{Namespace: target.Namespace, Name: target.Name}
+	if ref == self {
+		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", a.ReplicateFrom))
+		return nil, "refused"
+	}
+	next := func(r Ref) (Ref, bool) {
+		_, o := c.get(r.Namespace + "/" + r.Name)
+		if o == nil {
+			return Ref{}, false
+		}
+		v, ok := o.Annotations[a.ReplicateFrom]
+		if !ok {
+			return Ref{}, false
+		}
+		n, err := c.parseRef(v, o.Namespace)
+		return n, err == nil && n.Cluster == ""
+	}
+	if FindCycle(self, ref, next, maxChain) {
+		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", a.ReplicateFrom, maxChain, ref))
+		return nil, "refused"
+	}
+	_, source := c.get(ref.Namespace + "/" + ref.Name)
+	return source, ""
+}
+
+// remoteSource is pullSource for a source in another cluster.
+func (c *Controller) remoteSource(obj any, target *Object, ref Ref) (*Object, string) {
+	a := c.opts.Annotations
+	remote := c.opts.Remotes[ref.Cluster]
+	if remote == nil {
+		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured as a source cluster for %ss", a.ReplicateFrom, ref.Cluster, c.kind.Name()))
+		return nil, "refused"
+	}
+	var unavailable *UnavailableError
+	source, err := remote.Get(ref.Namespace, ref.Name)
+	switch {
+	case errors.Is(err, ErrNotWatched):
+		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: namespace %s of cluster %s is not watched by this replicator", a.ReplicateFrom, ref.Namespace, ref.Cluster))
+		return nil, "refused"
+	case errors.As(err, &unavailable):
+		// The cache may be stale: neither fill nor empty from it. What was
+		// replicated last stays until the cluster can be read again.
+		if unavailable.Pending {
+			c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String()}).Debug("source cluster still loading, pull target left as it is")
+			return nil, "unavailable"
+		}
+		c.event(obj, target, warning(ReasonClusterUnavailable, "source %s cannot be read (%s); the data replicated last is kept", ref, unavailable.Reason))
+		return nil, "unavailable"
+	}
+	return source, ""
+}

@@ -1,0 +1,123 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// This file is the push side: a source's replicas are planned against the
+// namespaces in the cache and the replicas it owns, then written through the
+// one write path, several at a time.
+
+// pushParallelism bounds the concurrent writes of one push source's changes.
+const pushParallelism = 16
+
+// reconcilePush brings the replicas of the push source at key (source: its
+// view, nil when it is gone) to what it asks and the policy allows.
+func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, source *Object) error {
+	ns, name, _ := strings.Cut(key, "/")
+	owned, _ := c.objects.GetIndexer().ByIndex(indexPushMarker, key)
+	if len(owned) == 0 && (source == nil || !c.opts.Annotations.IsPushSource(source.Annotations)) {
+		return nil
+	}
+	if c.creations.awaited(key, time.Now()) {
+		// The cache does not show every replica this source created yet:
+		// planning now would create them again. Their Add events enqueue
+		// the source; the delay is a fallback.
+		c.log.WithField("source", key).Debug("push waits for the cache to show its own creates")
+		c.queue.AddAfter(key, time.Second)
+		return nil
+	}
+	var ownedViews []*Object
+	for _, o := range owned {
+		if v := c.kind.View(o); v != nil {
+			ownedViews = append(ownedViews, v)
+		}
+	}
+	plan := PlanPush(PushInput{
+		SourceRef:  Ref{Namespace: ns, Name: name},
+		Source:     source,
+		Namespaces: c.namespaceViews(),
+		Owned:      ownedViews,
+		Existing: func(namespace string) *Object {
+			_, v := c.get(namespace + "/" + name)
+			return v
+		},
+		Options: PushOptions{
+			Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns,
+			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights,
+		},
+	})
+	for i := range plan.Problems {
+		c.event(obj, source, &plan.Problems[i])
+	}
+	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(len(plan.Conflicts) + len(plan.Refused)))
+	if len(plan.Conflicts) > 0 {
+		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
+	}
+	written, err := c.writeAll(ctx, key, obj, plan.Changes)
+	if written > 0 && source != nil {
+		c.event(obj, source, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("%d replica writes", written)})
+	}
+	return err
+}
+
+// writeAll writes the changes of the push source at key. They touch
+// different namespaces, so they are written concurrently: a fan-out to a
+// thousand namespaces is not one long sequence of round trips (the client's
+// rate limit still applies). It returns how many were written, and the
+// errors worth a retry.
+func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes []Change) (int, error) {
+	var (
+		mu      sync.Mutex
+		errs    []error
+		written int
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, pushParallelism)
+	)
+	for _, ch := range changes {
+		var current any
+		if ch.Action == Update {
+			// What the update builds on; the request carries the
+			// resourceVersion it was planned from.
+			current, _ = c.get(ch.Current.Key())
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			out := c.write(ctx, writeOp{
+				mode: "push", change: ch, current: current, owner: key, report: obj,
+				fields: logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action},
+			})
+			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", out.result).Inc()
+			mu.Lock()
+			defer mu.Unlock()
+			if out.result == "written" {
+				written++
+			}
+			if out.err != nil {
+				errs = append(errs, out.err)
+			}
+		})
+	}
+	wg.Wait()
+	return written, errors.Join(errs...)
+}
+
+// namespaceViews returns the planner's view of every cached namespace.
+func (c *Controller) namespaceViews() []Namespace {
+	var namespaces []Namespace
+	for _, o := range c.namespaces.GetIndexer().List() {
+		if n, ok := o.(*corev1.Namespace); ok {
+			namespaces = append(namespaces, Namespace{Name: n.Name, Labels: n.Labels, Terminating: terminating(n)})
+		}
+	}
+	return namespaces
+}

@@ -1,0 +1,191 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// This file is the one way anything is written: the write guard, the
+// request, then metrics, log and, on failure, the classification that
+// decides between an Event, a quiet retry and a backoff.
+
+// errRetry marks errors that are retried without an error log.
+var errRetry = errors.New("retry")
+
+// writeOp is one write a plan asked for.
+type writeOp struct {
+	// mode is "pull" or "push", for metrics and logs.
+	mode   string
+	change Change
+	// current is the cached object the change was computed from; nil for
+	// Create.
+	current any
+	// owner is the key of the object the write is done for (the pull
+	// target, the push source): requeued when the write is held back, and
+	// named in failures. report is that object as cached, if it exists:
+	// it receives the Events.
+	owner  string
+	report any
+	// fields describe the write in the log.
+	fields logrus.Fields
+}
+
+// writeOutcome is what became of a writeOp.
+type writeOutcome struct {
+	// result is "written", "held" (the object keeps being changed back;
+	// the owner is requeued) or "failed".
+	result string
+	// err is nil unless a retry with backoff can help (errRetry-wrapped:
+	// quietly).
+	err error
+}
+
+// write carries out op.
+func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
+	target, digest := op.change.Object.Key(), contentDigest(&op.change.Object)
+	log := c.log.WithFields(op.fields)
+	if pause := c.guard.wait(target, digest, time.Now()); pause > 0 {
+		// Written several times in a row: someone else keeps changing it.
+		// Try again later instead of fighting.
+		log.WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
+		c.queue.AddAfter(op.owner, pause)
+		return writeOutcome{result: "held"}
+	}
+	c.guard.wrote(target, digest, time.Now())
+	creates := op.change.Action == Create || op.change.Action == Recreate
+	if creates {
+		// Before the request: the informer may show the new object before
+		// the request returns.
+		c.creations.expect(op.owner, target, time.Now())
+	}
+	if err := c.apply(ctx, op.change, op.current); err != nil {
+		if creates {
+			c.creations.observed(op.owner, target)
+		}
+		what := string(op.change.Action)
+		if op.mode == "push" {
+			what += " in " + op.change.Object.Namespace
+		}
+		return writeOutcome{result: "failed", err: c.writeFailed(op.report, op.owner, what, err)}
+	}
+	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
+	if op.mode == "pull" {
+		log.Info("pull target written")
+	} else {
+		log.Info("push replica written")
+	}
+	return writeOutcome{result: "written"}
+}
+
+// apply carries out one change. current is the cached object the change was
+// computed from, if any.
+func (c *Controller) apply(ctx context.Context, ch Change, current any) error {
+	switch ch.Action {
+	case Create:
+		return c.kind.Create(ctx, c.client, &ch.Object)
+	case Update:
+		if current == nil {
+			// Gone from the cache since planning: plan again.
+			return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.kind.Name()) + "s"}, ch.Object.Name)
+		}
+		return c.kind.Update(ctx, c.client, current, &ch.Object)
+	case Delete, Recreate:
+		uid := types.UID(ch.Current.UID)
+		rv := ch.Current.ResourceVersion
+		err := c.kind.Delete(ctx, c.client, ch.Current.Namespace, ch.Current.Name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv},
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		if ch.Action == Delete {
+			return nil
+		}
+		ch.Object.UID, ch.Object.ResourceVersion = "", ""
+		return c.kind.Create(ctx, c.client, &ch.Object)
+	}
+	return fmt.Errorf("unknown action %q", ch.Action)
+}
+
+// writeFailed classifies a failed write for the object at key (obj, if it
+// still exists, receives the Event). It returns nil when retrying cannot help,
+// errRetry-wrapped errors for expected races, and the error itself for
+// failures worth a backoff.
+func (c *Controller) writeFailed(obj any, key, what string, err error) error {
+	log := c.log.WithFields(logrus.Fields{"object": key, "write": what})
+	switch {
+	case isNamespaceGone(err):
+		// The namespace went away between the cache and the write; there is
+		// nothing to retry.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "namespace_gone").Inc()
+		log.Warn("write skipped, namespace terminating or gone")
+		c.recordEvent(obj, Warning, ReasonNamespaceGone, what+" skipped: the namespace is terminating or gone")
+		return nil
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
+		// The cache is behind the server: retry once it has caught up.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "conflict").Inc()
+		return fmt.Errorf("%s: %w: %v", what, errRetry, err)
+	case apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
+		// The same write would fail again; it is retried when the objects
+		// change.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "invalid").Inc()
+		log.WithError(err).Warn("write rejected")
+		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s rejected: %s", what, apierrors.ReasonForError(err)))
+		return nil
+	case apierrors.IsForbidden(err):
+		// Most often RBAC's escalation check: a Role or RoleBinding grants
+		// what the replicator does not hold. Permissions can be granted
+		// later, so it is retried with backoff.
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "forbidden").Inc()
+		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s forbidden: the replicator lacks the permission (to replicate a Role or RoleBinding it must hold what it grants, or escalate and bind); retrying", what))
+		return fmt.Errorf("%s: %w", what, err)
+	default:
+		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "other").Inc()
+		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s failed: %s, retrying", what, apierrors.ReasonForError(err)))
+		return fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+// isNamespaceGone reports whether a create failed because its namespace is
+// terminating or does not exist.
+func isNamespaceGone(err error) bool {
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return true
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		d := status.Status().Details
+		return apierrors.IsNotFound(err) && d != nil && d.Kind == "namespaces"
+	}
+	return false
+}
+
+// event records an Event on obj and logs warnings with the object's fields.
+func (c *Controller) event(obj any, o *Object, e *Event) {
+	if e.Type == Warning {
+		c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), e.Reason).Inc()
+	}
+	if e.Type == Warning && o != nil {
+		c.log.WithFields(logrus.Fields{"namespace": o.Namespace, "name": o.Name, "reason": e.Reason, "detail": e.Message}).Warn("replication refused")
+	}
+	if obj != nil {
+		c.recordEvent(obj, e.Type, e.Reason, e.Message)
+	}
+}
+
+func (c *Controller) recordEvent(obj any, typ EventType, reason, message string) {
+	if ro, ok := obj.(runtime.Object); ok {
+		c.opts.Recorder.Event(ro, string(typ), reason, message)
+	}
+}
