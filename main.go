@@ -13,10 +13,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,8 +25,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -47,214 +41,6 @@ import (
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-// config is what the flags say.
-type config struct {
-	kubeconfig       string
-	resyncPeriod     time.Duration
-	statusAddr       string
-	logLevel         logrus.Level
-	logFormat        string
-	allowAll         bool
-	exclude          replicate.Patterns
-	excludeRaw       string
-	push             replicate.PushPolicy
-	pushFromRaw      string
-	pushRBACFromRaw  string
-	pushToSystemRaw  string
-	replicateSecrets bool
-	replicateCMs     bool
-	replicateRoles   bool
-	replicateRBs     bool
-	replicateSAs     bool
-	prefix           string
-	workers          int
-	qps              float64
-	burst            int
-	showVersion      bool
-	profiling        bool
-	leaderElect      bool
-	leaseName        string
-	leaseNamespace   string
-	leaseDuration    time.Duration
-	renewDeadline    time.Duration
-	retryPeriod      time.Duration
-	clusterName      string
-	sourceClusters   []sourceCluster
-}
-
-// sourceCluster is a cluster placeholders here may pull Secrets from.
-type sourceCluster struct {
-	name       string
-	kubeconfig string
-	namespaces []string
-}
-
-// parseFlags parses and validates args; errors are meant for the user.
-func parseFlags(args []string, output io.Writer) (*config, error) {
-	c := &config{}
-	fs := flag.NewFlagSet("replicator", flag.ContinueOnError)
-	fs.SetOutput(output)
-	var logLevel string
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: in-cluster configuration")
-	fs.DurationVar(&c.resyncPeriod, "resync-period", 30*time.Minute, "how often every cached object is reconciled again")
-	fs.StringVar(&c.statusAddr, "status-addr", ":9102", "address of the /healthz, /readyz and /metrics endpoints")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warning, error")
-	fs.StringVar(&c.logFormat, "log-format", "plain", "log format: plain or json")
-	fs.BoolVar(&c.allowAll, "allow-all", false, "switch the pull permission check off: any namespace may pull any source (dangerous)")
-	fs.StringVar(&c.excludeRaw, "exclude-namespaces", "", "comma-separated regular expressions of namespaces never written (each matches whole names)")
-	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none")
-	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)")
-	fs.StringVar(&c.pushToSystemRaw, "push-to-system-namespaces", "", "comma-separated regular expressions of the system namespaces (kube-system, kube-public, kube-node-lease) that may receive push replicas; empty: none")
-	fs.Bool("sync-by-content", false, "accepted for compatibility with kubernetes-replicator; content is always compared")
-	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
-	fs.BoolVar(&c.replicateCMs, "replicate-configmaps", true, "replicate ConfigMaps")
-	fs.BoolVar(&c.replicateRoles, "replicate-roles", true, "replicate Roles")
-	fs.BoolVar(&c.replicateRBs, "replicate-role-bindings", true, "replicate RoleBindings")
-	fs.BoolVar(&c.replicateSAs, "replicate-service-accounts", true, "replicate ServiceAccounts")
-	fs.StringVar(&c.prefix, "annotation-prefix", replicate.DefaultPrefix, "prefix of all annotations")
-	fs.IntVar(&c.workers, "workers", 16, "objects reconciled in parallel, per kind")
-	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
-	fs.IntVar(&c.burst, "kube-api-burst", 100, "API requests in a burst")
-	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
-	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
-	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
-	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
-	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
-	fs.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits after the last renewal before taking over")
-	fs.DurationVar(&c.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up leading")
-	fs.DurationVar(&c.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often the Lease is tried and renewed")
-	fs.StringVar(&c.clusterName, "cluster-name", "", "this cluster's name, matched against the replication-allowed-clusters list of sources in other clusters")
-	kubeconfigs := map[string]string{}
-	namespaces := map[string][]string{}
-	var order []string
-	fs.Func("source-cluster", "NAME=KUBECONFIG: placeholders here may pull Secrets from that cluster as NAME:<namespace>/<name> (repeatable)", func(v string) error {
-		name, path, ok := strings.Cut(v, "=")
-		if !ok || path == "" {
-			return fmt.Errorf("%q is not NAME=KUBECONFIG", v)
-		}
-		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
-			return fmt.Errorf("cluster name %q: %s", name, strings.Join(errs, "; "))
-		}
-		if _, dup := kubeconfigs[name]; dup {
-			return fmt.Errorf("cluster %s given twice", name)
-		}
-		kubeconfigs[name] = path
-		order = append(order, name)
-		return nil
-	})
-	fs.Func("source-cluster-namespaces", "NAME=NAMESPACE[,NAMESPACE...]: the namespaces of source cluster NAME that are watched for sources (repeatable)", func(v string) error {
-		name, list, ok := strings.Cut(v, "=")
-		if !ok {
-			return fmt.Errorf("%q is not NAME=NAMESPACE[,NAMESPACE...]", v)
-		}
-		for _, ns := range strings.Split(list, ",") {
-			ns = strings.TrimSpace(ns)
-			if ns == "" {
-				continue
-			}
-			if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-				return fmt.Errorf("cluster %s: namespace %q: %s", name, ns, strings.Join(errs, "; "))
-			}
-			namespaces[name] = append(namespaces[name], ns)
-		}
-		return nil
-	})
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	var err error
-	if c.logLevel, err = logrus.ParseLevel(logLevel); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	if c.logFormat != "plain" && c.logFormat != "json" {
-		return nil, fmt.Errorf("-log-format: %q is neither plain nor json", c.logFormat)
-	}
-	if c.resyncPeriod < 0 {
-		return nil, fmt.Errorf("-resync-period: must not be negative")
-	}
-	if c.workers < 1 {
-		return nil, fmt.Errorf("-workers: must be at least 1")
-	}
-	if c.qps == 0 || (c.qps < 0 && c.qps != -1) {
-		return nil, fmt.Errorf("-kube-api-qps: must be positive, or -1 for no limit")
-	}
-	if c.burst < 1 {
-		return nil, fmt.Errorf("-kube-api-burst: must be at least 1")
-	}
-	c.prefix = strings.TrimSuffix(c.prefix, "/")
-	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
-		return nil, fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
-	}
-	if c.leaderElect {
-		if !(c.retryPeriod > 0 && c.retryPeriod < c.renewDeadline && c.renewDeadline < c.leaseDuration) {
-			return nil, fmt.Errorf("-leader-elect-*: need 0 < retry-period < renew-deadline < lease-duration")
-		}
-		if errs := validation.IsDNS1123Subdomain(c.leaseName); len(errs) > 0 {
-			return nil, fmt.Errorf("-leader-elect-lease-name: %s", strings.Join(errs, "; "))
-		}
-		if c.leaseNamespace == "" {
-			c.leaseNamespace = defaultLeaseNamespace()
-		}
-		if errs := validation.IsDNS1123Label(c.leaseNamespace); len(errs) > 0 {
-			return nil, fmt.Errorf("-leader-elect-namespace: %s", strings.Join(errs, "; "))
-		}
-	}
-	if c.clusterName != "" {
-		if errs := validation.IsDNS1123Label(c.clusterName); len(errs) > 0 {
-			return nil, fmt.Errorf("-cluster-name: %s", strings.Join(errs, "; "))
-		}
-	}
-	for name := range namespaces {
-		if _, ok := kubeconfigs[name]; !ok {
-			return nil, fmt.Errorf("-source-cluster-namespaces: cluster %s has no -source-cluster", name)
-		}
-	}
-	for _, name := range order {
-		switch {
-		case len(namespaces[name]) == 0:
-			return nil, fmt.Errorf("-source-cluster %s: no namespaces to watch; add -source-cluster-namespaces %s=NAMESPACE[,NAMESPACE...]", name, name)
-		case c.clusterName == "":
-			return nil, fmt.Errorf("-source-cluster needs -cluster-name: sources in other clusters are matched against it")
-		case name == c.clusterName:
-			return nil, fmt.Errorf("-source-cluster %s: that is this cluster's own name", name)
-		case !c.replicateSecrets:
-			return nil, fmt.Errorf("-source-cluster needs -replicate-secrets: cross-cluster pull serves Secrets")
-		}
-		c.sourceClusters = append(c.sourceClusters, sourceCluster{name: name, kubeconfig: kubeconfigs[name], namespaces: namespaces[name]})
-	}
-	for _, list := range []struct {
-		flag string
-		raw  string
-		to   *replicate.Patterns
-	}{
-		{"exclude-namespaces", c.excludeRaw, &c.exclude},
-		{"push-from-namespaces", c.pushFromRaw, &c.push.From},
-		{"push-rbac-from-namespaces", c.pushRBACFromRaw, &c.push.RBACFrom},
-		{"push-to-system-namespaces", c.pushToSystemRaw, &c.push.ToSystem},
-	} {
-		var errs []error
-		if *list.to, errs = replicate.ParsePatterns(list.raw); len(errs) > 0 {
-			return nil, fmt.Errorf("-%s: %w", list.flag, errors.Join(errs...))
-		}
-	}
-	return c, nil
-}
-
-// defaultLeaseNamespace is the pod's own namespace when running in a
-// cluster, else "default".
-func defaultLeaseNamespace() string {
-	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
-		return ns
-	}
-	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
-		return strings.TrimSpace(string(b))
-	}
-	return "default"
-}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -287,27 +73,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// kinds are the kinds switched on. Only their informers are created, so a
-// kind that is off costs neither memory nor a watch.
-func (c *config) kinds() []replicate.Kind {
-	var kinds []replicate.Kind
-	for _, k := range []struct {
-		on   bool
-		kind func() replicate.Kind
-	}{
-		{c.replicateSecrets, replicate.Secrets},
-		{c.replicateCMs, replicate.ConfigMaps},
-		{c.replicateRoles, replicate.Roles},
-		{c.replicateRBs, replicate.RoleBindings},
-		{c.replicateSAs, replicate.ServiceAccounts},
-	} {
-		if k.on {
-			kinds = append(kinds, k.kind())
-		}
-	}
-	return kinds
 }
 
 func restConfig(c *config) (*rest.Config, error) {
@@ -353,90 +118,27 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	if c.allowAll {
 		log.Warn("--allow-all is set: the pull permission check is OFF, any namespace can copy any Secret that names it")
 	}
-	cfg, err := restConfig(c)
-	if err != nil {
-		return fmt.Errorf("loading kubeconfig: %w", err)
+	if len(c.kinds()) == 0 {
+		log.Warn("every kind is switched off: nothing to replicate")
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, eventClient, err := clients(c)
 	if err != nil {
-		return fmt.Errorf("creating client: %w", err)
-	}
-	// Events get a client of their own so that they never take from the
-	// request budget of replica writes.
-	eventClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
-	if err != nil {
-		return fmt.Errorf("creating event client: %w", err)
+		return err
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
-
-	kinds := c.kinds()
-	if len(kinds) == 0 {
-		log.Warn("every kind is switched off: nothing to replicate")
-	}
-
 	registry, metrics, leader := newMetrics()
-	health := liveness.New()
-	health.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
-	if c.profiling {
-		health.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
-		health.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
-		health.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	setup, err := replicatorSetup(c, client, log, metrics)
+	if err != nil {
+		return err
 	}
-	annotations := replicate.NewAnnotations(c.prefix)
-	factory := informers.NewSharedInformerFactoryWithOptions(client, c.resyncPeriod,
-		informers.WithTransform(replicate.CacheTransform(annotations, c.allowAll)))
-	remotes := map[string]*replicate.Remote{}
-	for _, s := range c.sourceClusters {
-		sourceClient, err := remoteClient(s)
-		if err != nil {
-			return err
-		}
-		r, err := replicate.NewRemote(replicate.RemoteOptions{
-			Name:       s.name,
-			Client:     sourceClient,
-			Namespaces: s.namespaces,
-			// --allow-all never opens another cluster's Secrets: keep
-			// only the data of those that opt in.
-			Transform: replicate.CacheTransform(annotations, false),
-			Resync:    c.resyncPeriod,
-			Log:       log,
-			Metrics:   metrics,
-		})
-		if err != nil {
-			return err
-		}
-		remotes[s.name] = r
-		// Not part of /readyz: a source cluster that cannot be reached
-		// does not stop replication in this one.
-		health.Add("/readyz/clusters", s.name, r.Check)
+	setup.Options.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
+	rep, err := replicate.NewReplicator(setup)
+	if err != nil {
+		return err
 	}
-	var controllers []*replicate.Controller
-	for _, k := range kinds {
-		opts := replicate.Options{
-			Annotations: annotations,
-			AllowAll:    c.allowAll,
-			Exclude:     c.exclude,
-			Push:        c.push,
-			Workers:     c.workers,
-			Recorder:    recorder,
-			Log:         log,
-			Metrics:     metrics,
-			Cluster:     c.clusterName,
-		}
-		if k.Name() == replicate.Secrets().Name() {
-			opts.Remotes = remotes
-		}
-		ctrl, err := replicate.NewController(k, client, factory, opts)
-		if err != nil {
-			return err
-		}
-		controllers = append(controllers, ctrl)
-		health.AddReady(strings.ToLower(k.Name())+"s", ctrl.Ready)
-	}
-
+	health := statusServer(c, registry, rep)
 	// Not ready while the API server cannot be reached: a replica that
 	// cannot write should not count as available. Liveness is not affected,
 	// so an outage does not restart the pod; it reconnects by itself.
@@ -445,7 +147,6 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	go apiserver.Run(ctx, 5*time.Second, 3*time.Second, func(ctx context.Context) error {
 		return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 	})
-
 	addr, serveErrs, err := health.ListenAndServe(ctx, c.statusAddr)
 	if err != nil {
 		return err
@@ -463,49 +164,17 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 			cancel()
 		}
 	}()
-	if limit := softMemoryLimit(cgroupMemoryMax); limit > 0 {
-		log.WithField("bytes", limit).Info("soft memory limit set from the container's limit")
-	}
-	restoreGC := tightenGCDuringSync()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	var remotesDone sync.WaitGroup
+	stopped := start(ctx, rep, log)
 	defer func() {
 		cancel()
-		remotesDone.Wait()
+		stopped()
 	}()
-	for _, r := range remotes {
-		remotesDone.Go(func() { r.Run(ctx) })
-	}
-	go func() {
-		// Start-up ends when, on the leader, the caches are loaded and
-		// everything found has been reconciled once (a controller settles
-		// only after its caches synced). A standby stays at the tighter
-		// setting: it only keeps its cache.
-		for _, ctrl := range controllers {
-			select {
-			case <-ctrl.Settled():
-			case <-ctx.Done():
-				return
-			}
-		}
-		restoreGC()
-		log.Info("start-up reconcile done")
-	}()
-
-	// work runs the controllers until ctx ends.
 	work := func(ctx context.Context) {
 		leader.Set(1)
 		defer leader.Set(0)
-		var wg sync.WaitGroup
-		for _, ctrl := range controllers {
-			wg.Go(func() {
-				if err := ctrl.Run(ctx); err != nil && ctx.Err() == nil {
-					log.WithError(err).Error("controller stopped")
-				}
-			})
+		if err := rep.Run(ctx); err != nil {
+			log.WithError(err).Error("controller stopped")
 		}
-		wg.Wait()
 	}
 	if c.leaderElect {
 		err = lead(ctx, c, client, log, work)
@@ -521,47 +190,91 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	}
 }
 
-// syncGCPercent is the garbage collector's target during start-up: while the
-// informers load the cluster and the first reconcile of everything runs. The
-// load streams every Secret and ConfigMap in full (the cache transform drops
-// the data of unrelated ones only after decoding), and the first reconcile
-// looks at every object at once, so both produce garbage many times the size
-// of what is kept; collecting four times as often bounds the start-up peak by
-// what is kept. It lasts seconds, so the extra CPU is small.
-const syncGCPercent = 25
-
-// tightenGCDuringSync sets syncGCPercent unless GOGC is set, and returns what
-// restores the previous setting.
-func tightenGCDuringSync() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
+// start starts the informers and source clusters' watches with the memory
+// settings of start-up, and returns what waits for them to stop once ctx
+// ends.
+func start(ctx context.Context, rep *replicate.Replicator, log *logrus.Logger) (stopped func()) {
+	if limit := softMemoryLimit(cgroupMemoryMax); limit > 0 {
+		log.WithField("bytes", limit).Info("soft memory limit set from the container's limit")
 	}
-	previous := debug.SetGCPercent(syncGCPercent)
-	return func() { debug.SetGCPercent(previous) }
+	restoreGC := tightenGCDuringSync()
+	stopped = rep.Start(ctx)
+	go func() {
+		// Start-up ends when, on the leader, the caches are loaded and
+		// everything found has been reconciled once. A standby stays at
+		// the tighter setting: it only keeps its cache.
+		if rep.WaitSettled(ctx) == nil {
+			restoreGC()
+			log.Info("start-up reconcile done")
+		}
+	}()
+	return stopped
 }
 
-// cgroupMemoryMax is where a container's memory limit is (cgroup v2).
-const cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
-
-// softMemoryLimit sets Go's soft memory limit to 90% of the container's
-// memory limit, unless GOMEMLIMIT is set or there is no limit: the garbage
-// collector then works harder as the process nears the limit instead of
-// letting it be killed. It returns the limit set, or 0.
-func softMemoryLimit(path string) int64 {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return 0
-	}
-	b, err := os.ReadFile(path)
+// clients returns the client for replication and one for Events, so that
+// Events never take from the request budget of replica writes.
+func clients(c *config) (kubernetes.Interface, kubernetes.Interface, error) {
+	cfg, err := restConfig(c)
 	if err != nil {
-		return 0
+		return nil, nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	containerLimit, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil || containerLimit <= 0 {
-		return 0 // "max": no limit
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating client: %w", err)
 	}
-	limit := containerLimit / 10 * 9
-	debug.SetMemoryLimit(limit)
-	return limit
+	eventClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating event client: %w", err)
+	}
+	return client, eventClient, nil
+}
+
+// replicatorSetup is what the flags ask of the replicator (the Event
+// recorder aside).
+func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger, metrics *replicate.Metrics) (replicate.Setup, error) {
+	s := replicate.Setup{
+		Client: client,
+		Kinds:  c.kinds(),
+		Resync: c.resyncPeriod,
+		Options: replicate.Options{
+			Annotations: replicate.NewAnnotations(c.prefix),
+			AllowAll:    c.allowAll,
+			Exclude:     c.exclude,
+			Push:        c.push,
+			Workers:     c.workers,
+			Log:         log,
+			Metrics:     metrics,
+			Cluster:     c.clusterName,
+		},
+	}
+	for _, sc := range c.sourceClusters {
+		sourceClient, err := remoteClient(sc)
+		if err != nil {
+			return s, err
+		}
+		s.SourceClusters = append(s.SourceClusters, replicate.SourceCluster{Name: sc.name, Client: sourceClient, Namespaces: sc.namespaces})
+	}
+	return s, nil
+}
+
+// statusServer returns the health, readiness and metrics endpoints.
+func statusServer(c *config, registry *prometheus.Registry, rep *replicate.Replicator) *liveness.Server {
+	health := liveness.New()
+	health.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	if c.profiling {
+		health.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		health.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		health.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	}
+	for name, check := range rep.ReadyChecks() {
+		health.AddReady(name, check)
+	}
+	// Not part of /readyz: a source cluster that cannot be reached does not
+	// stop replication in this one.
+	for name, check := range rep.SourceClusterChecks() {
+		health.Add("/readyz/clusters", name, check)
+	}
+	return health
 }
 
 // newMetrics returns the Prometheus registry with everything registered: the

@@ -27,7 +27,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -178,8 +177,9 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// start runs an in-process controller until the returned stop is called or
-// the test ends. It returns once the caches have synced.
+// start runs the replicator in process, wired as the binary wires it, until
+// the returned stop is called or the test ends. It returns once the caches
+// have synced.
 func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	e.t.Helper()
 	client := kubernetes.NewForConfigOrDie(e.countingConfig())
@@ -200,29 +200,22 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	for _, f := range configure {
 		f(&opts)
 	}
-	// The same cache transform as the binary: unrelated Secrets without data.
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTransform(replicate.CacheTransform(opts.Annotations, opts.AllowAll)))
-	// Every kind, as the binary runs by default.
-	var ctrls []*replicate.Controller
-	for _, k := range []replicate.Kind{replicate.Secrets(), replicate.ConfigMaps(), replicate.Roles(), replicate.RoleBindings(), replicate.ServiceAccounts()} {
-		ctrl, err := replicate.NewController(k, client, factory, opts)
-		require.NoError(e.t, err)
-		ctrls = append(ctrls, ctrl)
-	}
+	// The wiring the binary uses, every kind on as by default.
+	rep, err := replicate.NewReplicator(replicate.Setup{
+		Client:  client,
+		Kinds:   []replicate.Kind{replicate.Secrets(), replicate.ConfigMaps(), replicate.Roles(), replicate.RoleBindings(), replicate.ServiceAccounts()},
+		Options: opts,
+	})
+	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(e.ctx)
-	factory.Start(ctx.Done())
-	var running sync.WaitGroup
-	for _, ctrl := range ctrls {
-		running.Go(func() { _ = ctrl.Run(ctx) })
-	}
+	informersStopped := rep.Start(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		running.Wait()
+		_ = rep.Run(ctx)
 	}()
-	for _, ctrl := range ctrls {
-		e.eventually(30*time.Second, "controller ready", ctrl.Ready)
+	for name, ready := range rep.ReadyChecks() {
+		e.eventually(30*time.Second, name+" ready", ready)
 	}
 	var stopped atomic.Bool
 	stop = func() {
@@ -231,7 +224,7 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 		}
 		cancel()
 		<-done
-		factory.Shutdown()
+		informersStopped()
 		broadcaster.Shutdown()
 	}
 	e.t.Cleanup(stop)

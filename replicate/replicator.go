@@ -1,0 +1,148 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Setup is what a Replicator is made of. The binary and the end-to-end tests
+// fill it alike, so the tests run the wiring users run.
+type Setup struct {
+	// Client reads and writes this cluster.
+	Client kubernetes.Interface
+	// Kinds are the kinds to replicate; only theirs are watched.
+	Kinds []Kind
+	// Options are given to the controller of every kind.
+	Options Options
+	// Resync is how often the informers hand every cached object over
+	// again.
+	Resync time.Duration
+	// SourceClusters are other clusters whose Secrets placeholders here may
+	// pull.
+	SourceClusters []SourceCluster
+}
+
+// SourceCluster is another cluster Secrets may be pulled from.
+type SourceCluster struct {
+	Name string
+	// Client needs only list and watch on Secrets in Namespaces.
+	Client     kubernetes.Interface
+	Namespaces []string
+}
+
+// Replicator is the controllers of the enabled kinds over one shared
+// informer factory, and the source clusters they pull from.
+type Replicator struct {
+	factory     informers.SharedInformerFactory
+	controllers []*Controller
+	remotes     map[string]*Remote
+}
+
+// NewReplicator wires a Replicator from s.
+func NewReplicator(s Setup) (*Replicator, error) {
+	a := s.Options.Annotations
+	r := &Replicator{
+		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
+			informers.WithTransform(CacheTransform(a, s.Options.AllowAll))),
+		remotes: map[string]*Remote{},
+	}
+	for _, sc := range s.SourceClusters {
+		remote, err := NewRemote(RemoteOptions{
+			Name: sc.Name, Client: sc.Client, Namespaces: sc.Namespaces,
+			// --allow-all never opens another cluster's Secrets: keep only
+			// the data of those that opt in.
+			Transform: CacheTransform(a, false),
+			Resync:    s.Resync, Log: s.Options.Log, Metrics: s.Options.Metrics,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.remotes[sc.Name] = remote
+	}
+	for _, k := range s.Kinds {
+		opts := s.Options
+		if k.Name() == Secrets().Name() {
+			opts.Remotes = r.remotes
+		}
+		c, err := NewController(k, s.Client, r.factory, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k.Name(), err)
+		}
+		r.controllers = append(r.controllers, c)
+	}
+	return r, nil
+}
+
+// ReadyChecks returns a check per kind ("secrets", ...): whether its caches
+// have synced.
+func (r *Replicator) ReadyChecks() map[string]func() error {
+	checks := map[string]func() error{}
+	for _, c := range r.controllers {
+		checks[strings.ToLower(c.kind.Name())+"s"] = c.Ready
+	}
+	return checks
+}
+
+// SourceClusterChecks returns a check per source cluster: whether every
+// watched namespace there can be read.
+func (r *Replicator) SourceClusterChecks() map[string]func() error {
+	checks := map[string]func() error{}
+	for name, remote := range r.remotes {
+		checks[name] = remote.Check
+	}
+	return checks
+}
+
+// Start starts the informers and the watches of the source clusters, until
+// ctx ends. The function it returns waits for them to stop after that.
+func (r *Replicator) Start(ctx context.Context) (wait func()) {
+	r.factory.Start(ctx.Done())
+	var remotes sync.WaitGroup
+	for _, remote := range r.remotes {
+		remotes.Go(func() { remote.Run(ctx) })
+	}
+	return func() {
+		remotes.Wait()
+		r.factory.Shutdown()
+	}
+}
+
+// Run works every kind's queue until ctx ends: what the leader does.
+func (r *Replicator) Run(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, c := range r.controllers {
+		wg.Go(func() {
+			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", c.kind.Name(), err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// WaitSettled waits until every controller has reconciled what it found at
+// start-up, or ctx ends (then it returns ctx's error).
+func (r *Replicator) WaitSettled(ctx context.Context) error {
+	for _, c := range r.controllers {
+		select {
+		case <-c.Settled():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
