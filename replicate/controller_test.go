@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -42,10 +44,12 @@ type harness struct {
 	ctrl     *Controller
 	recorder *record.FakeRecorder
 	metrics  *Metrics
+	// live: the informers run, and drain waits for their events;
+	// otherwise the test stands in for them (catchUp).
+	live bool
 }
 
-// newHarness starts informers over a fake clientset holding objs and returns
-// a controller whose queue the test drives by hand.
+// newHarness returns a Secret controller over a fake clientset holding objs.
 func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	t.Helper()
 	return newKindHarness(t, Secrets(), objs...)
@@ -56,28 +60,79 @@ func newKindHarness(t *testing.T, kind Kind, objs ...runtime.Object) *harness {
 	return newPolicyHarness(t, kind, pushFromAnywhere, objs...)
 }
 
-// newPolicyHarness is newKindHarness with the operator's push policy.
+// newPolicyHarness returns a controller of kind, with the operator's push
+// policy, over a fake clientset holding objs. Its informers do not run, as
+// in sample-controller's tests: the objects are put in their caches and
+// handed to the event handlers as the informers' first list would, and
+// drain works the queue, then shows the controller its own writes (catchUp)
+// until nothing changes.
 func newPolicyHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) *harness {
 	t.Helper()
-	client := fake.NewClientset(objs...)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	recorder := record.NewFakeRecorder(100)
-	metrics := NewMetrics(prometheus.NewRegistry())
-	ctrl, err := NewController(kind, client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
-	require.NoError(t, err)
+	h, _ := newController(t, kind, policy, objs...)
+	for _, o := range objs {
+		if _, ok := o.(*corev1.Namespace); ok {
+			require.NoError(t, h.ctrl.namespaces.GetIndexer().Add(o))
+		} else if kind.View(o) != nil {
+			require.NoError(t, h.ctrl.objects.GetIndexer().Add(o))
+		}
+	}
+	for _, key := range h.ctrl.objects.GetIndexer().ListKeys() {
+		o, _, _ := h.ctrl.objects.GetIndexer().GetByKey(key)
+		h.ctrl.objectChanged(nil, o)
+	}
+	return h
+}
+
+// newLiveHarness is newPolicyHarness with running informers, for the tests
+// of how the controller meets the informers' timing.
+func newLiveHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) *harness {
+	t.Helper()
+	h, factory := newController(t, kind, policy, objs...)
+	h.live = true
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
 	t.Cleanup(func() {
 		cancel()
 		factory.Shutdown()
 	})
-	require.True(t, cache.WaitForCacheSync(ctx.Done(), ctrl.objects.HasSynced, ctrl.namespaces.HasSynced))
-	return &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}
+	require.True(t, cache.WaitForCacheSync(ctx.Done(), h.ctrl.objects.HasSynced, h.ctrl.namespaces.HasSynced))
+	return h
 }
 
-// drain processes queued items until the queue is empty, waiting briefly
-// for the informers to deliver the events of the controller's own writes.
+func newController(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) (*harness, informers.SharedInformerFactory) {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	recorder := record.NewFakeRecorder(100)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	ctrl, err := NewController(kind, client, factory,
+		Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	return &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}, factory
+}
+
+// drain processes queued items until the queue is empty and the controller's
+// own writes are in the cache without enqueuing more.
 func (h *harness) drain(t *testing.T) {
+	t.Helper()
+	if h.live {
+		h.settle(t)
+		return
+	}
+	for range 100 {
+		for h.ctrl.queue.Len() > 0 {
+			h.ctrl.processNextItem(context.Background())
+		}
+		if !h.catchUp(t) && h.ctrl.queue.Len() == 0 {
+			return
+		}
+	}
+	t.Fatal("the controller keeps writing")
+}
+
+// settle is drain with running informers: it waits briefly for them to
+// deliver the events of the controller's own writes.
+func (h *harness) settle(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	idleSince := time.Now()
@@ -93,6 +148,56 @@ func (h *harness) drain(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("queue did not drain")
+}
+
+// kindResources are the API resources of the kinds, for catchUp.
+var kindResources = map[string]schema.GroupVersionResource{
+	"Secret":         {Version: "v1", Resource: "secrets"},
+	"ConfigMap":      {Version: "v1", Resource: "configmaps"},
+	"ServiceAccount": {Version: "v1", Resource: "serviceaccounts"},
+	"Role":           {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	"RoleBinding":    {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+}
+
+// catchUp does what the informer would: the cache takes what the fake API
+// server holds now, and each difference goes to the event handler. It
+// reports whether anything differed.
+func (h *harness) catchUp(t *testing.T) bool {
+	t.Helper()
+	gvr := kindResources[h.ctrl.kind.Name()]
+	list, err := h.client.Tracker().List(gvr, gvr.GroupVersion().WithKind(h.ctrl.kind.Name()), "")
+	require.NoError(t, err)
+	objs, err := apimeta.ExtractList(list)
+	require.NoError(t, err)
+	indexer := h.ctrl.objects.GetIndexer()
+	seen := map[string]bool{}
+	changed := false
+	for _, o := range objs {
+		key, err := cache.MetaNamespaceKeyFunc(o)
+		require.NoError(t, err)
+		seen[key] = true
+		old, exists, _ := indexer.GetByKey(key)
+		switch {
+		case !exists:
+			require.NoError(t, indexer.Add(o))
+			h.ctrl.objectChanged(nil, o)
+		case !equality.Semantic.DeepEqual(old, o):
+			require.NoError(t, indexer.Update(o))
+			h.ctrl.objectChanged(old, o)
+		default:
+			continue
+		}
+		changed = true
+	}
+	for _, key := range indexer.ListKeys() {
+		if !seen[key] {
+			old, _, _ := indexer.GetByKey(key)
+			require.NoError(t, indexer.Delete(old))
+			h.ctrl.objectChanged(nil, old)
+			changed = true
+		}
+	}
+	return changed
 }
 
 func writes(client *fake.Clientset) []k8stesting.Action {
@@ -208,7 +313,7 @@ func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
 }
 
 func TestControllerRunStopsWhenItsContextEnds(t *testing.T) {
-	h := newHarness(t, namespaceObj("app", nil))
+	h := newLiveHarness(t, Secrets(), pushFromAnywhere, namespaceObj("app", nil))
 	assert.NoError(t, h.ctrl.Ready(), "caches synced")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -230,7 +335,9 @@ func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
 		objs = append(objs, namespaceObj("team-"+strconv.Itoa(i), map[string]string{"tls": "yes"}))
 	}
 	objs = append(objs, secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateToMatching: "tls=yes"}))
-	h := newHarness(t, objs...)
+	// Live informers: the replicas' Add events race the source's next
+	// reconcile, as in a cluster.
+	h := newLiveHarness(t, Secrets(), pushFromAnywhere, objs...)
 	h.drain(t)
 	created := map[string]int{}
 	for _, w := range writes(h.client) {
@@ -261,7 +368,7 @@ func TestControllerSettlesAfterTheFirstReconcileOfEverything(t *testing.T) {
 		}
 	})
 	t.Run("with nothing to reconcile: as soon as it runs", func(t *testing.T) {
-		h := newKindHarness(t, ConfigMaps(), namespaceObj("app", nil))
+		h := newLiveHarness(t, ConfigMaps(), pushFromAnywhere, namespaceObj("app", nil))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() { _ = h.ctrl.Run(ctx) }()

@@ -40,6 +40,8 @@ func newRemoteHarness(t *testing.T, hub *fake.Clientset, local ...runtime.Object
 }
 
 // newRemoteHarnessWith is newRemoteHarness with the Remote's timing options.
+// Each harness has its own informers and Remote, and waits for their state
+// on its own clock, so the tests that use one run in parallel.
 func newRemoteHarnessWith(t *testing.T, hub *fake.Clientset, opts RemoteOptions, local ...runtime.Object) *remoteHarness {
 	t.Helper()
 	client := fake.NewClientset(local...)
@@ -62,7 +64,7 @@ func newRemoteHarnessWith(t *testing.T, hub *fake.Clientset, opts RemoteOptions,
 		<-done
 	})
 	require.True(t, cache.WaitForCacheSync(ctx.Done(), ctrl.objects.HasSynced, ctrl.namespaces.HasSynced))
-	return &remoteHarness{harness: &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}, hub: hub, remote: remote, ctx: ctx}
+	return &remoteHarness{harness: &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics, live: true}, hub: hub, remote: remote, ctx: ctx}
 }
 
 // waitRemote waits until the hub's namespace certs is available (want
@@ -103,6 +105,7 @@ func placeholder(from string) *corev1.Secret {
 }
 
 func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
+	t.Parallel()
 	hub := fake.NewClientset(hubSource("A", "spoke"))
 	// The remote's first list waits for the test, so that the placeholder
 	// is surely reconciled while the remote is loading.
@@ -144,6 +147,7 @@ func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
 }
 
 func TestRemoteThatCannotBeReadLeavesPlaceholdersAlone(t *testing.T) {
+	t.Parallel()
 	hub := fake.NewClientset(hubSource("A", "spoke"))
 	var forbidden atomic.Bool
 	forbidden.Store(true)
@@ -179,6 +183,7 @@ func TestRemoteThatCannotBeReadLeavesPlaceholdersAlone(t *testing.T) {
 }
 
 func TestRemoteReferencesThatCannotBeServed(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		from   string
 		reason string
@@ -196,6 +201,7 @@ func TestRemoteReferencesThatCannotBeServed(t *testing.T) {
 	otherCluster.Name = "other-cluster"
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			h := newRemoteHarness(t, fake.NewClientset(noOptIn, otherCluster), namespaceObj("app", nil), placeholder(tt.from))
 			h.waitRemote(t, "")
 			h.ctrl.queue.Add("app/tls")
@@ -209,6 +215,7 @@ func TestRemoteReferencesThatCannotBeServed(t *testing.T) {
 }
 
 func TestReferenceNamingThisClusterIsLocal(t *testing.T) {
+	t.Parallel()
 	local := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "L", "tls.key": "K"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
 	h := newRemoteHarness(t, fake.NewClientset(hubSource("A", "spoke")), namespaceObj("certs", nil), namespaceObj("app", nil), local, placeholder("spoke:certs/wildcard"))
@@ -241,6 +248,7 @@ func TestNewRemoteRejectsBadConfiguration(t *testing.T) {
 }
 
 func TestRemoteFailingBrieflyRaisesNoAlarm(t *testing.T) {
+	t.Parallel()
 	hub := fake.NewClientset(hubSource("A", "spoke"))
 	var failures atomic.Int32
 	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -266,6 +274,7 @@ func TestRemoteFailingBrieflyRaisesNoAlarm(t *testing.T) {
 }
 
 func TestRemoteThatNeverLoadsIsReportedAfterTheSyncTimeout(t *testing.T) {
+	t.Parallel()
 	hub := fake.NewClientset()
 	release := make(chan struct{})
 	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
