@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -13,13 +11,11 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kubereplicator/replicator/internal/testsupport"
 	"github.com/kubereplicator/replicator/replicate"
 )
 
@@ -41,78 +37,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// scraped is a parsed Prometheus text exposition.
-type scraped struct {
-	families map[string]*dto.MetricFamily
-	raw      string
-}
-
-func scrape(url string) (*scraped, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("parsing metrics: %w", err)
-	}
-	return &scraped{families: families, raw: string(body)}, nil
-}
-
-// value returns the sum of the samples of a counter or gauge whose labels
-// include want.
-func (s *scraped) value(name string, want map[string]string) float64 {
-	f, ok := s.families[name]
-	if !ok {
-		return 0
-	}
-	total := 0.0
-	for _, m := range f.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			if labels[k] != v {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-	}
-	return total
-}
-
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testsupport.FreeAddr()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 func httpStatus(url string) (int, error) {
-	code, _, err := httpGet(url)
+	code, _, err := testsupport.HTTPGet(url)
 	return code, err
-}
-
-// httpGet returns the status code and body of a GET of url.
-func httpGet(url string) (int, string, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
 }
 
 // TestBinaryWithDefaultPrefix runs the built binary the way a user would:
@@ -139,14 +72,14 @@ func TestBinaryWithDefaultPrefix(t *testing.T) {
 
 	// The metrics endpoint counts what happened, without object names.
 	e.eventually(wait, "metrics", func() error {
-		m, err := scrape("http://" + status + "/metrics")
+		m, err := testsupport.Scrape("http://" + status + "/metrics")
 		if err != nil {
 			return err
 		}
-		if got := m.value("replicator_writes_total", map[string]string{"kind": "Secret", "mode": "pull", "action": "update"}); got < 1 {
+		if got := m.Value("replicator_writes_total", map[string]string{"kind": "Secret", "mode": "pull", "action": "update"}); got < 1 {
 			return fmt.Errorf("pull writes = %v", got)
 		}
-		if got := m.value("replicator_problems_total", map[string]string{"kind": "Secret", "reason": replicate.ReasonSourceNotFound}); got < 1 {
+		if got := m.Value("replicator_problems_total", map[string]string{"kind": "Secret", "reason": replicate.ReasonSourceNotFound}); got < 1 {
 			return fmt.Errorf("SourceNotFound problems = %v", got)
 		}
 		for name, labels := range map[string]map[string]string{
@@ -155,20 +88,20 @@ func TestBinaryWithDefaultPrefix(t *testing.T) {
 			"replicator_managed_objects":            {"kind": "Secret", "mode": "pull"},
 			"replicator_reconcile_duration_seconds": nil,
 		} {
-			if _, ok := m.families[name]; !ok {
+			if _, ok := m.Families[name]; !ok {
 				return fmt.Errorf("no %s", name)
 			}
-			if name != "replicator_reconcile_duration_seconds" && m.value(name, labels) < 1 {
-				return fmt.Errorf("%s%v = %v", name, labels, m.value(name, labels))
+			if name != "replicator_reconcile_duration_seconds" && m.Value(name, labels) < 1 {
+				return fmt.Errorf("%s%v = %v", name, labels, m.Value(name, labels))
 			}
 		}
-		if got := m.value("replicator_managed_objects", map[string]string{"kind": "Secret", "mode": "pull"}); got != 2 {
+		if got := m.Value("replicator_managed_objects", map[string]string{"kind": "Secret", "mode": "pull"}); got != 2 {
 			return fmt.Errorf("managed pull targets = %v, want 2", got)
 		}
-		if got := m.value("replicator_build_info", nil); got != 1 {
+		if got := m.Value("replicator_build_info", nil); got != 1 {
 			return fmt.Errorf("build info = %v", got)
 		}
-		if strings.Contains(m.raw, secretValue) || strings.Contains(m.raw, "wildcard") {
+		if strings.Contains(m.Raw, secretValue) || strings.Contains(m.Raw, "wildcard") {
 			return fmt.Errorf("object names or data in metrics")
 		}
 		return nil

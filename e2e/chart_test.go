@@ -262,8 +262,8 @@ func TestChartRBACEscalation(t *testing.T) {
 			p := e.startReplicatorWithKubeconfig("chart", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false",
 				"--push-rbac-from-namespaces", fmt.Sprintf("e%d-src", e.id))
 
-			roles := e.objects(otherKinds[1])
-			bindings := e.objects(otherKinds[2])
+			roles := e.objects(roleKind)
+			bindings := e.objects(roleBindingKind)
 			src, push := e.ns("src", nil), e.ns("push", nil)
 			podAdmin := map[string]any{"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"*"}}}}
 			// cluster-admin, not edit: the test cluster runs no
@@ -273,8 +273,8 @@ func TestChartRBACEscalation(t *testing.T) {
 			roles.create(src, "pod-admin", map[string]string{e.a.ReplicateTo: push}, nil, podAdmin)
 			bindings.create(src, "editors", map[string]string{e.a.ReplicateTo: push}, nil, editBinding)
 			// Within what the replicator holds: always replicated.
-			roles.create(src, "config-reader", map[string]string{e.a.ReplicateTo: push}, nil, otherKinds[1].content(2))
-			roles.wait(push, "config-reader", otherKinds[1].content(2))
+			roles.create(src, "config-reader", map[string]string{e.a.ReplicateTo: push}, nil, roleKind.content(2))
+			roles.wait(push, "config-reader", roleKind.content(2))
 
 			if escalate {
 				roles.wait(push, "pod-admin", podAdmin)

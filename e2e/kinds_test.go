@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -34,57 +35,81 @@ var (
 	viewRole  = map[string]any{"apiGroup": rbacGroup, "kind": "ClusterRole", "name": "view"}
 )
 
-var otherKinds = []kindCase{
-	{
-		kind:     "ConfigMap",
-		resource: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"},
-		fields:   []string{"data", "binaryData"},
-		content: func(v int) map[string]any {
-			if v == 0 {
-				return map[string]any{}
-			}
-			return map[string]any{
-				"data":       map[string]any{"settings.yaml": fmt.Sprintf("level: %d\n", v)},
-				"binaryData": map[string]any{"logo.png": "iVBORw0KGgo="},
-			}
-		},
+// kinds are the replicated kinds, for the tests that hold for all of them.
+var kinds = []kindCase{secretKind, configMapKind, roleKind, roleBindingKind, serviceAccountKind}
+
+// secretValue is what version v of a Secret kind case holds: registered,
+// so that the run fails if it ever reaches a log.
+func secretValue(v int) string {
+	value := fmt.Sprintf("kind-case-secret-%d", v)
+	secretValues.Store(value, true)
+	return base64.StdEncoding.EncodeToString([]byte(value))
+}
+
+var secretKind = kindCase{
+	kind:     "Secret",
+	resource: schema.GroupVersionResource{Version: "v1", Resource: "secrets"},
+	fields:   []string{"data"},
+	content: func(v int) map[string]any {
+		if v == 0 {
+			return map[string]any{}
+		}
+		return map[string]any{"data": map[string]any{"token": secretValue(v)}}
 	},
-	{
-		kind:     "Role",
-		resource: schema.GroupVersionResource{Group: rbacGroup, Version: "v1", Resource: "roles"},
-		fields:   []string{"rules"},
-		content: func(v int) map[string]any {
-			if v == 0 {
-				return map[string]any{}
-			}
-			// Verbs on ConfigMaps: what the chart's ClusterRole holds, so
-			// that RBAC's escalation check lets the replicator write it.
-			verbs := []any{"get", "list", "watch", "create", "update"}[:v]
-			return map[string]any{"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"configmaps"}, "verbs": verbs}}}
-		},
+}
+
+var configMapKind = kindCase{
+	kind:     "ConfigMap",
+	resource: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"},
+	fields:   []string{"data", "binaryData"},
+	content: func(v int) map[string]any {
+		if v == 0 {
+			return map[string]any{}
+		}
+		return map[string]any{
+			"data":       map[string]any{"settings.yaml": fmt.Sprintf("level: %d\n", v)},
+			"binaryData": map[string]any{"logo.png": "iVBORw0KGgo="},
+		}
 	},
-	{
-		kind:     "RoleBinding",
-		resource: schema.GroupVersionResource{Group: rbacGroup, Version: "v1", Resource: "rolebindings"},
-		fields:   []string{"subjects", "roleRef"},
-		content: func(v int) map[string]any {
-			c := map[string]any{"roleRef": viewRole}
-			if v > 0 {
-				c["subjects"] = []any{map[string]any{"apiGroup": rbacGroup, "kind": "Group", "name": fmt.Sprintf("team-%d", v)}}
-			}
-			return c
-		},
+}
+
+var roleKind = kindCase{
+	kind:     "Role",
+	resource: schema.GroupVersionResource{Group: rbacGroup, Version: "v1", Resource: "roles"},
+	fields:   []string{"rules"},
+	content: func(v int) map[string]any {
+		if v == 0 {
+			return map[string]any{}
+		}
+		// Verbs on ConfigMaps: what the chart's ClusterRole holds, so
+		// that RBAC's escalation check lets the replicator write it.
+		verbs := []any{"get", "list", "watch", "create", "update"}[:v]
+		return map[string]any{"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"configmaps"}, "verbs": verbs}}}
 	},
-	{
-		kind:     "ServiceAccount",
-		resource: schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"},
-		fields:   []string{"imagePullSecrets"},
-		content: func(v int) map[string]any {
-			if v == 0 {
-				return map[string]any{}
-			}
-			return map[string]any{"imagePullSecrets": []any{map[string]any{"name": fmt.Sprintf("registry-%d", v)}}}
-		},
+}
+
+var roleBindingKind = kindCase{
+	kind:     "RoleBinding",
+	resource: schema.GroupVersionResource{Group: rbacGroup, Version: "v1", Resource: "rolebindings"},
+	fields:   []string{"subjects", "roleRef"},
+	content: func(v int) map[string]any {
+		c := map[string]any{"roleRef": viewRole}
+		if v > 0 {
+			c["subjects"] = []any{map[string]any{"apiGroup": rbacGroup, "kind": "Group", "name": fmt.Sprintf("team-%d", v)}}
+		}
+		return c
+	},
+}
+
+var serviceAccountKind = kindCase{
+	kind:     "ServiceAccount",
+	resource: schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"},
+	fields:   []string{"imagePullSecrets"},
+	content: func(v int) map[string]any {
+		if v == 0 {
+			return map[string]any{}
+		}
+		return map[string]any{"imagePullSecrets": []any{map[string]any{"name": fmt.Sprintf("registry-%d", v)}}}
 	},
 }
 
@@ -177,8 +202,8 @@ func (o *objects) waitGone(namespace, name string) {
 	})
 }
 
-func TestOtherKindsPull(t *testing.T) {
-	for _, kc := range otherKinds {
+func TestEveryKindPull(t *testing.T) {
+	for _, kc := range kinds {
 		t.Run(kc.kind, func(t *testing.T) {
 			e := newEnv(t)
 			e.start()
@@ -219,8 +244,8 @@ func TestOtherKindsPull(t *testing.T) {
 	}
 }
 
-func TestOtherKindsPush(t *testing.T) {
-	for _, kc := range otherKinds {
+func TestEveryKindPush(t *testing.T) {
+	for _, kc := range kinds {
 		t.Run(kc.kind, func(t *testing.T) {
 			e := newEnv(t)
 			e.start()
@@ -278,7 +303,7 @@ func TestOtherKindsPush(t *testing.T) {
 func TestRoleBindingPlaceholderWithAnotherRoleRefIsRefused(t *testing.T) {
 	e := newEnv(t)
 	e.start()
-	o := e.objects(otherKinds[2])
+	o := e.objects(roleBindingKind)
 	src, app := e.ns("src", nil), e.ns("app", nil)
 	o.create(src, "readers", e.allow(app), nil, o.kc.content(1))
 	o.create(app, "readers", map[string]string{e.a.ReplicateFrom: src + "/readers"}, nil,
@@ -295,16 +320,16 @@ func TestRoleBindingPlaceholderWithAnotherRoleRefIsRefused(t *testing.T) {
 // annotations its full data must reach the placeholder.
 func TestConfigMapGainingAnnotationsAfterStartReplicatesFully(t *testing.T) {
 	e := newEnv(t)
-	o := e.objects(otherKinds[0])
+	o := e.objects(configMapKind)
 	src, app := e.ns("src", nil), e.ns("app", nil)
-	o.create(src, "settings", nil, nil, otherKinds[0].content(1))
+	o.create(src, "settings", nil, nil, configMapKind.content(1))
 	e.start()
-	o.create(app, "settings", map[string]string{e.a.ReplicateFrom: src + "/settings"}, nil, otherKinds[0].content(0))
+	o.create(app, "settings", map[string]string{e.a.ReplicateFrom: src + "/settings"}, nil, configMapKind.content(0))
 	e.waitEvent(app, "settings", "ReplicationDenied")
 	o.modify(src, "settings", func(u *unstructured.Unstructured) {
 		a := e.allow(app)
 		a[corev1.LastAppliedConfigAnnotation] = "{}"
 		u.SetAnnotations(a)
 	})
-	o.wait(app, "settings", otherKinds[0].content(1))
+	o.wait(app, "settings", configMapKind.content(1))
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubereplicator/replicator/internal/testsupport"
 )
 
 // proc is a replicator running as a separate process.
@@ -59,11 +61,11 @@ func (e *env) startReplicatorWithKubeconfig(name, kubeconfig string, args ...str
 
 // metric reads one value from the process's /metrics.
 func (p *proc) metric(name string, labels map[string]string) (float64, error) {
-	m, err := scrape("http://" + p.status + "/metrics")
+	m, err := testsupport.Scrape("http://" + p.status + "/metrics")
 	if err != nil {
 		return 0, err
 	}
-	return m.value(name, labels), nil
+	return m.Value(name, labels), nil
 }
 
 func (p *proc) leading() bool {

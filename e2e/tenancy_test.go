@@ -92,9 +92,7 @@ func (e *env) kindsNamed(namespace, name string) []string {
 		}
 		require.True(e.t, apierrors.IsNotFound(err), "%s %s/%s: %v", kind, namespace, name, err)
 	}
-	_, err := e.get(namespace, name)
-	check("Secret", err)
-	for _, kc := range otherKinds {
+	for _, kc := range kinds {
 		_, err := e.objects(kc).get(namespace, name)
 		check(kc.kind, err)
 	}
@@ -253,17 +251,17 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 	e.waitData(victim, public, map[string]string{"k": "public-data"})
 	e.waitData("kube-public", public, map[string]string{"k": "public-data"})
 	assert.Contains(t, e.waitEvent(shared, public, replicate.ReasonPushDenied), replicate.SettingPushToSystem, "kube-system stays closed")
-	configMaps, serviceAccounts, roles, bindings := e.objects(otherKinds[0]), e.objects(otherKinds[3]), e.objects(otherKinds[1]), e.objects(otherKinds[2])
-	configMaps.create(shared, "settings", pushedTo(a, victim), nil, otherKinds[0].content(1))
-	serviceAccounts.create(shared, "puller", pushedTo(a, victim), nil, otherKinds[3].content(1))
-	roles.create(platform, "config-reader", pushedTo(a, victim), nil, otherKinds[1].content(2))
-	bindings.create(platform, "viewers", pushedTo(a, victim), nil, otherKinds[2].content(1))
-	configMaps.wait(victim, "settings", otherKinds[0].content(1))
-	serviceAccounts.wait(victim, "puller", otherKinds[3].content(1))
-	roles.wait(victim, "config-reader", otherKinds[1].content(2))
-	bindings.wait(victim, "viewers", otherKinds[2].content(1))
+	configMaps, serviceAccounts, roles, bindings := e.objects(configMapKind), e.objects(serviceAccountKind), e.objects(roleKind), e.objects(roleBindingKind)
+	configMaps.create(shared, "settings", pushedTo(a, victim), nil, configMapKind.content(1))
+	serviceAccounts.create(shared, "puller", pushedTo(a, victim), nil, serviceAccountKind.content(1))
+	roles.create(platform, "config-reader", pushedTo(a, victim), nil, roleKind.content(2))
+	bindings.create(platform, "viewers", pushedTo(a, victim), nil, roleBindingKind.content(1))
+	configMaps.wait(victim, "settings", configMapKind.content(1))
+	serviceAccounts.wait(victim, "puller", serviceAccountKind.content(1))
+	roles.wait(victim, "config-reader", roleKind.content(2))
+	bindings.wait(victim, "viewers", roleBindingKind.content(1))
 	// A namespace trusted for Secrets is not trusted for Roles.
-	roles.create(shared, "shared-role", pushedTo(a, victim), nil, otherKinds[1].content(1))
+	roles.create(shared, "shared-role", pushedTo(a, victim), nil, roleKind.content(1))
 	assert.Contains(t, e.waitEvent(shared, "shared-role", replicate.ReasonPushDenied), replicate.SettingPushRBACFrom)
 	// And the tenant still cannot push.
 	time.Sleep(time.Second)
@@ -285,11 +283,11 @@ func TestTightenedPushPolicyDeletesOnlyOurReplicas(t *testing.T) {
 	e.create(secret(team, "config", corev1.SecretTypeOpaque, map[string]string{"k": "team"}, pushedTo(e.a, app)))
 	e.create(secret(team, "foreign", corev1.SecretTypeOpaque, map[string]string{"k": "team"}, pushedTo(e.a, app)))
 	e.create(secret(certs, "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "cert"}, pushedTo(e.a, app)))
-	configMaps := e.objects(otherKinds[0])
-	configMaps.create(team, "settings", pushedTo(e.a, app), nil, otherKinds[0].content(1))
+	configMaps := e.objects(configMapKind)
+	configMaps.create(team, "settings", pushedTo(e.a, app), nil, configMapKind.content(1))
 	e.waitData(app, "config", map[string]string{"k": "team"})
 	e.waitData(app, "wildcard", map[string]string{"k": "cert"})
-	configMaps.wait(app, "settings", otherKinds[0].content(1))
+	configMaps.wait(app, "settings", configMapKind.content(1))
 	e.waitEvent(team, "foreign", replicate.ReasonTargetConflict)
 	p.stop(t)
 

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,9 +21,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
-	"github.com/kubereplicator/replicator/cmd/internal/harness"
+	"github.com/kubereplicator/replicator/internal/testsupport"
 	"github.com/kubereplicator/replicator/controlplane"
 )
 
@@ -39,9 +37,8 @@ type result struct {
 
 type bench struct {
 	ctx     context.Context
-	cp      *controlplane.ControlPlane
+	lab     *testsupport.Lab
 	client  kubernetes.Interface
-	binary  string
 	n       int
 	extra   []string
 	results []result
@@ -70,24 +67,12 @@ func main() {
 
 func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, extra []string) error {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "replicator-bench-")
+	lab, err := testsupport.NewLab(ctx, "bench", binDir)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	binary, err := harness.Build(dir)
-	if err != nil {
-		return err
-	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: binDir, Dir: filepath.Join(dir, "cluster")})
-	if err != nil {
-		return err
-	}
-	defer cp.Stop()
-	cfg := *cp.Config
-	cfg.QPS, cfg.Burst = -1, 0
-	cfg.WarningHandler = rest.NoWarnings{} // the fake certificates are not PEM
-	b := &bench{ctx: ctx, cp: cp, client: kubernetes.NewForConfigOrDie(&cfg), binary: binary, n: n, extra: extra}
+	defer lab.Close()
+	b := &bench{ctx: ctx, lab: lab, client: lab.Client, n: n, extra: extra}
 
 	for _, mode := range []struct {
 		key, name string
@@ -119,13 +104,13 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, 
 // replicator is the replicator running as a process, with its output kept
 // for when something goes wrong.
 type replicator struct {
-	*harness.Process
+	*testsupport.Process
 	logs bytes.Buffer
 }
 
 func (b *bench) start(args ...string) (*replicator, error) {
 	r := &replicator{}
-	p, err := harness.Start(b.binary, b.cp.KubeconfigPath, &r.logs, append(append([]string{"--log-level=warning"}, b.extra...), args...)...)
+	p, err := testsupport.Start(b.lab.Binary, b.lab.Cluster.KubeconfigPath, &r.logs, append(append([]string{"--log-level=warning"}, b.extra...), args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, r.logs.String())
 	}
@@ -140,11 +125,11 @@ func (r *replicator) peakRSS() float64 { return r.Process.Memory("VmHWM") }
 
 // writes is the replicator's replicator_writes_total, summed.
 func (r *replicator) writes() (float64, error) {
-	families, err := r.Process.Metrics()
+	m, err := r.Process.Metrics()
 	if err != nil {
 		return 0, err
 	}
-	return harness.Sum(families, "replicator_writes_total", "")[""], nil
+	return m.Sum("replicator_writes_total", "")[""], nil
 }
 
 // parallel runs f(i) for i in [0,n) on 32 goroutines.
@@ -191,7 +176,7 @@ func (b *bench) countWith(label, want string) (int, error) {
 
 // timed measures how long until n Secrets with label hold want.
 func (b *bench) timed(name string, label, want string, start time.Time, n int) error {
-	err := harness.Poll(5*time.Minute, func() (bool, error) {
+	err := testsupport.Poll(5*time.Minute, func() (bool, error) {
 		c, err := b.countWith(label, want)
 		return c >= n, err
 	})

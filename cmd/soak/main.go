@@ -22,10 +22,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/kubereplicator/replicator/cmd/internal/harness"
+	"github.com/kubereplicator/replicator/internal/testsupport"
 	"github.com/kubereplicator/replicator/controlplane"
 )
 
@@ -76,24 +75,12 @@ type world struct {
 func run(duration time.Duration, rate float64, nsCount int, every time.Duration, out, binDir string, seed uint64, profiles string) error {
 	fmt.Fprintf(os.Stderr, "soak: seed %d, %s at %.0f changes/s\n", seed, duration, rate)
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "replicator-soak-")
+	lab, err := testsupport.NewLab(ctx, "soak", binDir)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	binary, err := harness.Build(dir)
-	if err != nil {
-		return err
-	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: binDir, Dir: filepath.Join(dir, "cluster")})
-	if err != nil {
-		return err
-	}
-	defer cp.Stop()
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	cfg.WarningHandler = rest.NoWarnings{}
-	w := &world{ctx: ctx, client: kubernetes.NewForConfigOrDie(cfg), rnd: rand.New(rand.NewPCG(seed, seed)), placeholders: map[string]string{}, changes: map[string]int{}, target: nsCount}
+	defer lab.Close()
+	w := &world{ctx: ctx, client: lab.Client, rnd: rand.New(rand.NewPCG(seed, seed)), placeholders: map[string]string{}, changes: map[string]int{}, target: nsCount}
 
 	if err := w.setup(nsCount); err != nil {
 		return err
@@ -110,7 +97,7 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 		}
 		args = append(args, "--profiling")
 	}
-	p, err := harness.Start(binary, cp.KubeconfigPath, logs, args...)
+	p, err := testsupport.Start(lab.Binary, lab.Cluster.KubeconfigPath, logs, args...)
 	if err != nil {
 		return err
 	}
@@ -406,8 +393,8 @@ func (w *world) check() []string {
 	return wrong
 }
 
-func scrape(p *harness.Process) (sampleRow, error) {
-	families, err := p.Metrics()
+func scrape(p *testsupport.Process) (sampleRow, error) {
+	m, err := p.Metrics()
 	if err != nil {
 		return sampleRow{}, err
 	}
@@ -415,10 +402,10 @@ func scrape(p *harness.Process) (sampleRow, error) {
 		RSSMiB:     p.Memory("VmRSS"),
 		AnonMiB:    p.Memory("RssAnon"),
 		FileMiB:    p.Memory("RssFile"),
-		Goroutines: harness.Sum(families, "go_goroutines", "")[""],
-		Writes:     harness.Sum(families, "replicator_writes_total", "")[""],
-		Errors:     harness.Sum(families, "replicator_write_errors_total", "class"),
-		Problems:   harness.Sum(families, "replicator_problems_total", "reason"),
+		Goroutines: m.Sum("go_goroutines", "")[""],
+		Writes:     m.Sum("replicator_writes_total", "")[""],
+		Errors:     m.Sum("replicator_write_errors_total", "class"),
+		Problems:   m.Sum("replicator_problems_total", "reason"),
 	}, nil
 }
 

@@ -1,14 +1,13 @@
-// Package harness runs the replicator as a separate process for make bench
-// and make soak: built from this module, started against a kubeconfig with
-// its status endpoints on a free loopback port, and read from outside
-// (/proc for memory, /metrics for counters).
-package harness
+// Package testsupport is what the end-to-end tests, make bench and make soak
+// share: the replicator built and run as a separate process (started against
+// a kubeconfig with its status endpoints on a free loopback port, read from
+// outside: /proc for memory, /metrics for counters), a control plane with a
+// client for the test's own requests, and small HTTP helpers.
+package testsupport
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,10 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // Build compiles the replicator (the module in the working directory) into
@@ -42,12 +37,11 @@ type Process struct {
 // Start runs binary against kubeconfig without leader election, its output
 // to out, and waits until /readyz answers 200.
 func Start(binary, kubeconfig string, out io.Writer, args ...string) (*Process, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{status: l.Addr().String()}
-	l.Close()
+	p := &Process{status: addr}
 	args = append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status, "--leader-elect=false"}, args...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
@@ -56,12 +50,8 @@ func Start(binary, kubeconfig string, out io.Writer, args ...string) (*Process, 
 		return nil, err
 	}
 	err = Poll(60*time.Second, func() (bool, error) {
-		resp, err := http.Get("http://" + p.status + "/readyz")
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+		code, _, err := HTTPGet("http://" + p.status + "/readyz")
+		return err == nil && code == http.StatusOK, nil
 	})
 	if err != nil {
 		p.Stop()
@@ -93,19 +83,7 @@ func (p *Process) Memory(field string) float64 {
 }
 
 // Metrics scrapes /metrics.
-func (p *Process) Metrics() (map[string]*dto.MetricFamily, error) {
-	resp, err := http.Get("http://" + p.status + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(bytes.NewReader(body))
-}
+func (p *Process) Metrics() (*Metrics, error) { return Scrape("http://" + p.status + "/metrics") }
 
 // SaveHeapProfile writes /debug/pprof/heap (the process must run with
 // --profiling) to path.
@@ -127,22 +105,6 @@ func (p *Process) SaveHeapProfile(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// Sum adds up a family's values (counters and gauges), by the value of one
-// label ("" for all together).
-func Sum(families map[string]*dto.MetricFamily, name, label string) map[string]float64 {
-	out := map[string]float64{}
-	for _, m := range families[name].GetMetric() {
-		key := ""
-		for _, l := range m.GetLabel() {
-			if l.GetName() == label {
-				key = l.GetValue()
-			}
-		}
-		out[key] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-	}
-	return out
 }
 
 // Poll calls done every 50 ms until it is true, fails, or timeout passes.
