@@ -22,8 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubereplicator/replicator/internal/testsupport"
 	"github.com/kubereplicator/replicator/controlplane"
+	"github.com/kubereplicator/replicator/internal/testsupport"
 )
 
 const prefix = "replicator.v1.mittwald.de/"

@@ -24,8 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/kubereplicator/replicator/internal/testsupport"
 	"github.com/kubereplicator/replicator/controlplane"
+	"github.com/kubereplicator/replicator/internal/testsupport"
 )
 
 const prefix = "replicator.v1.mittwald.de/"
