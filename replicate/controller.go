@@ -190,9 +190,16 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	start := time.Now()
 	err := c.reconcile(ctx, key)
 	result := "ok"
+	after, onlyRequeue := requeueAfter(err)
 	switch {
 	case err == nil:
 		c.queue.Forget(key)
+	case onlyRequeue:
+		// Nothing failed: look again after the pause asked for.
+		result = "requeue"
+		c.log.WithField("object", key).WithError(err).Debug("reconciling again later")
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, after)
 	case errors.Is(err, errRetry):
 		// Conflicts and cache lag: expected under concurrency, retried
 		// quietly.

@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind", "class"}),
 		reconciles: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "replicator_reconcile_duration_seconds",
-			Help:    "Time to reconcile one object (its pull and its push), by kind and result (ok, retry, error, canceled).",
+			Help:    "Time to reconcile one object (its pull and its push), by kind and result (ok, requeue, retry, error, canceled).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"kind", "result"}),
 		remoteUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{

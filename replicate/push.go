@@ -31,9 +31,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		// The cache does not show every replica this source created yet:
 		// planning now would create them again. Their Add events enqueue
 		// the source; the delay is a fallback.
-		c.log.WithField("source", key).Debug("push waits for the cache to show its own creates")
-		c.queue.AddAfter(key, time.Second)
-		return nil
+		return &requeue{after: time.Second, why: "push waits for the cache to show its own creates"}
 	}
 	var ownedViews []*Object
 	for _, o := range owned {

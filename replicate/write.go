@@ -23,6 +23,39 @@ import (
 // errRetry marks errors that are retried without an error log.
 var errRetry = errors.New("retry")
 
+// requeue asks for the key to be reconciled again after a pause: nothing
+// failed, it is too early (a write held back, creates not yet in the cache).
+type requeue struct {
+	after time.Duration
+	why   string
+}
+
+func (r *requeue) Error() string { return r.why + ", again in " + r.after.String() }
+
+// requeueAfter returns the shortest pause asked for in err (which may join
+// several), and whether err asks for nothing else.
+func requeueAfter(err error) (time.Duration, bool) {
+	var r *requeue
+	if errors.As(err, &r) && r == err {
+		return r.after, true
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return 0, false
+	}
+	var shortest time.Duration
+	for _, e := range joined.Unwrap() {
+		d, only := requeueAfter(e)
+		if !only {
+			return 0, false
+		}
+		if shortest == 0 || d < shortest {
+			shortest = d
+		}
+	}
+	return shortest, shortest > 0
+}
+
 // writeOp is one write a plan asked for.
 type writeOp struct {
 	// mode is "pull" or "push", for metrics and logs.
@@ -43,10 +76,11 @@ type writeOp struct {
 
 // writeOutcome is what became of a writeOp.
 type writeOutcome struct {
-	// result is "written", "held" (the object keeps being changed back;
-	// the owner is requeued) or "failed".
+	// result is "written", "held" (the object keeps being changed back)
+	// or "failed".
 	result string
-	// err is nil unless a retry with backoff can help (errRetry-wrapped:
+	// err is nil when written or when retrying cannot help; a requeue when
+	// held; otherwise worth a retry with backoff (errRetry-wrapped:
 	// quietly).
 	err error
 }
@@ -59,8 +93,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		// Written several times in a row: someone else keeps changing it.
 		// Try again later instead of fighting.
 		log.WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
-		c.queue.AddAfter(op.owner, pause)
-		return writeOutcome{result: "held"}
+		return writeOutcome{result: "held", err: &requeue{after: pause, why: "write held back"}}
 	}
 	c.guard.wrote(target, digest, time.Now())
 	creates := op.change.Action == Create || op.change.Action == Recreate
