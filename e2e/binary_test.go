@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,35 +16,6 @@ import (
 	"github.com/kubereplicator/replicator/internal/testsupport"
 	"github.com/kubereplicator/replicator/replicate"
 )
-
-// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	addr, err := testsupport.FreeAddr()
-	require.NoError(t, err)
-	return addr
-}
-
-func httpStatus(url string) (int, error) {
-	code, _, err := testsupport.HTTPGet(url)
-	return code, err
-}
 
 // TestBinaryWithDefaultPrefix runs the built binary the way a user would:
 // kubernetes-replicator's annotations, health endpoints, trace logging with no

@@ -14,29 +14,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
-
-const chartDir = "../chart"
-
-// helm runs the helm binary built by tools/build.sh.
-func helm(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "helm"), args...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func needTools(t *testing.T) {
-	t.Helper()
-	if skipWhy != "" {
-		t.Skip(skipWhy)
-	}
-	t.Parallel()
-}
 
 func TestChartLint(t *testing.T) {
 	needTools(t)
@@ -107,42 +85,6 @@ func TestChartRendersHardenedPod(t *testing.T) {
 	assert.NotContains(t, out, `"*"`, "no wildcard permissions")
 }
 
-// access asks the API server what identity cfg may do.
-func access(t *testing.T, e *env, cfg *rest.Config, attrs authorizationv1.ResourceAttributes) bool {
-	t.Helper()
-	client := kubernetes.NewForConfigOrDie(cfg)
-	r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(e.ctx, &authorizationv1.SelfSubjectAccessReview{
-		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &attrs},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	return r.Status.Allowed
-}
-
-// adminKubeconfig writes a kubeconfig of the test cluster's admin and
-// returns its path.
-func (e *env) adminKubeconfig() string {
-	e.t.Helper()
-	kubeconfig := filepath.Join(e.t.TempDir(), "admin")
-	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
-	return kubeconfig
-}
-
-// install helm-installs the chart into its own namespace and returns the
-// namespace and a config authenticated as the chart's ServiceAccount.
-func (e *env) install(release string, set ...string) (string, *rest.Config) {
-	e.t.Helper()
-	ns := e.ns(release, nil)
-	args := []string{"install", release, chartDir, "--namespace", ns, "--kubeconfig", e.adminKubeconfig(), "--set", "annotationPrefix=" + e.prefix}
-	for _, s := range set {
-		args = append(args, "--set", s)
-	}
-	out, err := helm(e.t, args...)
-	require.NoError(e.t, err, out)
-	cfg, err := cluster.ServiceAccountConfig(e.ctx, ns, release+"-replicator")
-	require.NoError(e.t, err)
-	return ns, cfg
-}
-
 func TestChartInstallGrantsExactlyWhatTheReplicatorNeeds(t *testing.T) {
 	e := newEnv(t)
 	release := fmt.Sprintf("e%d", e.id)
@@ -196,16 +138,6 @@ func TestChartInstallGrantsExactlyWhatTheReplicatorNeeds(t *testing.T) {
 	} {
 		assert.False(t, may(denied.verb, denied.group, denied.resource, denied.namespace), "%+v", denied)
 	}
-}
-
-// kindResources are the resources of the replicated kinds, with the chart
-// value that switches each.
-var kindResources = []struct{ value, group, resource string }{
-	{"secrets", "", "secrets"},
-	{"configMaps", "", "configmaps"},
-	{"roles", "rbac.authorization.k8s.io", "roles"},
-	{"roleBindings", "rbac.authorization.k8s.io", "rolebindings"},
-	{"serviceAccounts", "", "serviceaccounts"},
 }
 
 func TestChartWithAKindOffGrantsNothingForIt(t *testing.T) {

@@ -108,17 +108,6 @@ func (e *env) waitCount(timeout time.Duration, what string, count func() (int, e
 	return n
 }
 
-// waitReadyz waits until the process's /readyz answers want.
-func (e *env) waitReadyz(timeout time.Duration, what string, p *proc, want int) {
-	e.t.Helper()
-	e.eventually(timeout, what, func() error {
-		if code, err := httpStatus("http://" + p.status + "/readyz"); err != nil || code != want {
-			return fmt.Errorf("readyz %d (%v)", code, err)
-		}
-		return nil
-	})
-}
-
 // TestAPIServerOutageMidFanOut stops the API server for 15 s in the middle of
 // a 500-namespace push: the replicator reports not ready, reconnects by
 // itself and finishes, with exactly one correct replica per namespace.

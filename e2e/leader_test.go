@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -12,71 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/kubereplicator/replicator/internal/testsupport"
 )
-
-// proc is a replicator running as a separate process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	status string
-	logs   *syncBuffer
-	exited chan error
-}
-
-// startReplicator runs the built binary against the test cluster as admin
-// with args and waits until /readyz answers 200.
-func (e *env) startReplicator(name string, args ...string) *proc {
-	e.t.Helper()
-	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
-	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
-	return e.startReplicatorWithKubeconfig(name, kubeconfig, args...)
-}
-
-// startReplicatorWithKubeconfig is startReplicator with another identity.
-func (e *env) startReplicatorWithKubeconfig(name, kubeconfig string, args ...string) *proc {
-	e.t.Helper()
-	p := &proc{name: name, status: freeAddr(e.t), logs: &syncBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(binary, append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	require.NoError(e.t, p.cmd.Start())
-	go func() { p.exited <- p.cmd.Wait() }()
-	e.t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		_, _ = suiteLog.Write([]byte(p.logs.String()))
-		if e.t.Failed() {
-			e.t.Logf("%s output:\n%s", name, p.logs.String())
-		}
-	})
-	e.eventually(wait, name+" ready", func() error {
-		code, err := httpStatus("http://" + p.status + "/readyz")
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("status %d", code)
-		}
-		return err
-	})
-	return p
-}
-
-// metric reads one value from the process's /metrics.
-func (p *proc) metric(name string, labels map[string]string) (float64, error) {
-	m, err := testsupport.Scrape("http://" + p.status + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	return m.Value(name, labels), nil
-}
-
-func (p *proc) leading() bool {
-	v, err := p.metric("replicator_leader", nil)
-	return err == nil && v == 1
-}
-
-func (p *proc) writes() float64 {
-	v, _ := p.metric("replicator_writes_total", map[string]string{"kind": "Secret"})
-	return v
-}
 
 func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	e := newEnv(t)

@@ -11,10 +11,6 @@ import (
 	"github.com/kubereplicator/replicator/replicate"
 )
 
-var tlsV1 = map[string]string{"tls.crt": "CERT-V1", "tls.key": "KEY-V1"}
-var tlsV2 = map[string]string{"tls.crt": "CERT-V2", "tls.key": "KEY-V2"}
-var tlsEmpty = map[string]string{"tls.crt": "", "tls.key": ""}
-
 func TestPullFillsTLSPlaceholderAndFollowsRenewals(t *testing.T) {
 	e := newEnv(t)
 	e.start()
@@ -252,14 +248,6 @@ func TestPullIntoImmutableTargetIsRefused(t *testing.T) {
 	e.create(target)
 	e.waitEvent(app, "frozen", replicate.ReasonTargetImmutable)
 	e.stable(time.Second, app, "frozen")
-}
-
-func stringData(s *corev1.Secret) map[string]string {
-	out := map[string]string{}
-	for k, v := range s.Data {
-		out[k] = string(v)
-	}
-	return out
 }
 
 func TestPullDataNeverAppearsInEvents(t *testing.T) {

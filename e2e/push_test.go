@@ -12,31 +12,6 @@ import (
 	"github.com/kubereplicator/replicator/replicate"
 )
 
-func (e *env) labelNamespace(name string, labels map[string]string) {
-	e.t.Helper()
-	e.eventually(wait, "relabel "+name, func() error {
-		n, err := admin.CoreV1().Namespaces().Get(e.ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		n.Labels = labels
-		_, err = admin.CoreV1().Namespaces().Update(e.ctx, n, metav1.UpdateOptions{})
-		return err
-	})
-}
-
-// absent asserts that no object of that name exists in namespace for d.
-func (e *env) absent(d time.Duration, namespace, name string) {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if _, err := e.get(namespace, name); err == nil {
-			e.t.Fatalf("%s/%s exists", namespace, name)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func TestPushByNamesPatternsAndLabels(t *testing.T) {
 	e := newEnv(t)
 	e.start()

@@ -15,20 +15,6 @@ import (
 	"github.com/kubereplicator/replicator/replicate"
 )
 
-// resourceVersions returns the resourceVersion of every Secret in namespaces.
-func (e *env) resourceVersions(namespaces ...string) map[string]string {
-	e.t.Helper()
-	out := map[string]string{}
-	for _, ns := range namespaces {
-		list, err := admin.CoreV1().Secrets(ns).List(e.ctx, metav1.ListOptions{})
-		require.NoError(e.t, err)
-		for _, s := range list.Items {
-			out[ns+"/"+s.Name] = s.ResourceVersion
-		}
-	}
-	return out
-}
-
 func TestSteadyStateAndRestartCauseZeroWrites(t *testing.T) {
 	e := newEnv(t)
 	stop := e.start()

@@ -9,41 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
-
-// tenant returns a client for a ServiceAccount that may only read and write
-// Secrets in the given namespaces (the first holds the account).
-func (e *env) tenant(namespaces ...string) kubernetes.Interface {
-	e.t.Helper()
-	rules := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "create", "update", "delete"}}}
-	return e.identity(namespaces[0], "tenant", rules, namespaces...)
-}
-
-// identity creates the ServiceAccount home/name with a Role holding rules in
-// each of namespaces, and returns a client acting as it.
-func (e *env) identity(home, name string, rules []rbacv1.PolicyRule, namespaces ...string) kubernetes.Interface {
-	e.t.Helper()
-	_, err := admin.CoreV1().ServiceAccounts(home).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	require.NoError(e.t, err)
-	for _, ns := range namespaces {
-		_, err := admin.RbacV1().Roles(ns).Create(e.ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{})
-		require.NoError(e.t, err)
-		_, err = admin.RbacV1().RoleBindings(ns).Create(e.ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: home}},
-		}, metav1.CreateOptions{})
-		require.NoError(e.t, err)
-	}
-	cfg, err := cluster.ServiceAccountConfig(e.ctx, home, name)
-	require.NoError(e.t, err)
-	cfg.WarningHandler = cluster.Config.WarningHandler
-	return kubernetes.NewForConfigOrDie(cfg)
-}
 
 // TestTenantCannotObtainAnotherNamespacesSecret tries every annotation trick a
 // tenant who can only write Secrets in its own namespaces has, against a

@@ -2,20 +2,15 @@ package e2e
 
 import (
 	"fmt"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubereplicator/replicator/replicate"
 )
@@ -24,102 +19,6 @@ import (
 // would: an identity that can do anything with the replicated kinds in its
 // own namespace and nothing elsewhere, against the replicator as the chart
 // runs it.
-
-// namespaceAdmin returns a client for the ServiceAccount "admin" in
-// namespace, holding every verb on the replicated kinds there (what a
-// namespace admin has, bind and escalate included) and nothing elsewhere.
-func (e *env) namespaceAdmin(namespace string) kubernetes.Interface {
-	e.t.Helper()
-	return e.identity(namespace, "admin", []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps", "serviceaccounts"}, Verbs: []string{"*"}},
-		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles", "rolebindings"}, Verbs: []string{"*"}},
-	}, namespace)
-}
-
-// deploymentArgs returns the arguments the chart's Deployment gives the
-// replicator, without --status-addr (a test picks a free port).
-func (e *env) deploymentArgs(namespace, release string) []string {
-	e.t.Helper()
-	deployment, err := admin.AppsV1().Deployments(namespace).Get(e.ctx, release+"-replicator", metav1.GetOptions{})
-	require.NoError(e.t, err)
-	var args []string
-	for _, a := range deployment.Spec.Template.Spec.Containers[0].Args {
-		if !strings.HasPrefix(a, "--status-addr=") {
-			args = append(args, a)
-		}
-	}
-	return args
-}
-
-// chartReplicator runs the binary as the chart's Deployment would: its
-// arguments, as its ServiceAccount, with its RBAC. The leader Lease lives
-// in the release's namespace, as POD_NAMESPACE says in a pod.
-func (e *env) chartReplicator(namespace, release string, sa string) *proc {
-	e.t.Helper()
-	return e.startReplicatorWithKubeconfig("chart", sa, append(e.deploymentArgs(namespace, release), "--leader-elect-namespace="+namespace)...)
-}
-
-// installAndRun installs the chart with set and runs it; it returns the
-// release's namespace, the ServiceAccount's kubeconfig and the process.
-func (e *env) installAndRun(release string, set ...string) (string, string, *proc) {
-	e.t.Helper()
-	ns, cfg := e.install(release, set...)
-	sa := filepath.Join(e.t.TempDir(), "sa")
-	require.NoError(e.t, cluster.WriteKubeconfig(sa, cfg))
-	return ns, sa, e.chartReplicator(ns, release, sa)
-}
-
-// stop ends the process with SIGTERM (it hands the leader Lease over).
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("%s did not stop within 15 s of SIGTERM", p.name)
-	}
-}
-
-// kindsNamed returns the replicated kinds of which an object named name
-// exists in namespace.
-func (e *env) kindsNamed(namespace, name string) []string {
-	e.t.Helper()
-	var found []string
-	check := func(kind string, err error) {
-		if err == nil {
-			found = append(found, kind)
-			return
-		}
-		require.True(e.t, apierrors.IsNotFound(err), "%s %s/%s: %v", kind, namespace, name, err)
-	}
-	for _, kc := range kinds {
-		_, err := e.objects(kc).get(namespace, name)
-		check(kc.kind, err)
-	}
-	return found
-}
-
-// subjectMay asks the API server whether the ServiceAccount namespace/name
-// may do verb on resource in target ("" for cluster-wide).
-func (e *env) subjectMay(namespace, name, verb, group, resource, target string) bool {
-	e.t.Helper()
-	r, err := admin.AuthorizationV1().SubjectAccessReviews().Create(e.ctx, &authorizationv1.SubjectAccessReview{
-		Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:" + namespace + ":" + name,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: target, Verb: verb, Group: group, Resource: resource,
-			},
-		},
-	}, metav1.CreateOptions{})
-	require.NoError(e.t, err)
-	return r.Status.Allowed
-}
-
-// pushedTo returns push annotations under prefix a naming namespaces.
-func pushedTo(a replicate.Annotations, namespaces string) map[string]string {
-	return map[string]string{a.ReplicateTo: namespaces}
-}
 
 // TestTenantCannotPushOutOfItsNamespace installs the chart with its default
 // values and attacks it as a namespace admin: every kind pushed into

@@ -1,0 +1,256 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/kubereplicator/replicator/replicate"
+)
+
+// This file is a test's world (env): its namespaces, its in-process
+// replicator wired as the binary wires it, and waiting for what happens.
+
+// env is one test's world: a prefix, namespaces and (optionally) a controller.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	id     int64
+	prefix string
+	a      replicate.Annotations
+	// writes counts the mutating requests the controller sent (events
+	// excluded); recent keeps the last ones for failure messages.
+	writes atomic.Int64
+	mu     sync.Mutex
+	recent []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if skipWhy != "" {
+		t.Skip(skipWhy)
+	}
+	t.Parallel()
+	id := envSerial.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	prefix := fmt.Sprintf("e%d.replicator.test", id)
+	return &env{t: t, ctx: ctx, id: id, prefix: prefix, a: replicate.NewAnnotations(prefix)}
+}
+
+// countingConfig returns a copy of the admin config whose mutating requests
+// are counted in e.writes.
+func (e *env) countingConfig() *rest.Config {
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodGet || strings.Contains(r.URL.Path, "/events") {
+				return rt.RoundTrip(r)
+			}
+			e.writes.Add(1)
+			resp, err := rt.RoundTrip(r)
+			status := "error"
+			if resp != nil {
+				status = resp.Status
+			}
+			e.mu.Lock()
+			e.recent = append(e.recent, time.Now().Format("15:04:05.000")+" "+r.Method+" "+r.URL.Path+" -> "+status)
+			if len(e.recent) > 20 {
+				e.recent = e.recent[1:]
+			}
+			e.mu.Unlock()
+			return resp, err
+		})
+	})
+	return cfg
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// start runs the replicator in process, wired as the binary wires it, until
+// the returned stop is called or the test ends. It returns once the caches
+// have synced.
+func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
+	e.t.Helper()
+	client := kubernetes.NewForConfigOrDie(e.countingConfig())
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: admin.CoreV1().Events("")})
+	log := logrus.New()
+	log.SetLevel(logrus.TraceLevel)
+	log.SetOutput(io.MultiWriter(testWriter{e.t}, &suiteLog))
+	opts := replicate.Options{
+		Annotations: e.a,
+		// Every namespace may push every kind: the tests of the push
+		// policy set their own.
+		Push:     replicate.PushPolicy{From: mustPatterns(e.t, ".*"), RBACFrom: mustPatterns(e.t, ".*")},
+		Workers:  2,
+		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator-e2e"}),
+		Log:      log.WithField("env", e.id),
+	}
+	for _, f := range configure {
+		f(&opts)
+	}
+	// The wiring the binary uses, every kind on as by default.
+	rep, err := replicate.NewReplicator(replicate.Setup{
+		Client:  client,
+		Kinds:   []replicate.Kind{replicate.Secrets(), replicate.ConfigMaps(), replicate.Roles(), replicate.RoleBindings(), replicate.ServiceAccounts()},
+		Options: opts,
+	})
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithCancel(e.ctx)
+	informersStopped := rep.Start(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rep.Run(ctx)
+	}()
+	for name, ready := range rep.ReadyChecks() {
+		e.eventually(30*time.Second, name+" ready", ready)
+	}
+	var stopped atomic.Bool
+	stop = func() {
+		if stopped.Swap(true) {
+			return
+		}
+		cancel()
+		<-done
+		informersStopped()
+		broadcaster.Shutdown()
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// mustPatterns parses a pattern list the test knows to be valid.
+func mustPatterns(t *testing.T, list string) replicate.Patterns {
+	t.Helper()
+	p, errs := replicate.ParsePatterns(list)
+	require.Empty(t, errs)
+	return p
+}
+
+// testWriter sends log lines to the test log, and nowhere once it ended.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // a log line after the test ended
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// ns creates a namespace named for this env and returns its name.
+func (e *env) ns(suffix string, labels map[string]string) string {
+	e.t.Helper()
+	name := fmt.Sprintf("e%d-%s", e.id, suffix)
+	_, err := admin.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	return name
+}
+
+// eventually polls check until it returns nil or timeout passes.
+func (e *env) eventually(timeout time.Duration, what string, check func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = check(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+const wait = 15 * time.Second
+
+// waitEvent waits for an Event with reason on the object and returns its
+// message.
+func (e *env) waitEvent(namespace, name, reason string) string {
+	e.t.Helper()
+	var msg string
+	e.eventually(wait, "event "+reason+" on "+namespace+"/"+name, func() error {
+		list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
+			FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
+		})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return fmt.Errorf("no such event yet")
+		}
+		msg = list.Items[0].Message
+		return nil
+	})
+	return msg
+}
+
+// hasEvent reports whether an Event with reason exists on the object now.
+func (e *env) hasEvent(namespace, name, reason string) bool {
+	list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
+	})
+	require.NoError(e.t, err)
+	return len(list.Items) > 0
+}
+
+// noWrites waits settle for the controller's own writes to come back as
+// events, then asserts that it writes nothing for d (no hot loop).
+func (e *env) noWrites(settle, d time.Duration, why string) {
+	e.t.Helper()
+	time.Sleep(settle)
+	before := e.writes.Load()
+	time.Sleep(d)
+	if after := e.writes.Load(); after != before {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.t.Fatalf("%s: %d writes in %s; the last requests:\n%s", why, after-before, d, strings.Join(e.recent, "\n"))
+	}
+}
+
+func (e *env) labelNamespace(name string, labels map[string]string) {
+	e.t.Helper()
+	e.eventually(wait, "relabel "+name, func() error {
+		n, err := admin.CoreV1().Namespaces().Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Labels = labels
+		_, err = admin.CoreV1().Namespaces().Update(e.ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// resourceVersions returns the resourceVersion of every Secret in namespaces.
+func (e *env) resourceVersions(namespaces ...string) map[string]string {
+	e.t.Helper()
+	out := map[string]string{}
+	for _, ns := range namespaces {
+		list, err := admin.CoreV1().Secrets(ns).List(e.ctx, metav1.ListOptions{})
+		require.NoError(e.t, err)
+		for _, s := range list.Items {
+			out[ns+"/"+s.Name] = s.ResourceVersion
+		}
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubereplicator/replicator/internal/testsupport"
+)
+
+// This file runs the built replicator as a process and reads it from
+// outside.
+
+// proc is a replicator running as a separate process.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	status string
+	logs   *syncBuffer
+	exited chan error
+}
+
+// startReplicator runs the built binary against the test cluster as admin
+// with args and waits until /readyz answers 200.
+func (e *env) startReplicator(name string, args ...string) *proc {
+	e.t.Helper()
+	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
+	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
+	return e.startReplicatorWithKubeconfig(name, kubeconfig, args...)
+}
+
+// startReplicatorWithKubeconfig is startReplicator with another identity.
+func (e *env) startReplicatorWithKubeconfig(name, kubeconfig string, args ...string) *proc {
+	e.t.Helper()
+	p := &proc{name: name, status: freeAddr(e.t), logs: &syncBuffer{}, exited: make(chan error, 1)}
+	p.cmd = exec.Command(binary, append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	require.NoError(e.t, p.cmd.Start())
+	go func() { p.exited <- p.cmd.Wait() }()
+	e.t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		_, _ = suiteLog.Write([]byte(p.logs.String()))
+		if e.t.Failed() {
+			e.t.Logf("%s output:\n%s", name, p.logs.String())
+		}
+	})
+	e.eventually(wait, name+" ready", func() error {
+		code, err := httpStatus("http://" + p.status + "/readyz")
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
+		return err
+	})
+	return p
+}
+
+// metric reads one value from the process's /metrics.
+func (p *proc) metric(name string, labels map[string]string) (float64, error) {
+	m, err := testsupport.Scrape("http://" + p.status + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	return m.Value(name, labels), nil
+}
+
+func (p *proc) leading() bool {
+	v, err := p.metric("replicator_leader", nil)
+	return err == nil && v == 1
+}
+
+func (p *proc) writes() float64 {
+	v, _ := p.metric("replicator_writes_total", map[string]string{"kind": "Secret"})
+	return v
+}
+
+// stop ends the process with SIGTERM (it hands the leader Lease over).
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s did not stop within 15 s of SIGTERM", p.name)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	addr, err := testsupport.FreeAddr()
+	require.NoError(t, err)
+	return addr
+}
+
+func httpStatus(url string) (int, error) {
+	code, _, err := testsupport.HTTPGet(url)
+	return code, err
+}
+
+// waitReadyz waits until the process's /readyz answers want.
+func (e *env) waitReadyz(timeout time.Duration, what string, p *proc, want int) {
+	e.t.Helper()
+	e.eventually(timeout, what, func() error {
+		if code, err := httpStatus("http://" + p.status + "/readyz"); err != nil || code != want {
+			return fmt.Errorf("readyz %d (%v)", code, err)
+		}
+		return nil
+	})
+}
