@@ -55,9 +55,9 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateFrom, err))
 		return nil
 	}
-	source, plan := c.pullSource(obj, target, ref)
-	if plan != "" {
-		result = plan
+	source, skipped := c.pullSource(obj, target, ref)
+	if skipped != "" {
+		result = skipped
 		return nil
 	}
 	d := PlanPull(PullInput{

@@ -35,8 +35,7 @@ func (r *requeue) Error() string { return r.why + ", again in " + r.after.String
 // requeueAfter returns the shortest pause asked for in err (which may join
 // several), and whether err asks for nothing else.
 func requeueAfter(err error) (time.Duration, bool) {
-	var r *requeue
-	if errors.As(err, &r) && r == err {
+	if r, ok := err.(*requeue); ok {
 		return r.after, true
 	}
 	joined, ok := err.(interface{ Unwrap() []error })
