@@ -24,7 +24,7 @@ func TestBinaryWithDefaultPrefix(t *testing.T) {
 	e := newEnv(t)
 	e.a = replicate.NewAnnotations(replicate.DefaultPrefix)
 	p := e.startReplicator("replicator", "--log-level", "trace", "--log-format", "json")
-	status, logs := p.status, p.logs
+	status, logs := p.Addr(), p.logs
 	code, err := httpStatus("http://" + status + "/healthz")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code)
@@ -76,10 +76,10 @@ func TestBinaryWithDefaultPrefix(t *testing.T) {
 		return nil
 	})
 
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.Signal(syscall.SIGTERM))
 	select {
-	case err := <-p.exited:
-		assert.NoError(t, err, "clean exit on SIGTERM")
+	case <-p.Exited():
+		assert.NoError(t, p.ExitErr(), "clean exit on SIGTERM")
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit within 10 s of SIGTERM")
 	}

@@ -228,8 +228,8 @@ func TestChartRBACEscalation(t *testing.T) {
 			})
 			// Still up and replicating.
 			select {
-			case err := <-p.exited:
-				t.Fatalf("the replicator exited: %v", err)
+			case <-p.Exited():
+				t.Fatalf("the replicator exited: %v", p.ExitErr())
 			default:
 			}
 			e.create(secret(src, "later", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: push}))

@@ -146,12 +146,12 @@ func TestCrossClusterPull(t *testing.T) {
 		assert.Equal(t, map[string]int{"tls.crt": 0, "tls.key": 0}, keysOf(e.mustGet(app, name).Data), "%s stays empty", name)
 	}
 
-	code, body, err := testsupport.HTTPGet("http://" + p.status + "/readyz/clusters")
+	code, body, err := testsupport.HTTPGet("http://" + p.Addr() + "/readyz/clusters")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "[+] hub ok")
 	assert.Contains(t, body, "[-] locked: namespace certs:")
-	code, _, err = testsupport.HTTPGet("http://" + p.status + "/readyz")
+	code, _, err = testsupport.HTTPGet("http://" + p.Addr() + "/readyz")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code, "a source cluster that cannot be read does not make the replicator unready")
 	up, err := p.metric("replicator_source_cluster_up", map[string]string{"cluster": "hub", "namespace": "certs"})
@@ -190,14 +190,14 @@ func TestCrossClusterHubDownAndBack(t *testing.T) {
 
 	require.NoError(t, h.cp.StopAPIServer())
 	e.eventually(30*time.Second, "the hub reported unavailable", func() error {
-		code, body, err := testsupport.HTTPGet("http://" + p.status + "/readyz/clusters")
+		code, body, err := testsupport.HTTPGet("http://" + p.Addr() + "/readyz/clusters")
 		if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "[-] hub:") {
 			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
 		}
 		return nil
 	})
 	assert.Contains(t, e.waitEvent(app, "tls", "SourceClusterUnavailable"), "the data replicated last is kept")
-	code, _, err := testsupport.HTTPGet("http://" + p.status + "/readyz")
+	code, _, err := testsupport.HTTPGet("http://" + p.Addr() + "/readyz")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code, "still ready: its own cluster is fine")
 
@@ -212,7 +212,7 @@ func TestCrossClusterHubDownAndBack(t *testing.T) {
 	require.NoError(t, h.cp.StartAPIServer(ctx))
 	back := time.Now()
 	e.eventually(time.Minute, "the hub available again", func() error {
-		if code, body, err := testsupport.HTTPGet("http://" + p.status + "/readyz/clusters"); err != nil || code != http.StatusOK {
+		if code, body, err := testsupport.HTTPGet("http://" + p.Addr() + "/readyz/clusters"); err != nil || code != http.StatusOK {
 			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
 		}
 		return nil

@@ -130,8 +130,8 @@ func TestAPIServerOutageMidFanOut(t *testing.T) {
 	e.waitReadyz(30*time.Second, "ready again", p, http.StatusOK)
 	e.waitCount(2*time.Minute, "every replica after the outage", count, func(c int) bool { return c == n })
 	select {
-	case err := <-p.exited:
-		t.Fatalf("the replicator exited: %v", err)
+	case <-p.Exited():
+		t.Fatalf("the replicator exited: %v", p.ExitErr())
 	default:
 	}
 }
@@ -147,8 +147,8 @@ func TestKilledMidFanOutAndMidCleanup(t *testing.T) {
 	const n = 300
 	src, count := e.fanOut(client, n, "v1")
 	got := e.waitCount(time.Minute, "fan-out under way", count, func(c int) bool { return c >= 30 })
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.exited
+	require.NoError(t, p.Signal(syscall.SIGKILL))
+	<-p.Exited()
 	got2, err := count()
 	require.NoError(t, err)
 	require.Less(t, got2, n, "killed mid-way")
@@ -164,8 +164,8 @@ func TestKilledMidFanOutAndMidCleanup(t *testing.T) {
 	_, err = client.CoreV1().Secrets(src).Update(e.ctx, s, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	e.waitCount(time.Minute, "cleanup under way", count, func(c int) bool { return c <= n-30 })
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.exited
+	require.NoError(t, p.Signal(syscall.SIGKILL))
+	<-p.Exited()
 	left, err := count()
 	require.NoError(t, err)
 	require.Greater(t, left, 0, "killed mid-way")
@@ -289,8 +289,8 @@ func TestLeaderFailoverMidFanOut(t *testing.T) {
 	const n = 300
 	_, count := e.fanOut(client, n, "v1")
 	e.waitCount(time.Minute, "fan-out under way", count, func(c int) bool { return c >= 40 })
-	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
-	<-a.exited
+	require.NoError(t, a.Signal(syscall.SIGKILL))
+	<-a.Exited()
 	// Until b holds the expired Lease nobody writes: what exists once a's
 	// last requests have landed is what a wrote.
 	time.Sleep(500 * time.Millisecond)
@@ -354,8 +354,8 @@ func TestKilledMidRevocation(t *testing.T) {
 	_, err = client.CoreV1().Secrets("src").Update(e.ctx, s, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	e.waitCount(time.Minute, "revocation under way", holding(tlsEmpty), func(c int) bool { return c >= 20 })
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.exited
+	require.NoError(t, p.Signal(syscall.SIGKILL))
+	<-p.Exited()
 	left, err := holding(tlsV1)()
 	require.NoError(t, err)
 	require.Greater(t, left, 0, "killed mid-way")

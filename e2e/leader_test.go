@@ -46,10 +46,10 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	// SIGTERM: the leader releases the Lease and exits; the standby takes
 	// over within a retry period or two.
 	stopped := time.Now()
-	require.NoError(t, leader.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, leader.Signal(syscall.SIGTERM))
 	select {
-	case err := <-leader.exited:
-		assert.NoError(t, err, "clean exit")
+	case <-leader.Exited():
+		assert.NoError(t, leader.ExitErr(), "clean exit")
 		t.Logf("leader exited %s after SIGTERM", time.Since(stopped).Round(time.Millisecond))
 	case <-time.After(10 * time.Second):
 		t.Fatal("leader did not exit within 10 s of SIGTERM")
@@ -69,7 +69,7 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	c := e.startReplicator("c", args...)
 	leader = standby
 	killed := time.Now()
-	require.NoError(t, leader.cmd.Process.Kill())
+	require.NoError(t, leader.Signal(syscall.SIGKILL))
 	e.eventually(30*time.Second, "standby takes over after the lease expires", func() error {
 		if !c.leading() {
 			return fmt.Errorf("not leading")

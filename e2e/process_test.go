@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -19,13 +17,11 @@ import (
 // This file runs the built replicator as a process and reads it from
 // outside.
 
-// proc is a replicator running as a separate process.
+// proc is a replicator running as a separate process, with its output.
 type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	status string
-	logs   *syncBuffer
-	exited chan error
+	*testsupport.Process
+	name string
+	logs *syncBuffer
 }
 
 // startReplicator runs the built binary against the test cluster as admin
@@ -40,31 +36,25 @@ func (e *env) startReplicator(name string, args ...string) *proc {
 // startReplicatorWithKubeconfig is startReplicator with another identity.
 func (e *env) startReplicatorWithKubeconfig(name, kubeconfig string, args ...string) *proc {
 	e.t.Helper()
-	p := &proc{name: name, status: freeAddr(e.t), logs: &syncBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(binary, append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	require.NoError(e.t, p.cmd.Start())
-	go func() { p.exited <- p.cmd.Wait() }()
+	p := &proc{name: name, logs: &syncBuffer{}}
+	var err error
+	p.Process, err = testsupport.Start(binary, kubeconfig, p.logs, args...)
 	e.t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
+		if p.Process != nil {
+			_ = p.Signal(syscall.SIGKILL)
+		}
 		_, _ = suiteLog.Write([]byte(p.logs.String()))
 		if e.t.Failed() {
 			e.t.Logf("%s output:\n%s", name, p.logs.String())
 		}
 	})
-	e.eventually(wait, name+" ready", func() error {
-		code, err := httpStatus("http://" + p.status + "/readyz")
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("status %d", code)
-		}
-		return err
-	})
+	require.NoError(e.t, err, "%s", name)
 	return p
 }
 
 // metric reads one value from the process's /metrics.
 func (p *proc) metric(name string, labels map[string]string) (float64, error) {
-	m, err := testsupport.Scrape("http://" + p.status + "/metrics")
+	m, err := testsupport.Scrape("http://" + p.Addr() + "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -84,9 +74,9 @@ func (p *proc) writes() float64 {
 // stop ends the process with SIGTERM (it hands the leader Lease over).
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.Signal(syscall.SIGTERM))
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-time.After(15 * time.Second):
 		t.Fatalf("%s did not stop within 15 s of SIGTERM", p.name)
 	}
@@ -125,7 +115,7 @@ func httpStatus(url string) (int, error) {
 func (e *env) waitReadyz(timeout time.Duration, what string, p *proc, want int) {
 	e.t.Helper()
 	e.eventually(timeout, what, func() error {
-		if code, err := httpStatus("http://" + p.status + "/readyz"); err != nil || code != want {
+		if code, err := httpStatus("http://" + p.Addr() + "/readyz"); err != nil || code != want {
 			return fmt.Errorf("readyz %d (%v)", code, err)
 		}
 		return nil

@@ -110,7 +110,7 @@ type replicator struct {
 
 func (b *bench) start(args ...string) (*replicator, error) {
 	r := &replicator{}
-	p, err := testsupport.Start(b.lab.Binary, b.lab.Cluster.KubeconfigPath, &r.logs, append(append([]string{"--log-level=warning"}, b.extra...), args...)...)
+	p, err := testsupport.Start(b.lab.Binary, b.lab.Cluster.KubeconfigPath, &r.logs, append(append([]string{"--leader-elect=false", "--log-level=warning"}, b.extra...), args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, r.logs.String())
 	}

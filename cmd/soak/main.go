@@ -97,7 +97,7 @@ func run(duration time.Duration, rate float64, nsCount int, every time.Duration,
 		}
 		args = append(args, "--profiling")
 	}
-	p, err := testsupport.Start(lab.Binary, lab.Cluster.KubeconfigPath, logs, args...)
+	p, err := testsupport.Start(lab.Binary, lab.Cluster.KubeconfigPath, logs, append([]string{"--leader-elect=false"}, args...)...)
 	if err != nil {
 		return err
 	}

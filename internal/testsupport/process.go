@@ -32,24 +32,36 @@ func Build(dir string) (string, error) {
 type Process struct {
 	cmd    *exec.Cmd
 	status string
+	done   chan struct{}
+	err    error
 }
 
-// Start runs binary against kubeconfig without leader election, its output
-// to out, and waits until /readyz answers 200.
+// Start runs binary against kubeconfig with its status endpoints on a free
+// loopback port, its output to out, and waits until /readyz answers 200.
 func Start(binary, kubeconfig string, out io.Writer, args ...string) (*Process, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{status: addr}
-	args = append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status, "--leader-elect=false"}, args...)
+	p := &Process{status: addr, done: make(chan struct{})}
+	args = append([]string{"--kubeconfig", kubeconfig, "--status-addr", p.status}, args...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
+	// Never outlive the test or tool that started it.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
 	err = Poll(60*time.Second, func() (bool, error) {
+		select {
+		case <-p.done:
+			return false, fmt.Errorf("exited: %v", p.err)
+		default:
+		}
 		code, _, err := HTTPGet("http://" + p.status + "/readyz")
 		return err == nil && code == http.StatusOK, nil
 	})
@@ -60,10 +72,25 @@ func Start(binary, kubeconfig string, out io.Writer, args ...string) (*Process, 
 	return p, nil
 }
 
+// Addr is the address of the status endpoints.
+func (p *Process) Addr() string { return p.status }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Exited is closed once the process has exited; ExitErr then says how.
+func (p *Process) Exited() <-chan struct{} { return p.done }
+
+// ExitErr is the process's exit status once Exited is closed.
+func (p *Process) ExitErr() error {
+	<-p.done
+	return p.err
+}
+
 // Stop sends SIGTERM and waits for the exit.
 func (p *Process) Stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	_ = p.cmd.Wait()
+	_ = p.Signal(syscall.SIGTERM)
+	<-p.done
 }
 
 // Memory reads a field of /proc/PID/status (VmRSS, VmHWM), in MiB; -1 if
