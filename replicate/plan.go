@@ -98,6 +98,7 @@ const (
 	ReasonDenied            = "ReplicationDenied"
 	ReasonTypeMismatch      = "TypeMismatch"
 	ReasonTargetConflict    = "TargetConflict"
+	ReasonAdopted           = "Adopted"
 	ReasonTargetImmutable   = "TargetImmutable"
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	ReasonCycle             = "ReplicationCycle"
@@ -321,6 +322,9 @@ const (
 	// differs from the source's.
 	Recreate Action = "recreate"
 	Delete   Action = "delete"
+	// Adopt takes over a copy the replicator being replaced made: one
+	// update that marks it as ours.
+	Adopt Action = "adopt"
 )
 
 // Change is one write of a push plan. Object is the desired replica (for
@@ -340,6 +344,9 @@ type PushPlan struct {
 	// Refused are target namespaces the push policy refuses; they are never
 	// written, and replicas there are deleted.
 	Refused []string
+	// Adopted are namespaces whose copy, made by the replicator being
+	// replaced, is taken over.
+	Adopted []string
 	// Problems are invalid push annotations and refusals of the push
 	// policy, to report on the source.
 	Problems []Event
@@ -416,6 +423,13 @@ func PlanPush(in PushInput) PushPlan {
 		switch {
 		case current == nil:
 			plan.Changes = append(plan.Changes, Change{Action: Create, Object: desired})
+		case current.Annotations[a.ReplicatedFrom] != marker && adoptable(current, in.SourceRef, a):
+			c, _ := updateReplica(current, desired, a)
+			if c.Action == Update {
+				c.Action = Adopt
+			}
+			plan.Changes = append(plan.Changes, c)
+			plan.Adopted = append(plan.Adopted, ns)
 		case current.Annotations[a.ReplicatedFrom] != marker:
 			plan.Conflicts = append(plan.Conflicts, ns)
 		default:
@@ -472,6 +486,10 @@ func updateReplica(current *Object, desired Object, a Annotations) (Change, bool
 	}
 	dataChanged := !desired.Data.Equal(current.Data)
 	annotations := maps.Clone(current.Annotations)
+	if annotations == nil {
+		// An adopted copy may have none.
+		annotations = map[string]string{}
+	}
 	for _, k := range []string{a.ReplicatedFrom, a.ReplicatedKeys} {
 		annotations[k] = desired.Annotations[k]
 	}

@@ -222,6 +222,13 @@ func pushSource(annotations map[string]string) *Object {
 		Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: annotations}
 }
 
+// copyWith is an object named like pushSource in team-b, as another tool
+// left it.
+func copyWith(annotations, labels map[string]string) *Object {
+	return &Object{Namespace: "team-b", Name: "wildcard", Type: "kubernetes.io/tls", UID: "u", ResourceVersion: "9",
+		Data: data("tls.crt", "old"), Annotations: annotations, Labels: labels}
+}
+
 // patterns parses a pattern list that is known to be valid.
 func patterns(list string) Patterns {
 	p, errs := ParsePatterns(list)
@@ -256,6 +263,7 @@ func TestPlanPush(t *testing.T) {
 		want      map[string]Action
 		conflicts []string
 		refused   []string
+		adopted   []string
 		problems  int
 	}{
 		"names create replicas in matching namespaces only": {
@@ -362,6 +370,68 @@ func TestPlanPush(t *testing.T) {
 			source: pushSource(map[string]string{ann.ReplicateTo: "team-a,team-b"}), existing: []*Object{foreign},
 			want: map[string]Action{"team-a": Create}, conflicts: []string{"team-b"},
 		},
+		"a copy kubernetes-replicator made is adopted in one write": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "3", ann.ReplicatedKeys: "tls.crt"}, nil)},
+			want:     map[string]Action{"team-b": Adopt}, adopted: []string{"team-b"},
+		},
+		"a copy reflector made of this source is adopted": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{
+				"reflector.v1.k8s.emberstack.com/reflects": "certs/wildcard", "reflector.v1.k8s.emberstack.com/auto-reflects": "True",
+			}, nil)},
+			want: map[string]Action{"team-b": Adopt}, adopted: []string{"team-b"},
+		},
+		"a copy kubed made of this source is adopted": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(nil, map[string]string{"kubed.appscode.com/origin.name": "wildcard", "kubed.appscode.com/origin.namespace": "certs"})},
+			want:     map[string]Action{"team-b": Adopt}, adopted: []string{"team-b"},
+		},
+		"a copy of another type is adopted by recreating it": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{func() *Object {
+				o := copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z"}, nil)
+				o.Type = "Opaque"
+				return o
+			}()},
+			want: map[string]Action{"team-b": Recreate}, adopted: []string{"team-b"},
+		},
+		"a reflector copy of another source stays foreign": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{
+				"reflector.v1.k8s.emberstack.com/reflects": "other/wildcard", "reflector.v1.k8s.emberstack.com/auto-reflects": "True",
+			}, nil)},
+			want: map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"a reflector mirror (not an auto copy) stays foreign": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{"reflector.v1.k8s.emberstack.com/reflects": "certs/wildcard"}, nil)},
+			want:     map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"a kubed copy of another source stays foreign": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(nil, map[string]string{"kubed.appscode.com/origin.name": "wildcard", "kubed.appscode.com/origin.namespace": "other"})},
+			want:     map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"a pull target with kubernetes-replicator's bookkeeping stays foreign": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicateFrom: "certs/wildcard"}, nil)},
+			want:     map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"a replica of another source is never adopted": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFrom: "other/wildcard"}, nil)},
+			want:     map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"a copy in a namespace the policy refuses is not adopted": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "kube-system"}),
+			existing: []*Object{func() *Object {
+				o := copyWith(map[string]string{ann.ReplicatedAt: "x"}, nil)
+				o.Namespace = "kube-system"
+				return o
+			}()},
+			want: map[string]Action{}, refused: []string{"kube-system"}, problems: 1,
+		},
 		"replicas that are right are not written": {
 			source:   pushSource(map[string]string{ann.ReplicateTo: "team-a"}),
 			existing: []*Object{ourReplica("team-a")},
@@ -457,6 +527,13 @@ func TestPlanPush(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 			assert.Equal(t, tt.conflicts, plan.Conflicts)
 			assert.Equal(t, tt.refused, plan.Refused)
+			assert.Equal(t, tt.adopted, plan.Adopted)
+			for _, c := range plan.Changes {
+				if c.Action == Adopt {
+					assert.Equal(t, "certs/wildcard", c.Object.Annotations[ann.ReplicatedFrom], "adopted: marked as ours")
+					assert.True(t, pushSource(nil).Data.Equal(c.Object.Data), "adopted: the source's data")
+				}
+			}
 			assert.Len(t, plan.Problems, tt.problems)
 		})
 	}

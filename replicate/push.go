@@ -60,6 +60,9 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}
+	if len(plan.Adopted) > 0 {
+		c.event(obj, source, &Event{Type: Normal, Reason: ReasonAdopted, Message: "taking over the copies another replicator made in namespaces: " + strings.Join(plan.Adopted, ", ")})
+	}
 	written, err := c.writeAll(ctx, key, obj, plan.Changes)
 	if written > 0 && source != nil {
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("%d replica writes", written)})
@@ -82,7 +85,7 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 	)
 	for _, ch := range changes {
 		var current any
-		if ch.Action == Update {
+		if ch.Action == Update || ch.Action == Adopt {
 			// What the update builds on; the request carries the
 			// resourceVersion it was planned from.
 			current, _ = c.get(ch.Current.Key())

@@ -126,7 +126,7 @@ func (c *Controller) apply(ctx context.Context, ch Change, current any) error {
 	switch ch.Action {
 	case Create:
 		return c.kind.Create(ctx, c.client, &ch.Object)
-	case Update:
+	case Update, Adopt:
 		if current == nil {
 			// Gone from the cache since planning: plan again.
 			return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.kind.Name()) + "s"}, ch.Object.Name)
