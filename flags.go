@@ -44,6 +44,7 @@ type config struct {
 	showVersion      bool
 	profiling        bool
 	leaderElect      bool
+	dryRun           bool
 	leaseName        string
 	leaseNamespace   string
 	leaseDuration    time.Duration
@@ -112,6 +113,7 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "write nothing (no objects, no Events, no Lease): log and count each write that would be made")
 	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
 	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
 	fs.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits after the last renewal before taking over")
@@ -144,6 +146,10 @@ func (c *config) validate(logLevel string) error {
 	c.prefix = strings.TrimSuffix(c.prefix, "/")
 	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
 		return fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
+	}
+	if c.dryRun {
+		// A Lease is a write too; a dry run works beside anything.
+		c.leaderElect = false
 	}
 	if c.leaderElect {
 		if !(c.retryPeriod > 0 && c.retryPeriod < c.renewDeadline && c.renewDeadline < c.leaseDuration) {

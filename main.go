@@ -115,6 +115,9 @@ func withClientDefaults(cfg *rest.Config) {
 func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	log.WithFields(logrus.Fields{"version": version, "prefix": c.prefix, "workers": c.workers}).Info("replicator starting")
 	log.WithFields(logrus.Fields{"from": c.pushFromRaw, "rbacFrom": c.pushRBACFromRaw, "toSystem": c.pushToSystemRaw}).Info("push policy")
+	if c.dryRun {
+		log.Warn("--dry-run is set: nothing is written (no objects, no Events, no Lease); each write that would be made is logged as \"dry run: would write\" and counted")
+	}
 	if c.allowAll {
 		log.Warn("--allow-all is set: the pull permission check is OFF, any namespace can copy any Secret that names it")
 	}
@@ -241,6 +244,7 @@ func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger,
 			AllowAll:    c.allowAll,
 			Exclude:     c.exclude,
 			Push:        c.push,
+			DryRun:      c.dryRun,
 			Workers:     c.workers,
 			Log:         log,
 			Metrics:     metrics,

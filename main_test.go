@@ -103,6 +103,13 @@ func TestSourceClusterFlags(t *testing.T) {
 	}
 }
 
+func TestDryRunHoldsNoLease(t *testing.T) {
+	c, err := parseFlags([]string{"--dry-run"}, io.Discard)
+	require.NoError(t, err)
+	assert.True(t, c.dryRun)
+	assert.False(t, c.leaderElect, "a Lease is a write")
+}
+
 func TestPushPolicyFlags(t *testing.T) {
 	tests := map[string]struct {
 		args                         []string

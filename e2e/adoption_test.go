@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/kubereplicator/replicator/replicate"
 )
@@ -69,4 +71,50 @@ func TestSwitchingAdoptsTheCopiesOtherReplicatorsMade(t *testing.T) {
 		e.waitGone(ns, "wildcard")
 	}
 	assert.Equal(t, "MINE", string(e.mustGet(lookAlike, "wildcard").Data["tls.crt"]), "the look-alike is never touched")
+}
+
+// TestDryRunWritesNothingAndSaysWhatItWould runs the binary with --dry-run on
+// a cluster where every kind of write is due (a placeholder to fill, replicas
+// to create, a copy to adopt, a stale replica to delete): it logs and counts
+// each, and sends no write request at all.
+func TestDryRunWritesNothingAndSaysWhatItWould(t *testing.T) {
+	e := newEnv(t)
+	certs, app, fresh, copied, stale := e.ns("certs", nil), e.ns("app", nil), e.ns("fresh", nil), e.ns("copied", nil), e.ns("stale", nil)
+	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, map[string]string{
+		e.a.ReplicationAllowed: "true", e.a.ReplicationAllowedNS: app, e.a.ReplicateTo: fresh + "," + copied,
+	}))
+	e.create(e.tlsPlaceholder(app, "wildcard", certs+"/wildcard"))
+	e.create(secret(copied, "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD-CERT", "tls.key": "OLD-KEY"}, map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z"}))
+	e.create(secret(stale, "wildcard", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicatedFrom: certs + "/wildcard"}))
+
+	p := e.startReplicator("dry-run", "--annotation-prefix", e.prefix, "--dry-run", "--log-format=json")
+	for _, want := range []map[string]string{
+		{"kind": "Secret", "mode": "pull", "action": "update"},
+		{"kind": "Secret", "mode": "push", "action": "create"},
+		{"kind": "Secret", "mode": "push", "action": "adopt"},
+		{"kind": "Secret", "mode": "push", "action": "delete"},
+	} {
+		e.eventually(wait, fmt.Sprintf("dry-run write %v counted", want), func() error {
+			if v, err := p.metric("replicator_dry_run_writes_total", want); err != nil || v != 1 {
+				return fmt.Errorf("%v (%v)", v, err)
+			}
+			return nil
+		})
+	}
+	logs := p.logs.String()
+	for _, want := range []string{`"action":"create"`, `"action":"adopt"`, `"action":"delete"`, `"action":"update"`, fresh, copied, stale, app} {
+		assert.Contains(t, logs, want)
+	}
+	assert.Contains(t, logs, "dry run: would write")
+	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		v, err := p.metric("rest_client_requests_total", map[string]string{"method": method})
+		require.NoError(t, err)
+		assert.Zero(t, v, "%s requests sent", method)
+	}
+	e.waitData(app, "wildcard", tlsEmpty)
+	_, err := e.get(fresh, "wildcard")
+	assert.True(t, apierrors.IsNotFound(err), "no replica created")
+	assert.Equal(t, "OLD-CERT", string(e.mustGet(copied, "wildcard").Data["tls.crt"]), "the copy is not adopted")
+	e.mustGet(stale, "wildcard")
+	assert.False(t, e.hasEvent(certs, "wildcard", replicate.ReasonAdopted), "no Event recorded")
 }

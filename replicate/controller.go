@@ -28,7 +28,10 @@ type Options struct {
 	Exclude Patterns
 	// Push is what the operator allows push to do; its zero value allows
 	// no push.
-	Push    PushPolicy
+	Push PushPolicy
+	// DryRun writes nothing, Events included: each write is logged and
+	// counted instead.
+	DryRun  bool
 	Workers int
 	// Recorder receives Events about the objects concerned.
 	Recorder record.EventRecorder
@@ -65,6 +68,8 @@ type Controller struct {
 	guard *writeGuard
 	// creations are push replicas created and not yet seen in the cache.
 	creations *creations
+	// dryRun holds what a dry run reported.
+	dryRun *dryRunLog
 }
 
 // Settled is closed once the controller has reconciled everything it found at
@@ -95,6 +100,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		patterns:   CachedPatternParser(512),
 		guard:      newWriteGuard(),
 		creations:  newCreations(),
+		dryRun:     &dryRunLog{seen: map[string]string{}},
 		client:     client,
 		opts:       opts,
 		log:        opts.Log.WithField("kind", kind.Name()),

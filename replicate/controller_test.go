@@ -439,3 +439,31 @@ func TestControllerRBACKindsPushOnlyFromTheirList(t *testing.T) {
 	_, err := h.client.RbacV1().Roles("team-a").Get(context.Background(), "reader", metav1.GetOptions{})
 	assert.NoError(t, err)
 }
+
+func TestControllerDryRunWritesNothing(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "team-a,team-b"})
+	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	adoptable := secret("team-b", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD", "tls.key": "OLD"}, map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z"})
+	stale := secret("team-c", "wildcard", corev1.SecretTypeTLS, nil, map[string]string{ann.ReplicatedFrom: "certs/wildcard"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), namespaceObj("team-c", nil),
+		source, placeholder, adoptable, stale)
+	h.ctrl.opts.DryRun = true
+	h.drain(t)
+	assert.Empty(t, writes(h.client), "nothing written")
+	assert.Empty(t, h.recorder.Events, "no Event recorded")
+	for mode, actions := range map[string][]Action{"pull": {Update}, "push": {Create, Adopt, Delete}} {
+		for _, a := range actions {
+			assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.dryRunWrites.WithLabelValues("Secret", mode, string(a))), "%s %s counted", mode, a)
+		}
+	}
+	assert.Zero(t, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
+
+	// Nothing changed, so another pass plans the same writes: each is
+	// reported once.
+	for _, key := range h.ctrl.objects.GetIndexer().ListKeys() {
+		h.ctrl.queue.Add(key)
+	}
+	h.drain(t)
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.dryRunWrites.WithLabelValues("Secret", "push", "create")), "reported once")
+}

@@ -14,13 +14,14 @@ import (
 // modes, actions and reasons only: never object names, so cardinality stays
 // bounded whatever the cluster holds.
 type Metrics struct {
-	results     *prometheus.CounterVec
-	writes      *prometheus.CounterVec
-	problems    *prometheus.CounterVec
-	writeErrors *prometheus.CounterVec
-	reconciles  *prometheus.HistogramVec
-	queues      *queueMetrics
-	reg         prometheus.Registerer
+	results      *prometheus.CounterVec
+	writes       *prometheus.CounterVec
+	problems     *prometheus.CounterVec
+	writeErrors  *prometheus.CounterVec
+	dryRunWrites *prometheus.CounterVec
+	reconciles   *prometheus.HistogramVec
+	queues       *queueMetrics
+	reg          prometheus.Registerer
 	// Per source cluster (cross-cluster pull).
 	remoteUp      *prometheus.GaugeVec
 	remoteErrors  *prometheus.CounterVec
@@ -32,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_replications_total",
-			Help: "Replication outcomes per pull target and per push target namespace, by kind, mode (pull or push) and result (written, unchanged, refused, failed, held, unavailable).",
+			Help: "Replication outcomes per pull target and per push target namespace, by kind, mode (pull or push) and result (written, unchanged, refused, failed, held, unavailable, dry_run).",
 		}, []string{"kind", "mode", "result"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_writes_total",
@@ -42,6 +43,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "replicator_problems_total",
 			Help: "Warnings raised as Events, by kind and reason (ReplicationDenied, InvalidAnnotation, TargetConflict, ...).",
 		}, []string{"kind", "reason"}),
+		dryRunWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replicator_dry_run_writes_total",
+			Help: "Writes a dry run (--dry-run) would have made, by kind, mode (pull or push) and action (update, create, delete, recreate, adopt).",
+		}, []string{"kind", "mode", "action"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_write_errors_total",
 			Help: "Writes the API server refused, by kind and class (conflict, invalid, forbidden, namespace_gone, other).",
@@ -64,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Secrets added, changed or deleted in the watched namespaces of a source cluster, as the watch delivered them.",
 		}, []string{"cluster"}),
 	}
-	reg.MustRegister(m.results, m.writes, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
+	reg.MustRegister(m.results, m.writes, m.dryRunWrites, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
 	m.queues = newQueueMetrics(reg)
 	m.reg = reg
 	return m

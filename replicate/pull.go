@@ -72,12 +72,18 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		result = "unchanged"
 	}
 	if d.Write != nil {
+		reason := "the source's content differs"
+		if d.Event != nil && d.Event.Type == Warning {
+			reason = d.Event.Reason + ": the source's keys are removed"
+		}
 		out := c.write(ctx, writeOp{
 			mode: "pull", change: Change{Action: Update, Object: *d.Write}, current: obj,
-			owner: target.Key(), report: obj,
+			owner: target.Key(), report: obj, reason: reason,
 			fields: logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String(), "keys": len(d.Write.Data)},
 		})
 		switch {
+		case out.result == "dry_run":
+			result = out.result
 		case out.result != "written":
 			result = out.result
 			return out.err

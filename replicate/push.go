@@ -94,7 +94,7 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 		wg.Go(func() {
 			defer func() { <-slots }()
 			out := c.write(ctx, writeOp{
-				mode: "push", change: ch, current: current, owner: key, report: obj,
+				mode: "push", change: ch, current: current, owner: key, report: obj, reason: pushReason(ch.Action),
 				fields: logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action},
 			})
 			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", out.result).Inc()
@@ -110,6 +110,23 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 	}
 	wg.Wait()
 	return written, errors.Join(errs...)
+}
+
+// pushReason says why a push plan makes a change, for a dry run's log.
+func pushReason(a Action) string {
+	switch a {
+	case Create:
+		return "a target namespace has no replica"
+	case Update:
+		return "the replica differs from the source"
+	case Recreate:
+		return "the replica's type (or another immutable part) differs from the source's"
+	case Delete:
+		return "the namespace is no longer a target, or the source stopped pushing"
+	case Adopt:
+		return "a copy the replicator being replaced made"
+	}
+	return string(a)
 }
 
 // namespaceViews returns the planner's view of every cached namespace.

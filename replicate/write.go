@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -55,6 +56,25 @@ func requeueAfter(err error) (time.Duration, bool) {
 	return shortest, shortest > 0
 }
 
+// dryRunLog remembers the writes a dry run reported: nothing is written, so
+// every reconcile plans them again, and each is reported once until what it
+// would write changes.
+type dryRunLog struct {
+	mu   sync.Mutex
+	seen map[string]string // action and target -> content digest
+}
+
+// first reports whether key is new, or would now write other content.
+func (d *dryRunLog) first(key, digest string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen[key] == digest {
+		return false
+	}
+	d.seen[key] = digest
+	return true
+}
+
 // writeOp is one write a plan asked for.
 type writeOp struct {
 	// mode is "pull" or "push", for metrics and logs.
@@ -69,8 +89,10 @@ type writeOp struct {
 	// it receives the Events.
 	owner  string
 	report any
-	// fields describe the write in the log.
+	// fields describe the write in the log; reason says why it is needed
+	// (for a dry run).
 	fields logrus.Fields
+	reason string
 }
 
 // writeOutcome is what became of a writeOp.
@@ -88,6 +110,18 @@ type writeOutcome struct {
 func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	target, digest := op.change.Object.Key(), contentDigest(&op.change.Object)
 	log := c.log.WithFields(op.fields)
+	if c.opts.DryRun {
+		if !c.dryRun.first(string(op.change.Action)+" "+target, digest) {
+			// Reported already; the cache will not change for it.
+			return writeOutcome{result: "dry_run"}
+		}
+		c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
+		log.WithFields(logrus.Fields{
+			"kind": c.kind.Name(), "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
+			"action": op.change.Action, "reason": op.reason,
+		}).Info("dry run: would write")
+		return writeOutcome{result: "dry_run"}
+	}
 	if pause := c.guard.wait(target, digest, time.Now()); pause > 0 {
 		// Written several times in a row: someone else keeps changing it.
 		// Try again later instead of fighting.
@@ -217,7 +251,16 @@ func (c *Controller) event(obj any, o *Object, e *Event) {
 }
 
 func (c *Controller) recordEvent(obj any, typ EventType, reason, message string) {
-	if ro, ok := obj.(runtime.Object); ok {
-		c.opts.Recorder.Event(ro, string(typ), reason, message)
+	ro, ok := obj.(runtime.Object)
+	if !ok {
+		return
 	}
+	if c.opts.DryRun {
+		// Events are writes too.
+		if m, err := metaOf(obj); err == nil {
+			c.log.WithFields(logrus.Fields{"namespace": m.GetNamespace(), "name": m.GetName(), "type": typ, "reason": reason, "message": message}).Info("dry run: would record event")
+		}
+		return
+	}
+	c.opts.Recorder.Event(ro, string(typ), reason, message)
 }
