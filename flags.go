@@ -45,6 +45,8 @@ type config struct {
 	profiling        bool
 	leaderElect      bool
 	dryRun           bool
+	dialects         string
+	kubed            bool
 	leaseName        string
 	leaseNamespace   string
 	leaseDuration    time.Duration
@@ -113,6 +115,7 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
+	fs.StringVar(&c.dialects, "dialects", "replicator", "comma-separated annotation dialects read: replicator (always), kubed (kubed.appscode.com/sync on Secrets and ConfigMaps)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "write nothing (no objects, no Events, no Lease): log and count each write that would be made")
 	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
 	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
@@ -146,6 +149,17 @@ func (c *config) validate(logLevel string) error {
 	c.prefix = strings.TrimSuffix(c.prefix, "/")
 	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
 		return fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
+	}
+	for _, d := range strings.Split(c.dialects, ",") {
+		switch strings.TrimSpace(d) {
+		case "replicator", "":
+		case "kubed":
+			c.kubed = true
+		case "reflector":
+			return fmt.Errorf("-dialects: reflector is not supported yet")
+		default:
+			return fmt.Errorf("-dialects: %q is none of replicator, kubed", d)
+		}
 	}
 	if c.dryRun {
 		// A Lease is a write too; a dry run works beside anything.

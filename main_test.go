@@ -103,6 +103,19 @@ func TestSourceClusterFlags(t *testing.T) {
 	}
 }
 
+func TestDialectFlag(t *testing.T) {
+	c, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	assert.False(t, c.kubed, "kubernetes-replicator's annotations only, by default")
+	c, err = parseFlags([]string{"--dialects=replicator, kubed"}, io.Discard)
+	require.NoError(t, err)
+	assert.True(t, c.kubed)
+	for _, bad := range []string{"reflector", "replicator,kubectl"} {
+		_, err := parseFlags([]string{"--dialects=" + bad}, io.Discard)
+		assert.Error(t, err, bad)
+	}
+}
+
 func TestDryRunHoldsNoLease(t *testing.T) {
 	c, err := parseFlags([]string{"--dry-run"}, io.Discard)
 	require.NoError(t, err)

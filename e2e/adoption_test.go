@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -117,4 +118,44 @@ func TestDryRunWritesNothingAndSaysWhatItWould(t *testing.T) {
 	assert.Equal(t, "OLD-CERT", string(e.mustGet(copied, "wildcard").Data["tls.crt"]), "the copy is not adopted")
 	e.mustGet(stale, "wildcard")
 	assert.False(t, e.hasEvent(certs, "wildcard", replicate.ReasonAdopted), "no Event recorded")
+}
+
+// TestKubedRecipe follows cert-manager's FAQ recipe for kubed as written
+// there, with --dialects=replicator,kubed: the namespace labelled
+// cert-manager-tls=sandbox, the Secret annotated kubed.appscode.com/sync.
+func TestKubedRecipe(t *testing.T) {
+	e := newEnv(t)
+	e.start(func(o *replicate.Options) { o.Kubed = true })
+	recipe := map[string]string{"cert-manager-tls": "sandbox"}
+	certs, sandbox, later, plain, foreign := e.ns("cert-manager", nil), e.ns("sandbox", recipe), e.ns("later", nil), e.ns("plain", nil), e.ns("foreign", recipe)
+	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	e.create(secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{replicate.KubedSyncAnnotation: "cert-manager-tls=sandbox"}))
+
+	s := e.waitData(sandbox, "wildcard-tls", tlsV1)
+	assert.Equal(t, "wildcard-tls", s.Labels["kubed.appscode.com/origin.name"], "kubed's bookkeeping on the copy")
+	assert.Equal(t, certs, s.Labels["kubed.appscode.com/origin.namespace"])
+	assert.Contains(t, e.waitEvent(certs, "wildcard-tls", replicate.ReasonTargetConflict), foreign)
+	e.absent(time.Second, plain, "wildcard-tls")
+
+	e.labelNamespace(later, recipe)
+	e.waitData(later, "wildcard-tls", tlsV1)
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) {
+		s.Data = map[string][]byte{"tls.crt": []byte(tlsV2["tls.crt"]), "tls.key": []byte(tlsV2["tls.key"])}
+	})
+	e.waitData(sandbox, "wildcard-tls", tlsV2)
+	e.waitData(later, "wildcard-tls", tlsV2)
+	// Unlike kubed, a namespace that stops matching loses its copy.
+	e.labelNamespace(later, nil)
+	e.waitGone(later, "wildcard-tls")
+	// The annotation removed: the copies go; the foreign object stays.
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) { delete(s.Annotations, replicate.KubedSyncAnnotation) })
+	e.waitGone(sandbox, "wildcard-tls")
+	// Back, then the source deleted: the copies go with it. ("" and
+	// "true", every namespace, are table tests: here they would reach the
+	// namespaces of the tests running beside this one.)
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) { s.Annotations[replicate.KubedSyncAnnotation] = "cert-manager-tls=sandbox" })
+	e.waitData(sandbox, "wildcard-tls", tlsV2)
+	e.delete(certs, "wildcard-tls")
+	e.waitGone(sandbox, "wildcard-tls")
+	assert.Equal(t, "MINE", string(e.mustGet(foreign, "wildcard-tls").Data["tls.crt"]))
 }

@@ -13,6 +13,7 @@ const (
 	reflectorAutoReflects = "reflector.v1.k8s.emberstack.com/auto-reflects"
 	kubedOriginName       = "kubed.appscode.com/origin.name"
 	kubedOriginNamespace  = "kubed.appscode.com/origin.namespace"
+	kubedOrigin           = "kubed.appscode.com/origin"
 )
 
 // adoptable reports whether current, an object with the source's name in one

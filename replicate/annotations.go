@@ -20,7 +20,15 @@ type Annotations struct {
 	ReplicatedAt               string // replica: time of the last data change written
 	ReplicatedKeys             string // replica: sorted, comma-separated keys that came from the source
 	ReplicationAllowedClusters string // source: pattern list of clusters that may pull (cross-cluster)
+	// KubedSync is kubed's push annotation while that dialect is read
+	// (--dialects), for Secrets and ConfigMaps; empty otherwise.
+	KubedSync string
 }
+
+// KubedSyncAnnotation is kubed's push annotation: on a Secret or ConfigMap,
+// push into every namespace whose labels match its value as a label selector
+// ("" or "true": every namespace).
+const KubedSyncAnnotation = "kubed.appscode.com/sync"
 
 // NewAnnotations returns the annotation keys for prefix (with or without a
 // trailing slash).
@@ -50,12 +58,13 @@ func (a Annotations) Relevant(annotations map[string]string) bool {
 			return true
 		}
 	}
-	return false
+	return a.IsPushSource(annotations)
 }
 
 // IsPushSource reports whether annotations ask for push replication.
 func (a Annotations) IsPushSource(annotations map[string]string) bool {
 	_, to := annotations[a.ReplicateTo]
 	_, matching := annotations[a.ReplicateToMatching]
-	return to || matching
+	_, kubed := annotations[a.KubedSync]
+	return to || matching || (kubed && a.KubedSync != "")
 }

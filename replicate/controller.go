@@ -31,7 +31,9 @@ type Options struct {
 	Push PushPolicy
 	// DryRun writes nothing, Events included: each write is logged and
 	// counted instead.
-	DryRun  bool
+	DryRun bool
+	// Kubed reads kubed's sync annotation on Secrets and ConfigMaps.
+	Kubed   bool
 	Workers int
 	// Recorder receives Events about the objects concerned.
 	Recorder record.EventRecorder
@@ -93,6 +95,9 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if opts.Kubed && (kind.Name() == "Secret" || kind.Name() == "ConfigMap") {
+		opts.Annotations.KubedSync = KubedSyncAnnotation
 	}
 	c := &Controller{
 		kind:       kind,

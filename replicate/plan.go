@@ -389,15 +389,37 @@ func PushTargets(source *Object, namespaces []Namespace, opts PushOptions) (map[
 			selector = sel
 		}
 	}
+	kubed, err := kubedSelector(source, a)
+	if err != nil {
+		problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.KubedSync, err))
+	}
 	for _, ns := range namespaces {
 		if ns.Name == source.Namespace || ns.Terminating || opts.Exclude.Match(ns.Name) {
 			continue
 		}
-		if patterns.Match(ns.Name) || (selector != nil && selector.Matches(labels.Set(ns.Labels))) {
+		set := labels.Set(ns.Labels)
+		if patterns.Match(ns.Name) || (selector != nil && selector.Matches(set)) || (kubed != nil && kubed.Matches(set)) {
 			targets[ns.Name] = true
 		}
 	}
 	return targets, problems
+}
+
+// kubedSelector is the namespace selector of kubed's sync annotation, when
+// that dialect is read and the source carries it; nil otherwise. As kubed
+// reads it, "" and "true" select every namespace.
+func kubedSelector(source *Object, a Annotations) (labels.Selector, error) {
+	if a.KubedSync == "" {
+		return nil, nil
+	}
+	v, ok := source.Annotations[a.KubedSync]
+	if !ok {
+		return nil, nil
+	}
+	if v = strings.TrimSpace(v); v == "" || v == "true" {
+		return labels.Everything(), nil
+	}
+	return labels.Parse(v)
 }
 
 // PlanPush decides which replicas of a source to create, update and delete.
@@ -471,6 +493,15 @@ func replica(source *Object, namespace, marker string, opts PushOptions) Object 
 	if keep, _ := strconv.ParseBool(source.Annotations[a.KeepOwnerReferences]); keep {
 		r.OwnerReferences = slices.Clone(source.OwnerReferences)
 	}
+	if _, ok := source.Annotations[a.KubedSync]; ok && a.KubedSync != "" {
+		// kubed's bookkeeping, so that tools reading it keep working.
+		if r.Labels == nil {
+			r.Labels = map[string]string{}
+		}
+		r.Labels[kubedOriginName] = source.Name
+		r.Labels[kubedOriginNamespace] = source.Namespace
+		r.Annotations[kubedOrigin] = fmt.Sprintf(`{"namespace":%q,"name":%q}`, source.Namespace, source.Name)
+	}
 	if r.Data == nil {
 		r.Data = Data{}
 	}
@@ -490,8 +521,10 @@ func updateReplica(current *Object, desired Object, a Annotations) (Change, bool
 		// An adopted copy may have none.
 		annotations = map[string]string{}
 	}
-	for _, k := range []string{a.ReplicatedFrom, a.ReplicatedKeys} {
-		annotations[k] = desired.Annotations[k]
+	for k, v := range desired.Annotations {
+		if k != a.ReplicatedFromVersion && k != a.ReplicatedAt {
+			annotations[k] = v
+		}
 	}
 	if dataChanged {
 		annotations[a.ReplicatedFromVersion] = desired.Annotations[a.ReplicatedFromVersion]

@@ -238,6 +238,14 @@ func patterns(list string) Patterns {
 	return p
 }
 
+// policyOr is p, or pushFromAnywhere when p is nil.
+func policyOr(p *PushPolicy) PushPolicy {
+	if p == nil {
+		return pushFromAnywhere
+	}
+	return *p
+}
+
 // pushFromAnywhere is the binary's default policy, opened to the RBAC kinds
 // too: every namespace may push, no system namespace receives.
 var pushFromAnywhere = PushPolicy{From: patterns(".*"), RBACFrom: patterns(".*")}
@@ -660,4 +668,57 @@ func TestPlanPullFromAnotherClusterFillsAndRevocationEmpties(t *testing.T) {
 	require.NotNil(t, revoked.Write)
 	assert.Equal(t, ReasonDenied, revoked.Event.Reason)
 	assert.True(t, data("tls.crt", "", "tls.key", "").Equal(revoked.Write.Data), "revocation in the remote empties the placeholder")
+}
+
+func TestKubedDialect(t *testing.T) {
+	kubed := ann
+	kubed.KubedSync = KubedSyncAnnotation
+	namespaces := []Namespace{ns("certs", nil), ns("sandbox", map[string]string{"cert-manager-tls": "sandbox"}), ns("other", nil)}
+	tests := map[string]struct {
+		a        Annotations
+		value    string
+		existing []*Object
+		policy   *PushPolicy
+		want     map[string]Action
+		problems int
+	}{
+		"an empty value pushes into every namespace":          {a: kubed, value: "", want: map[string]Action{"sandbox": Create, "other": Create}},
+		"true pushes into every namespace":                    {a: kubed, value: "true", want: map[string]Action{"sandbox": Create, "other": Create}},
+		"a selector pushes into the namespaces it matches":    {a: kubed, value: "cert-manager-tls=sandbox", want: map[string]Action{"sandbox": Create}},
+		"an invalid selector selects nothing and is reported": {a: kubed, value: "cert-manager-tls in (", want: map[string]Action{}, problems: 1},
+		"without the dialect the annotation means nothing":    {a: ann, value: "", want: map[string]Action{}},
+		"the push policy holds for kubed's annotation too": {
+			a: kubed, value: "", policy: &PushPolicy{From: patterns("cert-manager")}, want: map[string]Action{}, problems: 1,
+		},
+		"a namespace that stops matching loses its copy, unlike kubed": {
+			a: kubed, value: "cert-manager-tls=sandbox",
+			existing: []*Object{func() *Object { r := ourReplica("other"); return r }()},
+			want:     map[string]Action{"sandbox": Create, "other": Delete},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			source := pushSource(map[string]string{KubedSyncAnnotation: tt.value})
+			byNS := map[string]*Object{}
+			for _, o := range tt.existing {
+				byNS[o.Namespace] = o
+			}
+			plan := PlanPush(PushInput{
+				SourceRef: Ref{Namespace: "certs", Name: "wildcard"}, Source: source, Namespaces: namespaces, Owned: tt.existing,
+				Existing: func(n string) *Object { return byNS[n] },
+				Options:  PushOptions{Annotations: tt.a, Now: now, Policy: policyOr(tt.policy)},
+			})
+			got := map[string]Action{}
+			for _, c := range plan.Changes {
+				got[c.Object.Namespace] = c.Action
+				if c.Action == Create {
+					assert.Equal(t, "wildcard", c.Object.Labels["kubed.appscode.com/origin.name"], "kubed's bookkeeping")
+					assert.Equal(t, "certs", c.Object.Labels["kubed.appscode.com/origin.namespace"])
+					assert.Contains(t, c.Object.Annotations["kubed.appscode.com/origin"], `"name":"wildcard"`)
+				}
+			}
+			assert.Equal(t, tt.want, got)
+			assert.Len(t, plan.Problems, tt.problems)
+		})
+	}
 }

@@ -48,6 +48,10 @@ type Replicator struct {
 // NewReplicator wires a Replicator from s.
 func NewReplicator(s Setup) (*Replicator, error) {
 	a := s.Options.Annotations
+	if s.Options.Kubed {
+		// Sources that only carry kubed's annotation keep their data.
+		a.KubedSync = KubedSyncAnnotation
+	}
 	r := &Replicator{
 		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
 			informers.WithTransform(CacheTransform(a, s.Options.AllowAll))),
