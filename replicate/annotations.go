@@ -25,11 +25,6 @@ type Annotations struct {
 	KubedSync string
 }
 
-// KubedSyncAnnotation is kubed's push annotation: on a Secret or ConfigMap,
-// push into every namespace whose labels match its value as a label selector
-// ("" or "true": every namespace).
-const KubedSyncAnnotation = "kubed.appscode.com/sync"
-
 // NewAnnotations returns the annotation keys for prefix (with or without a
 // trailing slash).
 func NewAnnotations(prefix string) Annotations {
@@ -65,6 +60,5 @@ func (a Annotations) Relevant(annotations map[string]string) bool {
 func (a Annotations) IsPushSource(annotations map[string]string) bool {
 	_, to := annotations[a.ReplicateTo]
 	_, matching := annotations[a.ReplicateToMatching]
-	_, kubed := annotations[a.KubedSync]
-	return to || matching || (kubed && a.KubedSync != "")
+	return to || matching || a.kubedSource(annotations)
 }

@@ -405,23 +405,6 @@ func PushTargets(source *Object, namespaces []Namespace, opts PushOptions) (map[
 	return targets, problems
 }
 
-// kubedSelector is the namespace selector of kubed's sync annotation, when
-// that dialect is read and the source carries it; nil otherwise. As kubed
-// reads it, "" and "true" select every namespace.
-func kubedSelector(source *Object, a Annotations) (labels.Selector, error) {
-	if a.KubedSync == "" {
-		return nil, nil
-	}
-	v, ok := source.Annotations[a.KubedSync]
-	if !ok {
-		return nil, nil
-	}
-	if v = strings.TrimSpace(v); v == "" || v == "true" {
-		return labels.Everything(), nil
-	}
-	return labels.Parse(v)
-}
-
 // PlanPush decides which replicas of a source to create, update and delete.
 func PlanPush(in PushInput) PushPlan {
 	a := in.Options.Annotations
@@ -493,14 +476,8 @@ func replica(source *Object, namespace, marker string, opts PushOptions) Object 
 	if keep, _ := strconv.ParseBool(source.Annotations[a.KeepOwnerReferences]); keep {
 		r.OwnerReferences = slices.Clone(source.OwnerReferences)
 	}
-	if _, ok := source.Annotations[a.KubedSync]; ok && a.KubedSync != "" {
-		// kubed's bookkeeping, so that tools reading it keep working.
-		if r.Labels == nil {
-			r.Labels = map[string]string{}
-		}
-		r.Labels[kubedOriginName] = source.Name
-		r.Labels[kubedOriginNamespace] = source.Namespace
-		r.Annotations[kubedOrigin] = fmt.Sprintf(`{"namespace":%q,"name":%q}`, source.Namespace, source.Name)
+	if a.kubedSource(source.Annotations) {
+		addKubedBookkeeping(&r, source)
 	}
 	if r.Data == nil {
 		r.Data = Data{}
