@@ -125,9 +125,15 @@ func TestDryRunWritesNothingAndSaysWhatItWould(t *testing.T) {
 // cert-manager-tls=sandbox, the Secret annotated kubed.appscode.com/sync.
 func TestKubedRecipe(t *testing.T) {
 	e := newEnv(t)
-	e.start(func(o *replicate.Options) { o.Kubed = true })
 	recipe := map[string]string{"cert-manager-tls": "sandbox"}
 	certs, sandbox, later, plain, foreign := e.ns("cert-manager", nil), e.ns("sandbox", recipe), e.ns("later", nil), e.ns("plain", nil), e.ns("foreign", recipe)
+	// kubed's annotation has no prefix of this test's own: only the source
+	// here may push, so that other tests' objects carrying it (the tenancy
+	// test's, say) are left to their own replicators.
+	e.start(func(o *replicate.Options) {
+		o.Kubed = true
+		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
+	})
 	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
 	e.create(secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{replicate.KubedSyncAnnotation: "cert-manager-tls=sandbox"}))
 
