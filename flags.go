@@ -47,6 +47,7 @@ type config struct {
 	dryRun           bool
 	dialects         string
 	kubed            bool
+	reflector        bool
 	leaseName        string
 	leaseNamespace   string
 	leaseDuration    time.Duration
@@ -115,7 +116,7 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
-	fs.StringVar(&c.dialects, "dialects", "replicator", "comma-separated annotation dialects read: replicator (always), kubed (kubed.appscode.com/sync on Secrets and ConfigMaps)")
+	fs.StringVar(&c.dialects, "dialects", "replicator", "comma-separated annotation dialects read: replicator (always), reflector (reflector.v1.k8s.emberstack.com/ on Secrets and ConfigMaps), kubed (kubed.appscode.com/sync on Secrets and ConfigMaps)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "write nothing (no objects, no Events, no Lease): log and count each write that would be made")
 	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
 	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
@@ -156,9 +157,9 @@ func (c *config) validate(logLevel string) error {
 		case "kubed":
 			c.kubed = true
 		case "reflector":
-			return fmt.Errorf("-dialects: reflector is not supported yet")
+			c.reflector = true
 		default:
-			return fmt.Errorf("-dialects: %q is none of replicator, kubed", d)
+			return fmt.Errorf("-dialects: %q is none of replicator, reflector, kubed", d)
 		}
 	}
 	if c.dryRun {

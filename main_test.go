@@ -107,10 +107,16 @@ func TestDialectFlag(t *testing.T) {
 	c, err := parseFlags(nil, io.Discard)
 	require.NoError(t, err)
 	assert.False(t, c.kubed, "kubernetes-replicator's annotations only, by default")
+	assert.False(t, c.reflector, "kubernetes-replicator's annotations only, by default")
 	c, err = parseFlags([]string{"--dialects=replicator, kubed"}, io.Discard)
 	require.NoError(t, err)
 	assert.True(t, c.kubed)
-	for _, bad := range []string{"reflector", "replicator,kubectl"} {
+	assert.False(t, c.reflector)
+	c, err = parseFlags([]string{"--dialects=replicator,reflector,kubed"}, io.Discard)
+	require.NoError(t, err)
+	assert.True(t, c.kubed)
+	assert.True(t, c.reflector)
+	for _, bad := range []string{"emberstack", "replicator,kubectl", "reflector;kubed"} {
 		_, err := parseFlags([]string{"--dialects=" + bad}, io.Discard)
 		assert.Error(t, err, bad)
 	}

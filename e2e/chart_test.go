@@ -62,7 +62,7 @@ func TestChartRejectsWrongValues(t *testing.T) {
 		"resyncPeriod=soon",
 		"kubeApiQps=0",
 		"allowAll=maybe",
-		"dialects=reflector",
+		"dialects=emberstack",
 		"typo=1",
 	} {
 		out, err := helm(t, "template", "r", chartDir, "--set", set)

@@ -48,6 +48,22 @@ func newEnv(t *testing.T) *env {
 		t.Skip(skipWhy)
 	}
 	t.Parallel()
+	return newEnvHere(t)
+}
+
+// newSerialEnv is newEnv for a test that must have the cluster to itself:
+// one that reads another tool's dialect, whose annotations carry no prefix
+// of the test's own, so that two such replicators would act on each other's
+// objects. It runs before the parallel tests start.
+func newSerialEnv(t *testing.T) *env {
+	t.Helper()
+	if skipWhy != "" {
+		t.Skip(skipWhy)
+	}
+	return newEnvHere(t)
+}
+
+func newEnvHere(t *testing.T) *env {
 	id := envSerial.Add(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

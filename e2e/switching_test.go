@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +165,241 @@ func TestKubedRecipe(t *testing.T) {
 	e.delete(certs, "wildcard-tls")
 	e.waitGone(sandbox, "wildcard-tls")
 	assert.Equal(t, "MINE", string(e.mustGet(foreign, "wildcard-tls").Data["tls.crt"]))
+}
+
+// rk are reflector's annotations.
+var rk = replicate.NewReflectorKeys()
+
+// reflectorRecipe is cert-manager's FAQ recipe for reflector as a
+// Certificate's secretTemplate puts it on the Secret, with this test's
+// namespaces for "dev,staging,prod".
+func reflectorRecipe(namespaces string) map[string]string {
+	return map[string]string{
+		rk.Allowed: "true", rk.AllowedNamespaces: namespaces,
+		rk.AutoEnabled: "true", rk.AutoNamespaces: namespaces,
+	}
+}
+
+// TestReflectorRecipe follows cert-manager's FAQ recipe for reflector with
+// --dialects=replicator,reflector: copies in the listed namespaces, existing
+// and created later; a mirror (reflects, any name) filled in a listed
+// namespace and refused in an unlisted one; namespaces selected by label,
+// labelled later and unlabelled; a renewal; a repair; the annotations removed;
+// the source deleted; an object of the same name nobody made left alone; and
+// a tenant who may not push getting nothing out of reflector's annotations.
+func TestReflectorRecipe(t *testing.T) {
+	e := newSerialEnv(t)
+	certs, dev, staging, other, foreign := e.ns("cert-manager", nil), e.ns("dev", nil), e.ns("staging", nil), e.ns("other", nil), e.ns("foreign", nil)
+	tenant, victim := e.ns("tenant", nil), e.ns("victim", nil)
+	prod := fmt.Sprintf("e%d-prod", e.id) // created later
+	// As the chart would be set for this recipe: only cert-manager's
+	// namespace may push.
+	e.start(func(o *replicate.Options) {
+		o.Reflector = true
+		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
+	})
+	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	listed := strings.Join([]string{dev, staging, prod, foreign}, ",")
+	source := secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, reflectorRecipe(listed))
+	source.Labels = map[string]string{"controller.cert-manager.io/fao": "true"}
+	e.create(source)
+
+	for _, ns := range []string{dev, staging} {
+		s := e.waitData(ns, "wildcard-tls", tlsV1)
+		assert.Equal(t, certs+"/wildcard-tls", s.Annotations[rk.Reflects], "reflector's bookkeeping on the copy")
+		assert.Equal(t, "True", s.Annotations[rk.AutoReflects])
+		assert.NotEmpty(t, s.Annotations[rk.ReflectedVersion])
+		assert.Empty(t, s.Labels, "type and data only, as reflector copies")
+	}
+	assert.Contains(t, e.waitEvent(certs, "wildcard-tls", replicate.ReasonTargetConflict), foreign)
+	e.absent(time.Second, other, "wildcard-tls")
+
+	// A namespace of the list created later gets its copy.
+	e.ns("prod", nil)
+	e.waitData(prod, "wildcard-tls", tlsV1)
+
+	// Mirrors of any name: filled where the source allows, refused elsewhere.
+	mirror := func(namespace string) {
+		e.create(secret(namespace, "my-tls", corev1.SecretTypeTLS, tlsEmpty, map[string]string{rk.Reflects: certs + "/wildcard-tls"}))
+	}
+	mirror(dev)
+	mirror(other)
+	s := e.waitData(dev, "my-tls", tlsV1)
+	assert.NotEmpty(t, s.Annotations[rk.ReflectedVersion], "reflector would read the mirror as up to date")
+	assert.Contains(t, e.waitEvent(other, "my-tls", replicate.ReasonDenied), other)
+	e.waitData(other, "my-tls", tlsEmpty)
+	e.noWrites(2*time.Second, 3*time.Second, "steady state")
+
+	// Selected by label, labelled later, then unlabelled: the copy and
+	// the mirror's permission follow the label.
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) {
+		s.Annotations[rk.AllowedSelector] = "team=web"
+		s.Annotations[rk.AutoSelector] = "team=web"
+	})
+	e.labelNamespace(other, map[string]string{"team": "web"})
+	e.waitData(other, "wildcard-tls", tlsV1)
+	e.waitData(other, "my-tls", tlsV1)
+	e.labelNamespace(other, nil)
+	e.waitGone(other, "wildcard-tls")
+	e.waitData(other, "my-tls", tlsEmpty)
+
+	// A renewal reaches copies and mirror; an edited copy is repaired.
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) {
+		s.Data = map[string][]byte{"tls.crt": []byte(tlsV2["tls.crt"]), "tls.key": []byte(tlsV2["tls.key"])}
+	})
+	for _, ns := range []string{dev, staging, prod} {
+		e.waitData(ns, "wildcard-tls", tlsV2)
+	}
+	e.waitData(dev, "my-tls", tlsV2)
+	e.modify(staging, "wildcard-tls", func(s *corev1.Secret) { s.Data["tls.crt"] = []byte("EDITED") })
+	e.waitData(staging, "wildcard-tls", tlsV2)
+
+	// Auto push switched off: the copies go, the mirror stays filled;
+	// reflection no longer allowed: the mirror is emptied (reflector would
+	// leave the data there).
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) { delete(s.Annotations, rk.AutoEnabled) })
+	for _, ns := range []string{dev, staging, prod} {
+		e.waitGone(ns, "wildcard-tls")
+	}
+	e.stable(time.Second, dev, "my-tls")
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) { delete(s.Annotations, rk.Allowed) })
+	e.waitData(dev, "my-tls", tlsEmpty)
+
+	// Back as the recipe has it, then the source deleted: copies go with
+	// it, the mirror is emptied.
+	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) {
+		for k, v := range reflectorRecipe(listed) {
+			s.Annotations[k] = v
+		}
+	})
+	e.waitData(dev, "wildcard-tls", tlsV2)
+	e.waitData(dev, "my-tls", tlsV2)
+	e.delete(certs, "wildcard-tls")
+	for _, ns := range []string{dev, staging, prod} {
+		e.waitGone(ns, "wildcard-tls")
+	}
+	e.waitData(dev, "my-tls", tlsEmpty)
+	assert.Equal(t, "MINE", string(e.mustGet(foreign, "wildcard-tls").Data["tls.crt"]), "never touched")
+
+	// A source pushing in two dialects pushes into the union of their
+	// namespaces; removing one dialect's annotation leaves the other's.
+	e.create(secret(certs, "both-tls", corev1.SecretTypeTLS, tlsV1, with(reflectorRecipe(dev), e.a.ReplicateTo, staging)))
+	e.waitData(dev, "both-tls", tlsV1)
+	e.waitData(staging, "both-tls", tlsV1)
+	e.modify(certs, "both-tls", func(s *corev1.Secret) { delete(s.Annotations, e.a.ReplicateTo) })
+	e.waitGone(staging, "both-tls")
+	e.stable(time.Second, dev, "both-tls")
+
+	// A tenant who may not push gets nothing into another namespace with
+	// reflector's annotations.
+	e.create(secret(tenant, "planted", corev1.SecretTypeOpaque, map[string]string{"k": "tenant-value"}, reflectorRecipe(victim)))
+	assert.Contains(t, e.waitEvent(tenant, "planted", replicate.ReasonPushDenied), replicate.SettingPushFrom)
+	e.absent(time.Second, victim, "planted")
+}
+
+// TestSwitchingFromEachToolAsItLeftTheCluster starts from the state each
+// replaced tool leaves: sources annotated in its own dialect, the copies it
+// made with its exact bookkeeping, a reflector mirror it filled, and a
+// look-alike nobody made. A dry run first says what would change and writes
+// nothing; then the replicator, reading all three dialects, adopts every
+// copy, and from then on the copies and the mirror follow a renewal, are
+// repaired and vanish (the mirror: is emptied) with their sources. The
+// look-alike is never touched.
+func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
+	e := newSerialEnv(t)
+	certs, krNS, reflNS, kubedNS, plain := e.ns("certs", nil), e.ns("kr", nil), e.ns("reflected", nil), e.ns("kubed", map[string]string{"migrating-from-kubed": fmt.Sprint(e.id)}), e.ns("plain", nil)
+	old := map[string]string{"tls.crt": "OLD-CERT", "tls.key": "OLD-KEY"}
+	copyOf := func(namespace, name string, annotations, labels map[string]string) {
+		s := secret(namespace, name, corev1.SecretTypeTLS, old, annotations)
+		s.Labels = labels
+		e.create(s)
+	}
+	// kubernetes-replicator's source and its copy.
+	e.create(secret(certs, "kr-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicateTo: krNS + "," + plain}))
+	copyOf(krNS, "kr-tls", map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z", e.a.ReplicatedFromVersion: "12345", e.a.ReplicatedKeys: "tls.crt,tls.key"}, nil)
+	// reflector's source, its auto copy and a mirror it filled.
+	e.create(secret(certs, "reflector-tls", corev1.SecretTypeTLS, tlsV1, reflectorRecipe(reflNS+","+plain)))
+	copyOf(reflNS, "reflector-tls", map[string]string{
+		rk.Reflects: certs + "/reflector-tls", rk.AutoReflects: "True", rk.ReflectedVersion: "12345", rk.ReflectedAt: `"2026-01-01T00:00:00.0000000+00:00"`,
+	}, nil)
+	copyOf(reflNS, "mirror", map[string]string{rk.Reflects: certs + "/reflector-tls", rk.ReflectedVersion: "12345", rk.ReflectedAt: "2026-01-01T00:00:00.0000000+00:00"}, nil)
+	// kubed's source and its copy.
+	e.create(secret(certs, "kubed-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{replicate.KubedSyncAnnotation: fmt.Sprintf("migrating-from-kubed=%d", e.id)}))
+	copyOf(kubedNS, "kubed-tls", map[string]string{"kubed.appscode.com/origin": fmt.Sprintf(`{"namespace":%q,"name":"kubed-tls","resourceVersion":"12345"}`, certs)},
+		map[string]string{"kubed.appscode.com/origin.name": "kubed-tls", "kubed.appscode.com/origin.namespace": certs, "kubed.appscode.com/origin.cluster": "unicorn"})
+	// Look-alikes of each source in a namespace they push into, made by
+	// nobody.
+	for _, name := range []string{"kr-tls", "reflector-tls"} {
+		e.create(secret(plain, name, corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	}
+	before := e.resourceVersions(krNS, reflNS, kubedNS, plain)
+
+	// The dry run beside the old tool: says what it would do, does nothing.
+	dialects := []string{"--annotation-prefix", e.prefix, "--dialects=replicator,reflector,kubed", "--push-from-namespaces=" + certs, "--log-format=json"}
+	p := e.startReplicator("dry-run", append(dialects, "--dry-run")...)
+	e.eventually(wait, "three adoptions counted", func() error {
+		if v, err := p.metric("replicator_dry_run_writes_total", map[string]string{"kind": "Secret", "mode": "push", "action": "adopt"}); err != nil || v != 3 {
+			return fmt.Errorf("%v (%v)", v, err)
+		}
+		return nil
+	})
+	logs := p.logs.String()
+	for _, ns := range []string{krNS, reflNS, kubedNS} {
+		assert.Contains(t, logs, ns)
+	}
+	p.stop(t)
+	assert.Equal(t, before, e.resourceVersions(krNS, reflNS, kubedNS, plain), "the dry run wrote nothing")
+
+	e.start(func(o *replicate.Options) {
+		o.Kubed, o.Reflector = true, true
+		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
+	})
+	copies := map[string]string{krNS: "kr-tls", reflNS: "reflector-tls", kubedNS: "kubed-tls"}
+	for ns, name := range copies {
+		s := e.waitData(ns, name, tlsV1)
+		assert.Equal(t, certs+"/"+name, s.Annotations[e.a.ReplicatedFrom], "%s: marked as ours", ns)
+		assert.Contains(t, e.waitEvent(certs, name, replicate.ReasonAdopted), ns)
+	}
+	e.waitData(reflNS, "mirror", tlsV1)
+	for _, name := range []string{"kr-tls", "reflector-tls"} {
+		assert.Contains(t, e.waitEvent(certs, name, replicate.ReasonTargetConflict), plain)
+	}
+	e.noWrites(2*time.Second, 3*time.Second, "after the switch")
+
+	// Renewed, repaired, removed with their sources.
+	for _, name := range copies {
+		e.modify(certs, name, func(s *corev1.Secret) {
+			s.Data = map[string][]byte{"tls.crt": []byte(tlsV2["tls.crt"]), "tls.key": []byte(tlsV2["tls.key"])}
+		})
+	}
+	for ns, name := range copies {
+		e.waitData(ns, name, tlsV2)
+	}
+	e.waitData(reflNS, "mirror", tlsV2)
+	for ns, name := range copies {
+		e.modify(ns, name, func(s *corev1.Secret) { s.Data["tls.crt"] = []byte("EDITED") })
+		e.waitData(ns, name, tlsV2)
+	}
+	for _, name := range copies {
+		e.delete(certs, name)
+	}
+	for ns, name := range copies {
+		e.waitGone(ns, name)
+	}
+	e.waitData(reflNS, "mirror", tlsEmpty)
+	for _, name := range []string{"kr-tls", "reflector-tls"} {
+		assert.Equal(t, "MINE", string(e.mustGet(plain, name).Data["tls.crt"]), "the look-alike is never touched")
+	}
+}
+
+// with returns a copy of base with the keys and values kv added.
+func with(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
 }

@@ -23,6 +23,9 @@ type Annotations struct {
 	// KubedSync is kubed's push annotation while that dialect is read
 	// (--dialects), for Secrets and ConfigMaps; empty otherwise.
 	KubedSync string
+	// Reflector are reflector's annotations while that dialect is read, for
+	// Secrets and ConfigMaps; zero otherwise.
+	Reflector ReflectorKeys
 }
 
 // NewAnnotations returns the annotation keys for prefix (with or without a
@@ -53,12 +56,34 @@ func (a Annotations) Relevant(annotations map[string]string) bool {
 			return true
 		}
 	}
-	return a.IsPushSource(annotations)
+	if _, _, pull := a.pullReference(annotations); pull {
+		return true
+	}
+	return a.IsPushSource(annotations) || a.reflectorSource(annotations)
 }
 
 // IsPushSource reports whether annotations ask for push replication.
 func (a Annotations) IsPushSource(annotations map[string]string) bool {
 	_, to := annotations[a.ReplicateTo]
 	_, matching := annotations[a.ReplicateToMatching]
-	return to || matching || a.kubedSource(annotations)
+	return to || matching || a.kubedSource(annotations) || a.reflectorPushSource(annotations)
+}
+
+// stamps are the annotations that record the source version and time of
+// the last data change written: moved only when data changes.
+func (a Annotations) stamps() []string {
+	s := []string{a.ReplicatedFromVersion, a.ReplicatedAt}
+	if a.Reflector.on() {
+		s = append(s, a.Reflector.ReflectedVersion, a.Reflector.ReflectedAt)
+	}
+	return s
+}
+
+// pushesOnlyAsReflector reports whether reflector's auto push is the only
+// push annotation a source carries: its copies then get type and data
+// only, as reflector's do.
+func (a Annotations) pushesOnlyAsReflector(annotations map[string]string) bool {
+	_, to := annotations[a.ReplicateTo]
+	_, matching := annotations[a.ReplicateToMatching]
+	return a.reflectorPushSource(annotations) && !to && !matching && !a.kubedSource(annotations)
 }

@@ -33,8 +33,10 @@ type Options struct {
 	// counted instead.
 	DryRun bool
 	// Kubed reads kubed's sync annotation on Secrets and ConfigMaps.
-	Kubed   bool
-	Workers int
+	Kubed bool
+	// Reflector reads reflector's annotations on Secrets and ConfigMaps.
+	Reflector bool
+	Workers   int
 	// Recorder receives Events about the objects concerned.
 	Recorder record.EventRecorder
 	Log      logrus.FieldLogger
@@ -96,9 +98,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
-	if opts.Kubed && (kind.Name() == "Secret" || kind.Name() == "ConfigMap") {
-		opts.Annotations.KubedSync = KubedSyncAnnotation
-	}
+	opts.Annotations = opts.Annotations.WithDialects(kind.Name(), opts.Kubed, opts.Reflector)
 	c := &Controller{
 		kind:       kind,
 		settled:    make(chan struct{}),
@@ -236,7 +236,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	var errs []error
 	if view != nil {
 		c.reportSourceProblems(obj, view)
-		if _, ok := view.Annotations[c.opts.Annotations.ReplicateFrom]; ok {
+		if _, _, ok := c.opts.Annotations.pullReference(view.Annotations); ok {
 			errs = append(errs, c.reconcilePull(ctx, obj, view))
 		}
 	}

@@ -3,6 +3,7 @@ package replicate
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -10,8 +11,11 @@ import (
 // What this replicator knows of the tools it replaces, in one place.
 // Switching must lose nothing: the copies they made are recognised by their
 // bookkeeping and taken over (SPEC "Switching from another replicator"), and
-// kubed's annotation is read as one more way to choose push targets (SPEC
-// "Dialects"). Anything without that bookkeeping stays foreign.
+// their annotations are translated into the planner's one model (SPEC
+// "Dialects"): a source's consent is a union of namespace sets, whatever
+// dialect states it, and a pull target names its source with replicate-from
+// or, in reflector's dialect, reflects. Anything without that bookkeeping
+// stays foreign.
 
 // KubedSyncAnnotation is kubed's push annotation: on a Secret or ConfigMap,
 // push into every namespace whose labels match its value as a label selector
@@ -21,8 +25,8 @@ const KubedSyncAnnotation = "kubed.appscode.com/sync"
 // The bookkeeping of the tools whose copies are adopted, besides
 // kubernetes-replicator's (which shares our annotation prefix).
 const (
-	reflectorReflects     = "reflector.v1.k8s.emberstack.com/reflects"
-	reflectorAutoReflects = "reflector.v1.k8s.emberstack.com/auto-reflects"
+	reflectorReflects     = ReflectorPrefix + "reflects"
+	reflectorAutoReflects = ReflectorPrefix + "auto-reflects"
 	kubedOriginName       = "kubed.appscode.com/origin.name"
 	kubedOriginNamespace  = "kubed.appscode.com/origin.namespace"
 	kubedOrigin           = "kubed.appscode.com/origin"
@@ -42,7 +46,7 @@ func adoptable(current *Object, source Ref, a Annotations) bool {
 	_, version := ann[a.ReplicatedFromVersion]
 	_, at := ann[a.ReplicatedAt]
 	_, marker := ann[a.ReplicatedFrom]
-	_, pull := ann[a.ReplicateFrom]
+	_, _, pull := a.pullReference(ann)
 	switch {
 	case (version || at) && !marker && !pull:
 		return true
@@ -64,17 +68,23 @@ func (a Annotations) kubedSource(annotations map[string]string) bool {
 	return ok
 }
 
-// kubedSelector is the namespace selector of kubed's sync annotation, when
-// that dialect is read and the source carries it; nil otherwise. As kubed
-// reads it, "" and "true" select every namespace.
-func kubedSelector(source *Object, a Annotations) (labels.Selector, error) {
+// kubedTargets is the set of namespaces kubed's sync annotation selects,
+// when that dialect is read and the source carries it; nil otherwise. As
+// kubed reads it, "" and "true" select every namespace; an invalid selector
+// selects nothing.
+func kubedTargets(source *Object, a Annotations) (*namespaceSet, []Event) {
 	if !a.kubedSource(source.Annotations) {
 		return nil, nil
 	}
-	if v := strings.TrimSpace(source.Annotations[a.KubedSync]); v != "" && v != "true" {
-		return labels.Parse(v)
+	v := strings.TrimSpace(source.Annotations[a.KubedSync])
+	if v == "" || v == "true" {
+		return &namespaceSet{all: true}, nil
 	}
-	return labels.Everything(), nil
+	sel, err := labels.Parse(v)
+	if err != nil {
+		return nil, []Event{*warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.KubedSync, err)}
+	}
+	return &namespaceSet{selectors: []labels.Selector{sel}}, nil
 }
 
 // addKubedBookkeeping gives a replica of a source pushed through kubed's
@@ -87,4 +97,203 @@ func addKubedBookkeeping(r *Object, source *Object) {
 	r.Labels[kubedOriginName] = source.Name
 	r.Labels[kubedOriginNamespace] = source.Namespace
 	r.Annotations[kubedOrigin] = fmt.Sprintf(`{"namespace":%q,"name":%q}`, source.Namespace, source.Name)
+}
+
+// ReflectorPrefix is the prefix of reflector's annotations.
+const ReflectorPrefix = "reflector.v1.k8s.emberstack.com/"
+
+// ReflectorKeys are reflector's annotation keys while its dialect is read
+// (--dialects), for Secrets and ConfigMaps; the zero value means the dialect
+// is not read.
+type ReflectorKeys struct {
+	Allowed           string // source: "true" allows namespaces to have it
+	AllowedNamespaces string // source: pattern list; with the selector empty too: every namespace
+	AllowedSelector   string // source: namespace label selector, ORed with the list
+	AutoEnabled       string // source: "true" pushes into the allowed namespaces the auto conditions select
+	AutoNamespaces    string // source: pattern list; with the selector empty too: every namespace
+	AutoSelector      string // source: namespace label selector, ORed with the list
+	Reflects          string // mirror: "<namespace>/<name>" of the source; also written on copies
+	AutoReflects      string // written on push copies: "True"
+	ReflectedVersion  string // written: the source's resourceVersion at the last data change
+	ReflectedAt       string // written: the time of the last data change
+}
+
+// NewReflectorKeys returns reflector's annotation keys.
+func NewReflectorKeys() ReflectorKeys {
+	p := ReflectorPrefix
+	return ReflectorKeys{
+		Allowed:           p + "reflection-allowed",
+		AllowedNamespaces: p + "reflection-allowed-namespaces",
+		AllowedSelector:   p + "reflection-allowed-namespaces-selector",
+		AutoEnabled:       p + "reflection-auto-enabled",
+		AutoNamespaces:    p + "reflection-auto-namespaces",
+		AutoSelector:      p + "reflection-auto-namespaces-selector",
+		Reflects:          reflectorReflects,
+		AutoReflects:      reflectorAutoReflects,
+		ReflectedVersion:  p + "reflected-version",
+		ReflectedAt:       p + "reflected-at",
+	}
+}
+
+// on reports whether reflector's dialect is read.
+func (r ReflectorKeys) on() bool { return r.Reflects != "" }
+
+// WithDialects returns a with the keys of the dialects read for a kind:
+// kubed's and reflector's only for Secrets and ConfigMaps, as those tools.
+func (a Annotations) WithDialects(kind string, kubed, reflector bool) Annotations {
+	a.KubedSync, a.Reflector = "", ReflectorKeys{}
+	if kind != "Secret" && kind != "ConfigMap" {
+		return a
+	}
+	if kubed {
+		a.KubedSync = KubedSyncAnnotation
+	}
+	if reflector {
+		a.Reflector = NewReflectorKeys()
+	}
+	return a
+}
+
+// reflectorBool reads a boolean as reflector does (.NET bool.TryParse):
+// "true" in any case, blanks around it allowed; anything else is false.
+func reflectorBool(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
+
+// reflectorAutoCopy reports whether annotations mark a copy reflector's
+// auto push made (or one of ours in its dialect): its reflects annotation
+// names where it came from but does not ask for a pull.
+func (a Annotations) reflectorAutoCopy(annotations map[string]string) bool {
+	return reflectorBool(annotations[reflectorAutoReflects])
+}
+
+// pullReference returns the reference a pull target carries and the
+// annotation it is read from: replicate-from, or, in reflector's dialect,
+// reflects on a mirror (not on a copy pushed with auto-reflects "True").
+// replicate-from wins when an object carries both.
+func (a Annotations) pullReference(annotations map[string]string) (value, key string, ok bool) {
+	if v, ok := annotations[a.ReplicateFrom]; ok {
+		return v, a.ReplicateFrom, true
+	}
+	if a.Reflector.on() {
+		if v, ok := annotations[a.Reflector.Reflects]; ok && !a.reflectorAutoCopy(annotations) {
+			return v, a.Reflector.Reflects, true
+		}
+	}
+	return "", "", false
+}
+
+// reflectorSource reports whether annotations carry any of reflector's
+// source annotations while its dialect is read.
+func (a Annotations) reflectorSource(annotations map[string]string) bool {
+	if !a.Reflector.on() {
+		return false
+	}
+	_, allowed := annotations[a.Reflector.Allowed]
+	_, auto := annotations[a.Reflector.AutoEnabled]
+	return allowed || auto
+}
+
+// reflectorPushSource reports whether annotations ask for reflector's auto
+// push while its dialect is read.
+func (a Annotations) reflectorPushSource(annotations map[string]string) bool {
+	if !a.Reflector.on() {
+		return false
+	}
+	_, auto := annotations[a.Reflector.AutoEnabled]
+	return auto
+}
+
+// reflectorIgnored reports whether reflector ignores a source of this type:
+// Helm's release Secrets.
+func reflectorIgnored(o *Object) bool { return strings.HasPrefix(o.Type, "helm.sh") }
+
+// reflectorAllowed is the set of namespaces a source allows in reflector's
+// dialect (reflection-allowed and its list and selector), nil when it
+// allows none; with the problems of its annotations.
+func (a Annotations) reflectorAllowed(source *Object, parse PatternParser) (*namespaceSet, []Event) {
+	r := a.Reflector
+	if !r.on() || reflectorIgnored(source) || !reflectorBool(source.Annotations[r.Allowed]) {
+		return nil, nil
+	}
+	return reflectorSet(source.Annotations, r.AllowedNamespaces, r.AllowedSelector, parse)
+}
+
+// reflectorAuto is the set of namespaces reflector's auto push puts a source
+// into: the allowed namespaces that the auto list or selector also select;
+// nil when auto push is off.
+func (a Annotations) reflectorAuto(source *Object, parse PatternParser) (*namespaceSet, []Event) {
+	r := a.Reflector
+	allowed, _ := a.reflectorAllowed(source, parse)
+	if allowed == nil || !reflectorBool(source.Annotations[r.AutoEnabled]) {
+		return nil, nil
+	}
+	auto, problems := reflectorSet(source.Annotations, r.AutoNamespaces, r.AutoSelector, parse)
+	auto.within = allowed
+	return auto, problems
+}
+
+// reflectorSet reads one of reflector's namespace conditions: a pattern list
+// ORed with a label selector, every namespace when both are blank. Patterns
+// match whole names, as ours; a list of only commas selects nothing; an
+// invalid selector selects nothing.
+func reflectorSet(annotations map[string]string, listKey, selectorKey string, parse PatternParser) (*namespaceSet, []Event) {
+	list := strings.TrimSpace(annotations[listKey])
+	selector := strings.TrimSpace(annotations[selectorKey])
+	if list == "" && selector == "" {
+		return &namespaceSet{all: true}, nil
+	}
+	var problems []Event
+	set := &namespaceSet{}
+	if list != "" {
+		p, errs := parse.parse(list)
+		for _, err := range errs {
+			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %v", listKey, err))
+		}
+		set.patterns = p
+	}
+	if selector != "" {
+		sel, err := labels.Parse(selector)
+		if err != nil {
+			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", selectorKey, err))
+		} else {
+			set.selectors = append(set.selectors, sel)
+		}
+	}
+	return set, problems
+}
+
+// addReflectorBookkeeping gives a copy pushed through reflector's
+// annotations the annotations reflector writes on its own copies, so that
+// reflector (after a rollback) and tools reading them recognise it.
+func addReflectorBookkeeping(r *Object, source *Object, now time.Time, k ReflectorKeys) {
+	r.Annotations[k.Reflects] = source.Namespace + "/" + source.Name
+	r.Annotations[k.AutoReflects] = "True"
+	r.Annotations[k.ReflectedVersion] = source.ResourceVersion
+	r.Annotations[k.ReflectedAt] = now.UTC().Format(time.RFC3339)
+}
+
+// namespaceSet is a set of namespaces as annotations describe them: every
+// namespace, or those whose whole name matches a pattern or whose labels
+// match a selector; within, when set, narrows it to the namespaces also in
+// within (reflector's auto push: allowed AND auto).
+type namespaceSet struct {
+	all       bool
+	patterns  Patterns
+	selectors []labels.Selector
+	within    *namespaceSet
+}
+
+// contains reports whether ns is in the set.
+func (s *namespaceSet) contains(ns Namespace) bool {
+	if s.within != nil && !s.within.contains(ns) {
+		return false
+	}
+	if s.all || s.patterns.Match(ns.Name) {
+		return true
+	}
+	for _, sel := range s.selectors {
+		if sel.Matches(labels.Set(ns.Labels)) {
+			return true
+		}
+	}
+	return false
 }

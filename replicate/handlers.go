@@ -102,7 +102,7 @@ func (c *Controller) indexPullSource(obj any) ([]string, error) {
 	if err != nil {
 		return nil, nil
 	}
-	v, ok := m.GetAnnotations()[c.opts.Annotations.ReplicateFrom]
+	v, _, ok := c.opts.Annotations.pullReference(m.GetAnnotations())
 	if !ok {
 		return nil, nil
 	}
@@ -113,7 +113,7 @@ func (c *Controller) indexPullSource(obj any) ([]string, error) {
 	return []string{ref.String()}, nil
 }
 
-// parseRef parses a replicate-from value; a cluster prefix naming this
+// parseRef parses a pull reference (replicate-from or reflects); a cluster prefix naming this
 // cluster means this cluster.
 func (c *Controller) parseRef(value, namespace string) (Ref, error) {
 	ref, err := ParseRef(value, namespace, c.kind.ValidName)
@@ -168,12 +168,32 @@ func terminating(ns *corev1.Namespace) bool {
 }
 
 // namespaceChanged enqueues the push sources when a namespace's name, labels
-// or life cycle changed: their target sets may have.
+// or life cycle changed: their target sets may have. In reflector's dialect
+// a source may allow namespaces by label, so the pull targets in a
+// relabelled namespace are looked at again too.
 func (c *Controller) namespaceChanged(old, cur any) {
 	o, ok1 := old.(*corev1.Namespace)
 	n, ok2 := cur.(*corev1.Namespace)
 	if !ok1 || !ok2 || o.Status.Phase != n.Status.Phase || !maps.Equal(o.Labels, n.Labels) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
 		c.enqueuePushSources()
+	}
+	if ok1 && ok2 && c.opts.Annotations.Reflector.on() && !maps.Equal(o.Labels, n.Labels) {
+		c.enqueuePullTargetsIn(n.Name)
+	}
+}
+
+// enqueuePullTargetsIn enqueues the pull targets in namespace.
+func (c *Controller) enqueuePullTargetsIn(namespace string) {
+	objs, err := c.objects.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+	if err != nil {
+		return
+	}
+	for _, obj := range objs {
+		if m, err := metaOf(obj); err == nil {
+			if _, _, ok := c.opts.Annotations.pullReference(m.GetAnnotations()); ok {
+				c.queue.Add(namespace + "/" + m.GetName())
+			}
+		}
 	}
 }
 

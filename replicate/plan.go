@@ -136,14 +136,39 @@ type Gate struct {
 }
 
 // Allows reports whether the source named by ref may be replicated into
-// namespace, and if not, why. Invalid entries of the source's lists match
+// namespace ns, and if not, why. Invalid entries of the source's lists match
 // nothing. A source in another cluster (ref.Cluster set) must in addition
-// name this cluster in its replication-allowed-clusters list.
-func (g Gate) Allows(source *Object, ref Ref, namespace string) (bool, string) {
+// name this cluster in its replication-allowed-clusters list. In this
+// cluster, a source may also allow ns in reflector's dialect, when it is
+// read: the consents of the dialects are a union.
+func (g Gate) Allows(source *Object, ref Ref, ns Namespace) (bool, string) {
 	remote := ref.Cluster != ""
 	if g.AllowAll && !remote {
 		return true, ""
 	}
+	ok, why := g.allowsOurs(source, ref, ns.Name)
+	if ok || remote || !g.Annotations.Reflector.on() {
+		return ok, why
+	}
+	r := g.Annotations.Reflector
+	if set, _ := g.Annotations.reflectorAllowed(source, g.Parse); set != nil && set.contains(ns) {
+		return true, ""
+	}
+	if _, ours := source.Annotations[g.Annotations.ReplicationAllowed]; ours || !g.Annotations.reflectorSource(source.Annotations) {
+		return false, why
+	}
+	switch {
+	case reflectorIgnored(source):
+		return false, fmt.Sprintf("source %s is of type %s, which reflector's annotations never share", ref, source.Type)
+	case !reflectorBool(source.Annotations[r.Allowed]):
+		return false, fmt.Sprintf("source %s does not carry %s: \"true\"", ref, r.Allowed)
+	}
+	return false, fmt.Sprintf("source %s does not allow namespace %s (%s, %s)", ref, ns.Name, r.AllowedNamespaces, r.AllowedSelector)
+}
+
+// allowsOurs is Allows in this replicator's own annotations.
+func (g Gate) allowsOurs(source *Object, ref Ref, namespace string) (bool, string) {
+	remote := ref.Cluster != ""
 	allowed, err := strconv.ParseBool(source.Annotations[g.Annotations.ReplicationAllowed])
 	if err != nil || !allowed {
 		return false, fmt.Sprintf("source %s does not carry %s: \"true\"", ref, g.Annotations.ReplicationAllowed)
@@ -179,9 +204,13 @@ type PullInput struct {
 	// Source is nil when the referenced object does not exist.
 	Source *Object
 	Ref    Ref
-	Gate   Gate
-	Rules  Rules
-	Now    time.Time
+	// Namespace is the target's namespace, whose labels a source's consent
+	// may select; when its Name is empty, only the target's namespace name
+	// is known.
+	Namespace Namespace
+	Gate      Gate
+	Rules     Rules
+	Now       time.Time
 }
 
 // Decision is the outcome for one object: at most one write and one event.
@@ -202,7 +231,11 @@ func PlanPull(in PullInput) Decision {
 	case in.Source == nil:
 		denial = warning(ReasonSourceNotFound, "source %s not found", in.Ref)
 	default:
-		if ok, why := in.Gate.Allows(in.Source, in.Ref, target.Namespace); !ok {
+		ns := in.Namespace
+		if ns.Name == "" {
+			ns = Namespace{Name: target.Namespace}
+		}
+		if ok, why := in.Gate.Allows(in.Source, in.Ref, ns); !ok {
 			denial = warning(ReasonDenied, "%s", why)
 		} else if !in.Rules.Accepts(target.Type, in.Source.Type) {
 			return Decision{Event: warning(ReasonTypeMismatch, "target type %q cannot take source %s of type %q", target.Type, in.Ref, in.Source.Type)}
@@ -227,8 +260,9 @@ func PlanPull(in PullInput) Decision {
 			}
 		}
 		delete(annotations, a.ReplicatedKeys)
-		delete(annotations, a.ReplicatedFromVersion)
-		delete(annotations, a.ReplicatedAt)
+		for _, k := range pullStamps(target, a) {
+			delete(annotations, k)
+		}
 		d := Decision{Event: denial}
 		if !data.Equal(target.Data) || !maps.Equal(annotations, target.Annotations) {
 			if target.Immutable && !data.Equal(target.Data) {
@@ -255,12 +289,27 @@ func PlanPull(in PullInput) Decision {
 		annotations = map[string]string{}
 	}
 	annotations[a.ReplicatedKeys] = keys
-	annotations[a.ReplicatedFromVersion] = source.ResourceVersion
-	annotations[a.ReplicatedAt] = in.Now.UTC().Format(time.RFC3339)
+	stamps := pullStamps(target, a)
+	for i := 0; i+1 < len(stamps); i += 2 {
+		annotations[stamps[i]] = source.ResourceVersion
+		annotations[stamps[i+1]] = in.Now.UTC().Format(time.RFC3339)
+	}
 	return Decision{
 		Write: withContent(target, data, annotations),
 		Event: &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("replicated %d keys from %s", len(source.Data), in.Ref)},
 	}
+}
+
+// pullStamps are the version and time annotations (in pairs) a pull target
+// records of its last data change: ours, and reflector's too on a mirror
+// that names its source with reflects, so that reflector reads it right
+// after a rollback.
+func pullStamps(target Object, a Annotations) []string {
+	stamps := []string{a.ReplicatedFromVersion, a.ReplicatedAt}
+	if _, key, _ := a.pullReference(target.Annotations); key != "" && key == a.Reflector.Reflects {
+		stamps = append(stamps, a.Reflector.ReflectedVersion, a.Reflector.ReflectedAt)
+	}
+	return stamps
 }
 
 func withContent(o Object, data Data, annotations map[string]string) *Object {
@@ -367,42 +416,70 @@ type PushInput struct {
 }
 
 // PushTargets returns the namespaces a source pushes into, and problems with
-// its annotations. Invalid pattern entries match nothing; an invalid selector
-// selects nothing; the other half of the union still applies.
+// its annotations. Each dialect's push annotations describe a set of
+// namespaces; the targets are their union, minus the source's own namespace,
+// excluded and terminating namespaces. Invalid pattern entries match
+// nothing; an invalid selector selects nothing; the rest still applies.
 func PushTargets(source *Object, namespaces []Namespace, opts PushOptions) (map[string]bool, []Event) {
-	a := opts.Annotations
-	var problems []Event
 	targets := map[string]bool{}
 	if source == nil {
 		return targets, nil
 	}
-	patterns, errs := opts.Parse.parse(source.Annotations[a.ReplicateTo])
-	for _, err := range errs {
-		problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateTo, err))
-	}
-	var selector labels.Selector
-	if s := strings.TrimSpace(source.Annotations[a.ReplicateToMatching]); s != "" {
-		sel, err := labels.Parse(s)
-		if err != nil {
-			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.ReplicateToMatching, err))
-		} else {
-			selector = sel
-		}
-	}
-	kubed, err := kubedSelector(source, a)
-	if err != nil {
-		problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.KubedSync, err))
+	sets, problems := pushSets(source, opts)
+	if len(sets) == 0 {
+		return targets, problems
 	}
 	for _, ns := range namespaces {
 		if ns.Name == source.Namespace || ns.Terminating || opts.Exclude.Match(ns.Name) {
 			continue
 		}
-		set := labels.Set(ns.Labels)
-		if patterns.Match(ns.Name) || (selector != nil && selector.Matches(set)) || (kubed != nil && kubed.Matches(set)) {
-			targets[ns.Name] = true
+		for _, set := range sets {
+			if set.contains(ns) {
+				targets[ns.Name] = true
+				break
+			}
 		}
 	}
 	return targets, problems
+}
+
+// pushSets translates the push annotations of every dialect read into
+// namespace sets: ours (replicate-to patterns ORed with the
+// replicate-to-matching selector), kubed's sync selector, reflector's auto
+// push (allowed AND auto).
+func pushSets(source *Object, opts PushOptions) ([]*namespaceSet, []Event) {
+	a := opts.Annotations
+	var sets []*namespaceSet
+	var problems []Event
+	ours := &namespaceSet{}
+	list, to := source.Annotations[a.ReplicateTo]
+	if to {
+		patterns, errs := opts.Parse.parse(list)
+		for _, err := range errs {
+			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateTo, err))
+		}
+		ours.patterns = patterns
+	}
+	if s := strings.TrimSpace(source.Annotations[a.ReplicateToMatching]); s != "" {
+		sel, err := labels.Parse(s)
+		if err != nil {
+			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.ReplicateToMatching, err))
+		} else {
+			ours.selectors = append(ours.selectors, sel)
+		}
+	}
+	sets = append(sets, ours)
+	kubed, errs := kubedTargets(source, a)
+	problems = append(problems, errs...)
+	if kubed != nil {
+		sets = append(sets, kubed)
+	}
+	auto, errs := a.reflectorAuto(source, opts.Parse)
+	problems = append(problems, errs...)
+	if auto != nil {
+		sets = append(sets, auto)
+	}
+	return sets, problems
 }
 
 // PlanPush decides which replicas of a source to create, update and delete.
@@ -470,7 +547,7 @@ func replica(source *Object, namespace, marker string, opts PushOptions) Object 
 			a.ReplicatedAt:          opts.Now.UTC().Format(time.RFC3339),
 		},
 	}
-	if strip, _ := strconv.ParseBool(source.Annotations[a.StripLabels]); !strip {
+	if strip, _ := strconv.ParseBool(source.Annotations[a.StripLabels]); !strip && !a.pushesOnlyAsReflector(source.Annotations) {
 		r.Labels = maps.Clone(source.Labels)
 	}
 	if keep, _ := strconv.ParseBool(source.Annotations[a.KeepOwnerReferences]); keep {
@@ -478,6 +555,9 @@ func replica(source *Object, namespace, marker string, opts PushOptions) Object 
 	}
 	if a.kubedSource(source.Annotations) {
 		addKubedBookkeeping(&r, source)
+	}
+	if a.reflectorPushSource(source.Annotations) {
+		addReflectorBookkeeping(&r, source, opts.Now, a.Reflector)
 	}
 	if r.Data == nil {
 		r.Data = Data{}
@@ -498,14 +578,19 @@ func updateReplica(current *Object, desired Object, a Annotations) (Change, bool
 		// An adopted copy may have none.
 		annotations = map[string]string{}
 	}
+	stamps := a.stamps()
 	for k, v := range desired.Annotations {
-		if k != a.ReplicatedFromVersion && k != a.ReplicatedAt {
-			annotations[k] = v
+		if _, ok := current.Annotations[k]; ok && slices.Contains(stamps, k) {
+			continue
 		}
+		annotations[k] = v
 	}
 	if dataChanged {
-		annotations[a.ReplicatedFromVersion] = desired.Annotations[a.ReplicatedFromVersion]
-		annotations[a.ReplicatedAt] = desired.Annotations[a.ReplicatedAt]
+		for _, k := range stamps {
+			if v, ok := desired.Annotations[k]; ok {
+				annotations[k] = v
+			}
+		}
 	}
 	same := !dataChanged &&
 		maps.Equal(annotations, current.Annotations) &&

@@ -642,7 +642,7 @@ func TestGateAcrossClusters(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			g := Gate{Annotations: ann, AllowAll: tt.allowAll, Cluster: tt.cluster}
-			ok, why := g.Allows(tlsSource("A", tt.annotations), tt.ref, "app")
+			ok, why := g.Allows(tlsSource("A", tt.annotations), tt.ref, Namespace{Name: "app"})
 			assert.Equal(t, tt.want, ok, why)
 			if !tt.want {
 				assert.Contains(t, why, tt.why)

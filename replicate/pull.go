@@ -34,6 +34,10 @@ func (c *Controller) reportSourceProblems(obj any, o *Object) {
 			}
 		}
 	}
+	_, problems := a.reflectorAllowed(o, c.patterns)
+	for _, p := range problems {
+		c.event(obj, o, &p)
+	}
 }
 
 // reconcilePull brings a pull target to what its source allows.
@@ -44,29 +48,32 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		log.Debug("pull target in excluded namespace, left alone")
 		return nil
 	}
-	if ns := c.namespace(target.Namespace); ns == nil || terminating(ns) {
+	ns := c.namespace(target.Namespace)
+	if ns == nil || terminating(ns) {
 		return nil
 	}
 	// Every way out below is a refusal unless the plan says otherwise.
 	result := "refused"
 	defer func() { c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc() }()
-	ref, err := c.parseRef(target.Annotations[a.ReplicateFrom], target.Namespace)
+	value, refKey, _ := a.pullReference(target.Annotations)
+	ref, err := c.parseRef(value, target.Namespace)
 	if err != nil {
-		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateFrom, err))
+		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", refKey, err))
 		return nil
 	}
-	source, skipped := c.pullSource(obj, target, ref)
+	source, skipped := c.pullSource(obj, target, ref, refKey)
 	if skipped != "" {
 		result = skipped
 		return nil
 	}
 	d := PlanPull(PullInput{
-		Target: *target,
-		Source: source,
-		Ref:    ref,
-		Gate:   Gate{Annotations: a, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns},
-		Rules:  c.kind.Rules(),
-		Now:    c.opts.Now(),
+		Target:    *target,
+		Source:    source,
+		Ref:       ref,
+		Namespace: Namespace{Name: ns.Name, Labels: ns.Labels},
+		Gate:      Gate{Annotations: a, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns},
+		Rules:     c.kind.Rules(),
+		Now:       c.opts.Now(),
 	})
 	if d.Event == nil || d.Event.Type != Warning {
 		result = "unchanged"
@@ -101,14 +108,14 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 // the target must not be planned now, it raises the Event that says why and
 // returns the result to count ("refused", "unavailable"); a source that does
 // not exist is nil with no result: the plan empties the target.
-func (c *Controller) pullSource(obj any, target *Object, ref Ref) (*Object, string) {
+func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string) (*Object, string) {
 	a := c.opts.Annotations
 	if ref.Cluster != "" {
-		return c.remoteSource(obj, target, ref)
+		return c.remoteSource(obj, target, ref, refKey)
 	}
 	self := Ref{Namespace: target.Namespace, Name: target.Name}
 	if ref == self {
-		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", a.ReplicateFrom))
+		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", refKey))
 		return nil, "refused"
 	}
 	next := func(r Ref) (Ref, bool) {
@@ -116,7 +123,7 @@ func (c *Controller) pullSource(obj any, target *Object, ref Ref) (*Object, stri
 		if o == nil {
 			return Ref{}, false
 		}
-		v, ok := o.Annotations[a.ReplicateFrom]
+		v, _, ok := a.pullReference(o.Annotations)
 		if !ok {
 			return Ref{}, false
 		}
@@ -124,7 +131,7 @@ func (c *Controller) pullSource(obj any, target *Object, ref Ref) (*Object, stri
 		return n, err == nil && n.Cluster == ""
 	}
 	if FindCycle(self, ref, next, maxChain) {
-		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", a.ReplicateFrom, maxChain, ref))
+		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", refKey, maxChain, ref))
 		return nil, "refused"
 	}
 	_, source := c.get(ref.Namespace + "/" + ref.Name)
@@ -132,18 +139,17 @@ func (c *Controller) pullSource(obj any, target *Object, ref Ref) (*Object, stri
 }
 
 // remoteSource is pullSource for a source in another cluster.
-func (c *Controller) remoteSource(obj any, target *Object, ref Ref) (*Object, string) {
-	a := c.opts.Annotations
+func (c *Controller) remoteSource(obj any, target *Object, ref Ref, refKey string) (*Object, string) {
 	remote := c.opts.Remotes[ref.Cluster]
 	if remote == nil {
-		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured as a source cluster for %ss", a.ReplicateFrom, ref.Cluster, c.kind.Name()))
+		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured as a source cluster for %ss", refKey, ref.Cluster, c.kind.Name()))
 		return nil, "refused"
 	}
 	var unavailable *UnavailableError
 	source, err := remote.Get(ref.Namespace, ref.Name)
 	switch {
 	case errors.Is(err, ErrNotWatched):
-		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: namespace %s of cluster %s is not watched by this replicator", a.ReplicateFrom, ref.Namespace, ref.Cluster))
+		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: namespace %s of cluster %s is not watched by this replicator", refKey, ref.Namespace, ref.Cluster))
 		return nil, "refused"
 	case errors.As(err, &unavailable):
 		// The cache may be stale: neither fill nor empty from it. What was

@@ -47,11 +47,9 @@ type Replicator struct {
 
 // NewReplicator wires a Replicator from s.
 func NewReplicator(s Setup) (*Replicator, error) {
-	a := s.Options.Annotations
-	if s.Options.Kubed {
-		// Sources that only carry kubed's annotation keep their data.
-		a.KubedSync = KubedSyncAnnotation
-	}
+	// Sources and mirrors that only carry another dialect's annotations
+	// keep their data in the cache.
+	a := s.Options.Annotations.WithDialects("Secret", s.Options.Kubed, s.Options.Reflector)
 	r := &Replicator{
 		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
 			informers.WithTransform(CacheTransform(a, s.Options.AllowAll))),

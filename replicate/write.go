@@ -256,8 +256,9 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 		return
 	}
 	if c.opts.DryRun {
-		// Events are writes too.
-		if m, err := metaOf(obj); err == nil {
+		// Events are writes too: each is logged once until its message
+		// changes.
+		if m, err := metaOf(obj); err == nil && c.dryRun.first("event "+m.GetNamespace()+"/"+m.GetName()+" "+reason, message) {
 			c.log.WithFields(logrus.Fields{"namespace": m.GetNamespace(), "name": m.GetName(), "type": typ, "reason": reason, "message": message}).Info("dry run: would record event")
 		}
 		return
