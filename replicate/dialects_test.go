@@ -60,10 +60,16 @@ func TestReflectorPush(t *testing.T) {
 		annotations map[string]string
 		existing    []*Object
 		typ         string
+		policy      *PushPolicy
 		want        map[string]Action
 		conflicts   []string
 		problems    int
 	}{
+		"the push policy holds for reflector's annotations too": {
+			annotations: reflectorRecipe(), policy: &PushPolicy{From: patterns("certs")},
+			existing: []*Object{ourReflectorReplica("prod")},
+			want:     map[string]Action{"prod": Delete}, problems: 1,
+		},
 		"the FAQ recipe pushes into dev, staging and prod": {
 			annotations: reflectorRecipe(),
 			want:        map[string]Action{"dev": Create, "staging": Create, "prod": Create},
@@ -165,7 +171,7 @@ func TestReflectorPush(t *testing.T) {
 			plan := PlanPush(PushInput{
 				SourceRef: Ref{Namespace: "cert-manager", Name: "wildcard"}, Source: source, Namespaces: namespaces, Owned: owned,
 				Existing: func(n string) *Object { return byNS[n] },
-				Options:  PushOptions{Annotations: a, Now: now, Policy: pushFromAnywhere},
+				Options:  PushOptions{Annotations: a, Now: now, Policy: policyOr(tt.policy)},
 			})
 			got := map[string]Action{}
 			for _, c := range plan.Changes {

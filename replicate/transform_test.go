@@ -14,8 +14,13 @@ func TestCacheTransform(t *testing.T) {
 	tests := map[string]struct {
 		annotations map[string]string
 		allowAll    bool
+		dialects    bool // reflector's and kubed's read
 		keepsData   bool
 	}{
+		"a reflector source keeps its data while that dialect is read":                     {annotations: map[string]string{rk.Allowed: "true"}, dialects: true, keepsData: true},
+		"a reflector mirror keeps its data while that dialect is read":                     {annotations: map[string]string{rk.Reflects: "a/b"}, dialects: true, keepsData: true},
+		"a kubed source keeps its data while that dialect is read":                         {annotations: map[string]string{KubedSyncAnnotation: ""}, dialects: true, keepsData: true},
+		"reflector's and kubed's annotations mean nothing without dialect":                 {annotations: map[string]string{rk.Allowed: "true", rk.Reflects: "a/b", KubedSyncAnnotation: ""}},
 		"a Secret applied with kubectl loses the copy of its data too":                     {annotations: map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"k":"dg=="}}`}},
 		"an unrelated Secret is cached without data":                                       {annotations: map[string]string{"other.example/x": "y"}},
 		"a Secret with no annotations at all, likewise":                                    {},
@@ -33,7 +38,11 @@ func TestCacheTransform(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Name: "s", Annotations: tt.annotations, ManagedFields: managed},
 				Data:       map[string][]byte{"k": []byte("v")},
 			}
-			out, err := CacheTransform(ann, tt.allowAll)(s)
+			a := ann
+			if tt.dialects {
+				a = dialects
+			}
+			out, err := CacheTransform(a, tt.allowAll)(s)
 			require.NoError(t, err)
 			got := out.(*corev1.Secret)
 			assert.Nil(t, got.ManagedFields)
