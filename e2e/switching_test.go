@@ -193,10 +193,11 @@ func TestReflectorRecipe(t *testing.T) {
 	tenant, victim := e.ns("tenant", nil), e.ns("victim", nil)
 	prod := fmt.Sprintf("e%d-prod", e.id) // created later
 	// As the chart would be set for this recipe: only cert-manager's
-	// namespace may push.
+	// namespace may push (Roles too, to show that reflector's dialect is
+	// not read on them).
 	e.start(func(o *replicate.Options) {
 		o.Reflector = true
-		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
+		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs), RBACFrom: mustPatterns(t, certs)}
 	})
 	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
 	listed := strings.Join([]string{dev, staging, prod, foreign}, ",")
@@ -290,6 +291,15 @@ func TestReflectorRecipe(t *testing.T) {
 	e.waitGone(staging, "both-tls")
 	e.stable(time.Second, dev, "both-tls")
 
+	// ConfigMaps too (data and binaryData); Roles never, as reflector.
+	cms, roles := e.objects(configMapKind), e.objects(roleKind)
+	cms.create(certs, "settings", reflectorRecipe(dev), nil, configMapKind.content(1))
+	roles.create(certs, "reader", reflectorRecipe(dev), nil, roleKind.content(1))
+	cms.wait(dev, "settings", configMapKind.content(1))
+	time.Sleep(time.Second)
+	assert.Empty(t, e.kindsNamed(dev, "reader"), "reflector's dialect is read on Secrets and ConfigMaps only")
+	assert.False(t, e.hasEvent(certs, "reader", replicate.ReasonPushDenied), "the Role is no push source at all")
+
 	// A tenant who may not push gets nothing into another namespace with
 	// reflector's annotations.
 	e.create(secret(tenant, "planted", corev1.SecretTypeOpaque, map[string]string{"k": "tenant-value"}, reflectorRecipe(victim)))
@@ -308,6 +318,7 @@ func TestReflectorRecipe(t *testing.T) {
 func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 	e := newSerialEnv(t)
 	certs, krNS, reflNS, kubedNS, plain := e.ns("certs", nil), e.ns("kr", nil), e.ns("reflected", nil), e.ns("kubed", map[string]string{"migrating-from-kubed": fmt.Sprint(e.id)}), e.ns("plain", nil)
+	fresh := e.ns("fresh", nil) // in reflector's list, with no copy yet
 	old := map[string]string{"tls.crt": "OLD-CERT", "tls.key": "OLD-KEY"}
 	copyOf := func(namespace, name string, annotations, labels map[string]string) {
 		s := secret(namespace, name, corev1.SecretTypeTLS, old, annotations)
@@ -318,7 +329,7 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 	e.create(secret(certs, "kr-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicateTo: krNS + "," + plain}))
 	copyOf(krNS, "kr-tls", map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z", e.a.ReplicatedFromVersion: "12345", e.a.ReplicatedKeys: "tls.crt,tls.key"}, nil)
 	// reflector's source, its auto copy and a mirror it filled.
-	e.create(secret(certs, "reflector-tls", corev1.SecretTypeTLS, tlsV1, reflectorRecipe(reflNS+","+plain)))
+	e.create(secret(certs, "reflector-tls", corev1.SecretTypeTLS, tlsV1, reflectorRecipe(reflNS+","+plain+","+fresh)))
 	copyOf(reflNS, "reflector-tls", map[string]string{
 		rk.Reflects: certs + "/reflector-tls", rk.AutoReflects: "True", rk.ReflectedVersion: "12345", rk.ReflectedAt: `"2026-01-01T00:00:00.0000000+00:00"`,
 	}, nil)
@@ -337,18 +348,39 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 	// The dry run beside the old tool: says what it would do, does nothing.
 	dialects := []string{"--annotation-prefix", e.prefix, "--dialects=replicator,reflector,kubed", "--push-from-namespaces=" + certs, "--log-format=json"}
 	p := e.startReplicator("dry-run", append(dialects, "--dry-run")...)
-	e.eventually(wait, "three adoptions counted", func() error {
-		if v, err := p.metric("replicator_dry_run_writes_total", map[string]string{"kind": "Secret", "mode": "push", "action": "adopt"}); err != nil || v != 3 {
+	for action, want := range map[string]float64{"adopt": 3, "create": 1} {
+		e.eventually(wait, "dry-run "+action+" counted", func() error {
+			if v, err := p.metric("replicator_dry_run_writes_total", map[string]string{"kind": "Secret", "mode": "push", "action": action}); err != nil || v != want {
+				return fmt.Errorf("%v (%v)", v, err)
+			}
+			return nil
+		})
+	}
+	e.eventually(wait, "dry-run mirror update counted", func() error {
+		if v, err := p.metric("replicator_dry_run_writes_total", map[string]string{"kind": "Secret", "mode": "pull", "action": "update"}); err != nil || v != 1 {
 			return fmt.Errorf("%v (%v)", v, err)
 		}
 		return nil
 	})
 	logs := p.logs.String()
-	for _, ns := range []string{krNS, reflNS, kubedNS} {
-		assert.Contains(t, logs, ns)
+	for _, want := range []string{
+		`"action":"adopt","kind":"Secret","level":"info","msg":"dry run: would write","name":"kr-tls","namespace":"` + krNS + `"`,
+		`"action":"adopt","kind":"Secret","level":"info","msg":"dry run: would write","name":"reflector-tls","namespace":"` + reflNS + `"`,
+		`"action":"adopt","kind":"Secret","level":"info","msg":"dry run: would write","name":"kubed-tls","namespace":"` + kubedNS + `"`,
+		`"action":"create","kind":"Secret","level":"info","msg":"dry run: would write","name":"reflector-tls","namespace":"` + fresh + `"`,
+		`"msg":"dry run: would write","name":"mirror","namespace":"` + reflNS + `"`,
+	} {
+		assert.Contains(t, logs, want)
+	}
+	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		v, err := p.metric("rest_client_requests_total", map[string]string{"method": method})
+		require.NoError(t, err)
+		assert.Zero(t, v, "%s requests sent by the dry run", method)
 	}
 	p.stop(t)
 	assert.Equal(t, before, e.resourceVersions(krNS, reflNS, kubedNS, plain), "the dry run wrote nothing")
+	_, err := e.get(fresh, "reflector-tls")
+	assert.True(t, apierrors.IsNotFound(err), "nor created anything")
 
 	e.start(func(o *replicate.Options) {
 		o.Kubed, o.Reflector = true, true
@@ -361,6 +393,7 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 		assert.Contains(t, e.waitEvent(certs, name, replicate.ReasonAdopted), ns)
 	}
 	e.waitData(reflNS, "mirror", tlsV1)
+	e.waitData(fresh, "reflector-tls", tlsV1)
 	for _, name := range []string{"kr-tls", "reflector-tls"} {
 		assert.Contains(t, e.waitEvent(certs, name, replicate.ReasonTargetConflict), plain)
 	}
