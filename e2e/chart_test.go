@@ -71,6 +71,18 @@ func TestChartRejectsWrongValues(t *testing.T) {
 	}
 }
 
+// TestChartPassesEveryDialect renders the chart with all three dialects and
+// runs the binary's flag parsing on the Deployment's own arguments.
+func TestChartPassesEveryDialect(t *testing.T) {
+	needTools(t)
+	out, err := helm(t, "template", "r", chartDir, "--show-only", "templates/deployment.yaml", "--set", `dialects=replicator\,reflector\,kubed`)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "- --dialects=replicator,reflector,kubed")
+	cmd := exec.Command(binary, "--dialects=replicator,reflector,kubed", "--version")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+}
+
 func TestChartRendersHardenedPod(t *testing.T) {
 	needTools(t)
 	out, err := helm(t, "template", "r", chartDir, "--show-only", "templates/deployment.yaml")
