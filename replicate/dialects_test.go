@@ -151,15 +151,8 @@ func TestReflectorPush(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			a := tt.a
-			if a.ReplicateFrom == "" {
-				a = dialects
-			}
-			source := &Object{Namespace: "cert-manager", Name: "wildcard", ResourceVersion: "7", Type: "kubernetes.io/tls",
-				Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: tt.annotations}
-			if tt.typ != "" {
-				source.Type = tt.typ
-			}
+			a := orDialects(tt.a)
+			source := certManagerSource(tt.annotations, tt.typ)
 			byNS := map[string]*Object{}
 			var owned []*Object
 			for _, o := range tt.existing {
@@ -194,16 +187,13 @@ func TestReflectorPush(t *testing.T) {
 // ourReflectorReplica is a copy this replicator pushed in reflector's
 // dialect from cert-manager/wildcard into namespace.
 func ourReflectorReplica(namespace string) *Object {
-	source := &Object{Namespace: "cert-manager", Name: "wildcard", ResourceVersion: "7", Type: "kubernetes.io/tls",
-		Data: data("tls.crt", "A", "tls.key", "key-A"), Annotations: reflectorRecipe()}
-	r := replica(source, namespace, "cert-manager/wildcard", PushOptions{Annotations: dialects, Now: now})
+	r := replica(certManagerSource(reflectorRecipe(), ""), namespace, "cert-manager/wildcard", PushOptions{Annotations: dialects, Now: now})
 	r.UID, r.ResourceVersion = "uid-"+namespace, "5"
 	return &r
 }
 
 func TestReflectorCopiesCarryTypeAndDataOnlyAndSettle(t *testing.T) {
-	source := &Object{Namespace: "cert-manager", Name: "wildcard", ResourceVersion: "7", Type: "kubernetes.io/tls",
-		Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: reflectorRecipe()}
+	source := certManagerSource(reflectorRecipe(), "")
 	opts := PushOptions{Annotations: dialects, Now: now}
 	r := replica(source, "dev", "cert-manager/wildcard", opts)
 	assert.Empty(t, r.Labels, "a source pushed only in reflector's dialect gives its copies no labels, as reflector")
@@ -293,15 +283,8 @@ func TestReflectorPull(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			a := tt.a
-			if a.ReplicateFrom == "" {
-				a = dialects
-			}
-			source := &Object{Namespace: "cert-manager", Name: "wildcard", ResourceVersion: "7", Type: "kubernetes.io/tls",
-				Data: data("tls.crt", "A", "tls.key", "key-A"), Annotations: tt.annotations}
-			if tt.typ != "" {
-				source.Type = tt.typ
-			}
+			a := orDialects(tt.a)
+			source := certManagerSource(tt.annotations, tt.typ)
 			d := PlanPull(PullInput{Target: tt.target, Source: source, Ref: Ref{Namespace: "cert-manager", Name: "wildcard"}, Namespace: tt.ns,
 				Gate: Gate{Annotations: a}, Rules: Secrets().Rules(), Now: now})
 			require.NotNil(t, d.Event)
@@ -324,8 +307,7 @@ func TestReflectorPull(t *testing.T) {
 }
 
 func TestReflectorMirrorIsEmptiedWhenRevokedAndSettles(t *testing.T) {
-	source := &Object{Namespace: "cert-manager", Name: "wildcard", ResourceVersion: "7", Type: "kubernetes.io/tls",
-		Data: data("tls.crt", "A", "tls.key", "key-A"), Annotations: reflectorRecipe()}
+	source := certManagerSource(reflectorRecipe(), "")
 	in := PullInput{
 		Target: Object{Namespace: "dev", Name: "tls", Type: "kubernetes.io/tls", Data: data("tls.crt", "", "tls.key", ""),
 			Annotations: map[string]string{rk.Reflects: "cert-manager/wildcard"}},
@@ -349,4 +331,23 @@ func TestReflectorMirrorIsEmptiedWhenRevokedAndSettles(t *testing.T) {
 func tlsPlaceholderIn(namespace, from string) Object {
 	return Object{Namespace: namespace, Name: "tls", Type: "kubernetes.io/tls", Data: data("tls.crt", "", "tls.key", ""),
 		Annotations: map[string]string{ann.ReplicateFrom: from}}
+}
+
+// certManagerSource is cert-manager's Secret cert-manager/wildcard with
+// annotations, of type typ ("": kubernetes.io/tls).
+func certManagerSource(annotations map[string]string, typ string) *Object {
+	if typ == "" {
+		typ = "kubernetes.io/tls"
+	}
+	return &Object{Namespace: "cert-manager", Name: "wildcard", ResourceVersion: "7", Type: typ,
+		Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: annotations}
+}
+
+// orDialects is a, or the annotations with every dialect read when a is
+// the zero value.
+func orDialects(a Annotations) Annotations {
+	if a.ReplicateFrom == "" {
+		return dialects
+	}
+	return a
 }
