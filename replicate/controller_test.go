@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
@@ -449,6 +451,8 @@ func TestControllerDryRunWritesNothing(t *testing.T) {
 	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), namespaceObj("team-c", nil),
 		source, placeholder, adoptable, stale)
 	h.ctrl.opts.DryRun = true
+	logger, logs := logtest.NewNullLogger()
+	h.ctrl.log = logger
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "nothing written")
 	assert.Empty(t, h.recorder.Events, "no Event recorded")
@@ -464,6 +468,18 @@ func TestControllerDryRunWritesNothing(t *testing.T) {
 	for _, key := range h.ctrl.objects.GetIndexer().ListKeys() {
 		h.ctrl.queue.Add(key)
 	}
+	eventLogs := func() int {
+		n := 0
+		for _, e := range logs.AllEntries() {
+			if e.Message == "dry run: would record event" {
+				n++
+			}
+		}
+		return n
+	}
+	events := eventLogs()
+	require.NotZero(t, events, "the Events it would record are logged")
 	h.drain(t)
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.dryRunWrites.WithLabelValues("Secret", "push", "create")), "reported once")
+	assert.Equal(t, events, eventLogs(), "each Event is logged once too")
 }

@@ -113,8 +113,8 @@ func (c *Controller) indexPullSource(obj any) ([]string, error) {
 	return []string{ref.String()}, nil
 }
 
-// parseRef parses a pull reference (replicate-from or reflects); a cluster prefix naming this
-// cluster means this cluster.
+// parseRef parses a pull reference (replicate-from, or reflector's
+// reflects); a cluster prefix naming this cluster means this cluster.
 func (c *Controller) parseRef(value, namespace string) (Ref, error) {
 	ref, err := ParseRef(value, namespace, c.kind.ValidName)
 	if err == nil && ref.Cluster != "" && ref.Cluster == c.opts.Cluster {
