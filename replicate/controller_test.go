@@ -71,10 +71,18 @@ func newKindHarness(t *testing.T, kind Kind, objs ...runtime.Object) *harness {
 func newPolicyHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) *harness {
 	t.Helper()
 	h, _ := newController(t, kind, policy, objs...)
+	h.seed(t, objs...)
+	return h
+}
+
+// seed puts objs in the controller's caches and hands them to its event
+// handlers, as the informers' first list would.
+func (h *harness) seed(t *testing.T, objs ...runtime.Object) {
+	t.Helper()
 	for _, o := range objs {
 		if _, ok := o.(*corev1.Namespace); ok {
 			require.NoError(t, h.ctrl.namespaces.GetIndexer().Add(o))
-		} else if kind.View(o) != nil {
+		} else if h.ctrl.kind.View(o) != nil {
 			require.NoError(t, h.ctrl.objects.GetIndexer().Add(o))
 		}
 	}
@@ -82,7 +90,6 @@ func newPolicyHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtim
 		o, _, _ := h.ctrl.objects.GetIndexer().GetByKey(key)
 		h.ctrl.objectChanged(nil, o)
 	}
-	return h
 }
 
 // newLiveHarness is newPolicyHarness with running informers, for the tests
@@ -482,4 +489,40 @@ func TestControllerDryRunWritesNothing(t *testing.T) {
 	h.drain(t)
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.dryRunWrites.WithLabelValues("Secret", "push", "create")), "reported once")
 	assert.Equal(t, events, eventLogs(), "each Event is logged once too")
+}
+
+// In reflector's dialect a source may allow namespaces by label: relabelling
+// a namespace fills or empties the mirrors in it, without any change to the
+// source or the mirror.
+func TestControllerReflectorMirrorFollowsItsNamespaceLabels(t *testing.T) {
+	app := namespaceObj("app", nil)
+	objs := []runtime.Object{
+		namespaceObj("certs", nil), app,
+		secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+			map[string]string{rk.Allowed: "true", rk.AllowedNamespaces: "staging", rk.AllowedSelector: "team=web"}),
+		secret("app", "my-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{rk.Reflects: "certs/wildcard"}),
+	}
+	h, _ := newController(t, Secrets(), pushFromAnywhere, objs...)
+	h.ctrl.opts.Annotations = dialects
+	h.seed(t, objs...)
+	h.drain(t)
+	mirror := func() string {
+		s, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "my-tls", metav1.GetOptions{})
+		require.NoError(t, err)
+		return string(s.Data["tls.crt"])
+	}
+	assert.Empty(t, mirror(), "app is neither listed nor labelled")
+
+	relabel := func(labels map[string]string) {
+		old, _, _ := h.ctrl.namespaces.GetIndexer().GetByKey("app")
+		cur := old.(*corev1.Namespace).DeepCopy()
+		cur.Labels = labels
+		require.NoError(t, h.ctrl.namespaces.GetIndexer().Update(cur))
+		h.ctrl.namespaceChanged(old, cur)
+		h.drain(t)
+	}
+	relabel(map[string]string{"team": "web"})
+	assert.Equal(t, "A", mirror(), "labelled: filled")
+	relabel(nil)
+	assert.Empty(t, mirror(), "unlabelled: emptied")
 }
