@@ -40,6 +40,8 @@ type env struct {
 	writes atomic.Int64
 	mu     sync.Mutex
 	recent []string
+	// byPath counts the mutating requests by URL path.
+	byPath map[string]int
 }
 
 func newEnv(t *testing.T) *env {
@@ -87,6 +89,10 @@ func (e *env) countingConfig() *rest.Config {
 				status = resp.Status
 			}
 			e.mu.Lock()
+			if e.byPath == nil {
+				e.byPath = map[string]int{}
+			}
+			e.byPath[r.URL.Path]++
 			e.recent = append(e.recent, time.Now().Format("15:04:05.000")+" "+r.Method+" "+r.URL.Path+" -> "+status)
 			if len(e.recent) > 20 {
 				e.recent = e.recent[1:]
@@ -221,6 +227,20 @@ func (e *env) waitEvent(namespace, name, reason string) string {
 	return msg
 }
 
+// countEvents returns how many Events with reason were recorded on the
+// object (an Event repeated is counted as often as it was recorded).
+func (e *env) countEvents(namespace, name, reason string) int {
+	list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
+	})
+	require.NoError(e.t, err)
+	n := 0
+	for _, ev := range list.Items {
+		n += int(max(ev.Count, 1))
+	}
+	return n
+}
+
 // hasEvent reports whether an Event with reason exists on the object now.
 func (e *env) hasEvent(namespace, name, reason string) bool {
 	list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
@@ -269,4 +289,12 @@ func (e *env) resourceVersions(namespaces ...string) map[string]string {
 		}
 	}
 	return out
+}
+
+// secretWrites returns how many writes the controller sent to the Secret
+// (updates and deletes; creates go to the collection).
+func (e *env) secretWrites(namespace, name string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.byPath["/api/v1/namespaces/"+namespace+"/secrets/"+name]
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -525,4 +527,57 @@ func TestControllerReflectorMirrorFollowsItsNamespaceLabels(t *testing.T) {
 	assert.Equal(t, "A", mirror(), "labelled: filled")
 	relabel(nil)
 	assert.Empty(t, mirror(), "unlabelled: emptied")
+}
+
+// Another writer keeps emptying a placeholder: the replicator restores it,
+// and the third write of the same content names the writer once, from the
+// object's managedFields, with the docs to read.
+func TestControllerNamesTheWriterItFights(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
+	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, placeholder)
+	h.drain(t)
+	revert := func() {
+		// What Argo CD does with a manifest holding the empty values:
+		// server-side apply, forced.
+		apply := corev1ac.Secret("tls", "app").WithType(corev1.SecretTypeTLS).WithData(map[string][]byte{"tls.crt": {}, "tls.key": {}})
+		_, err := h.client.CoreV1().Secrets("app").Apply(context.Background(), apply, metav1.ApplyOptions{FieldManager: "argocd-controller", Force: true})
+		require.NoError(t, err)
+		h.drain(t)
+	}
+	revert()
+	assert.Empty(t, fightEvents(h), "one repair is no fight")
+	revert()
+	revert()
+	events := fightEvents(h)
+	require.Len(t, events, 1, "named once per spell")
+	assert.Contains(t, events[0], "latest first: argocd-controller (Apply)", "the last writer first")
+	assert.NotContains(t, events[0], FieldManager+" (", "the replicator left out")
+	assert.Contains(t, events[0], GitOpsDocs)
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.fights.WithLabelValues("Secret", "pull")))
+	s, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "A", string(s.Data["tls.crt"]), "restored each time")
+	for _, a := range writes(h.client) {
+		if u, ok := a.(k8stesting.UpdateAction); ok {
+			m, err := apimeta.Accessor(u.GetObject())
+			require.NoError(t, err)
+			assert.Empty(t, m.GetManagedFields(), "the replicator never sends managedFields")
+		}
+	}
+}
+
+// fightEvents returns the FightingWriter Events recorded so far.
+func fightEvents(h *harness) []string {
+	var out []string
+	for {
+		select {
+		case e := <-h.recorder.Events:
+			if strings.Contains(e, ReasonFightingWriter) {
+				out = append(out, e)
+			}
+		default:
+			return out
+		}
+	}
 }

@@ -10,14 +10,26 @@ import (
 	"time"
 )
 
-// writeGuard keeps the replicator from fighting another writer. Writes of an
-// object with the same content (the same digest) are counted; after guardFree
-// of them in a row with less than guardQuiet between them, the next waits,
-// 1 s at first and twice as long each time after, up to guardMax. New content
-// (the source changed) or a quiet spell resets the count. So a source that
-// changes, however often, or a replica edited once by hand is never held back;
-// a controller that keeps undoing the replicator's work meets a write every
-// few minutes instead of a hot loop, and other objects are not delayed by it.
+// writeGuard keeps the replicator from fighting another writer in a hot
+// loop, while answering every writer that undoes its work at a human or
+// GitOps pace. It counts, per object, the writes of the same content (the
+// same digest) in a row: each one after the first answers someone who
+// changed the object back.
+//
+//   - A revert seen a second or more after our write (a person, a GitOps
+//     controller re-applying a manifest every few seconds) is answered at
+//     once, within a budget: a bucket of guardBurst writes that refills one
+//     write every guardRefill, so a writer slower than that is answered
+//     every time and a faster one at most at that rate.
+//   - A revert seen sooner than guardHot after our write is a hot loop:
+//     guardFreeHot of those in a row are answered at once, then each waits,
+//     guardHotBase at first and twice as long each time after, up to
+//     guardHotMax.
+//
+// New content (the source changed) or a quiet spell (guardQuiet without a
+// write, besides any pause owed) starts afresh. The guardSpell-th write of
+// the same content in a row opens a fight spell: the caller names the other
+// writer in an Event, once per spell. Other objects are never delayed.
 type writeGuard struct {
 	mu      sync.Mutex
 	entries map[string]*guardEntry
@@ -25,36 +37,62 @@ type writeGuard struct {
 }
 
 type guardEntry struct {
-	n      int
-	last   time.Time
 	digest string
+	// last is the time of our last write; wanted, when not zero, the time
+	// a write was first wanted and held back since then (when the revert
+	// was seen).
+	last, wanted time.Time
+	// writes counts the writes of this content in a row; hot the hot
+	// reverts among the last ones in a row.
+	writes, hot int
+	// tokens is the bucket's level after the last write.
+	tokens float64
 }
 
 const (
-	guardFree  = 3
-	guardBase  = time.Second
-	guardMax   = 5 * time.Minute
-	guardQuiet = time.Minute
+	guardHot     = time.Second
+	guardFreeHot = 3
+	guardHotBase = 5 * time.Second
+	guardHotMax  = 5 * time.Minute
+	guardBurst   = 5
+	guardRefill  = 2 * time.Second
+	guardSpell   = 3
+	guardQuiet   = 2 * time.Minute
 )
-
-// stale reports whether a write at now would start the count afresh: the
-// object has been left alone for a quiet spell longer than its pause.
-func (e *guardEntry) stale(now time.Time) bool {
-	return now.Sub(e.last) > guardQuiet+2*guardBackoff(e.n)
-}
 
 func newWriteGuard() *writeGuard { return &writeGuard{entries: map[string]*guardEntry{}} }
 
-// backoff is the pause owed after n writes in a row.
-func guardBackoff(n int) time.Duration {
-	if n < guardFree {
+// hotPause is the pause owed before a write that answers a hot revert.
+func (e *guardEntry) hotPause() time.Duration {
+	if e.hot < guardFreeHot {
 		return 0
 	}
-	d := guardBase
-	for i := guardFree; i < n && d < guardMax; i++ {
+	d := guardHotBase
+	for i := guardFreeHot; i < e.hot && d < guardHotMax; i++ {
 		d *= 2
 	}
-	return min(d, guardMax)
+	return min(d, guardHotMax)
+}
+
+// stale reports whether a write at now would start afresh: the object has
+// been left alone for a quiet spell longer than any pause it owes.
+func (e *guardEntry) stale(now time.Time) bool {
+	return now.Sub(e.last) > guardQuiet+e.hotPause()
+}
+
+// level is the bucket's level at now.
+func (e *guardEntry) level(now time.Time) float64 {
+	return min(guardBurst, e.tokens+float64(now.Sub(e.last))/float64(guardRefill))
+}
+
+// hotRevert reports whether a write at now answers a revert seen sooner
+// than guardHot after our last write.
+func (e *guardEntry) hotRevert(now time.Time) bool {
+	seen := now
+	if !e.wanted.IsZero() {
+		seen = e.wanted
+	}
+	return seen.Sub(e.last) < guardHot
 }
 
 // wait returns how long to wait before writing the object at key with
@@ -70,27 +108,42 @@ func (g *writeGuard) wait(key, digest string, now time.Time) time.Duration {
 		delete(g.entries, key)
 		return 0
 	}
-	return max(0, guardBackoff(e.n)-now.Sub(e.last))
+	var pause time.Duration
+	if level := e.level(now); level < 1 {
+		pause = time.Duration((1 - level) * float64(guardRefill))
+	}
+	if e.hotRevert(now) {
+		pause = max(pause, e.last.Add(e.hotPause()).Sub(now))
+	}
+	if pause > 0 && e.wanted.IsZero() {
+		e.wanted = now
+	}
+	return max(0, pause)
 }
 
-// wrote records a write of the object at key with content digest.
-func (g *writeGuard) wrote(key, digest string, now time.Time) {
+// wrote records a write of the object at key with content digest, and
+// reports whether it opens a fight spell.
+func (g *writeGuard) wrote(key, digest string, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.entries[key]
-	if e == nil {
-		e = &guardEntry{}
+	if e == nil || e.digest != digest || e.stale(now) {
+		e = &guardEntry{digest: digest, tokens: guardBurst, last: now}
 		g.entries[key] = e
+	} else {
+		if e.hotRevert(now) {
+			e.hot++
+		} else {
+			e.hot = 0
+		}
+		e.tokens = e.level(now)
 	}
-	if e.digest != digest || e.stale(now) {
-		e.n = 0
-		e.digest = digest
-	}
-	e.n++
-	e.last = now
-	// Now and then, forget the objects whose count a write would reset
-	// anyway, so that the map holds only objects written in the last minute
-	// or so, and those being fought over.
+	e.tokens = max(0, e.tokens-1)
+	e.writes++
+	e.last, e.wanted = now, time.Time{}
+	// Now and then, forget the objects a write would start afresh anyway,
+	// so that the map holds only objects written in the last few minutes,
+	// and those being fought over.
 	if g.writes++; g.writes%256 == 0 {
 		for k, old := range g.entries {
 			if old.stale(now) {
@@ -98,6 +151,7 @@ func (g *writeGuard) wrote(key, digest string, now time.Time) {
 			}
 		}
 	}
+	return e.writes == guardSpell
 }
 
 // contentDigest identifies what a write makes of an object: its type, data

@@ -30,6 +30,9 @@ type Kind interface {
 	Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error
 }
 
+// FieldManager is the name the replicator's writes carry in managedFields.
+const FieldManager = "replicator"
+
 // writer is what the typed clients of client-go offer for one resource.
 type writer[T runtime.Object] interface {
 	Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error)
@@ -94,7 +97,8 @@ func (k *typedKind[T]) Create(ctx context.Context, c kubernetes.Interface, desir
 	setMeta(obj, desired)
 	obj.SetResourceVersion("")
 	obj.SetUID("")
-	_, err := k.client(c, desired.Namespace).Create(ctx, obj, metav1.CreateOptions{})
+	obj.SetManagedFields(nil)
+	_, err := k.client(c, desired.Namespace).Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
 	return err
 }
 
@@ -104,7 +108,10 @@ func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, curre
 	// Optimistic concurrency: the write fails with a conflict if the object
 	// changed since the version the change was planned from.
 	obj.SetResourceVersion(desired.ResourceVersion)
-	_, err := k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
+	// The cache holds a cut-down managedFields; sending none leaves the
+	// server's as they are.
+	obj.SetManagedFields(nil)
+	_, err := k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
 	return err
 }
 

@@ -19,6 +19,7 @@ type Metrics struct {
 	problems     *prometheus.CounterVec
 	writeErrors  *prometheus.CounterVec
 	dryRunWrites *prometheus.CounterVec
+	fights       *prometheus.CounterVec
 	reconciles   *prometheus.HistogramVec
 	queues       *queueMetrics
 	reg          prometheus.Registerer
@@ -47,6 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "replicator_dry_run_writes_total",
 			Help: "Writes a dry run (--dry-run) would have made, by kind, mode (pull or push) and action (update, create, delete, recreate, adopt).",
 		}, []string{"kind", "mode", "action"}),
+		fights: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replicator_fights_total",
+			Help: "Fight spells: another writer kept undoing the replicator's writes of one object (each raises one FightingWriter Event), by kind and mode (pull or push).",
+		}, []string{"kind", "mode"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_write_errors_total",
 			Help: "Writes the API server refused, by kind and class (conflict, invalid, forbidden, namespace_gone, other).",
@@ -69,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Secrets added, changed or deleted in the watched namespaces of a source cluster, as the watch delivered them.",
 		}, []string{"cluster"}),
 	}
-	reg.MustRegister(m.results, m.writes, m.dryRunWrites, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
+	reg.MustRegister(m.results, m.writes, m.dryRunWrites, m.fights, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
 	m.queues = newQueueMetrics(reg)
 	m.reg = reg
 	return m

@@ -104,6 +104,9 @@ const (
 	ReasonCycle             = "ReplicationCycle"
 	ReasonWriteFailed       = "WriteFailed"
 	ReasonNamespaceGone     = "NamespaceTerminating"
+	// ReasonFightingWriter: another writer keeps undoing the replicator's
+	// writes of the object.
+	ReasonFightingWriter = "FightingWriter"
 	// ReasonClusterUnavailable: the source cluster cannot be read; the
 	// target keeps what it has.
 	ReasonClusterUnavailable = "SourceClusterUnavailable"

@@ -7,8 +7,10 @@ import (
 )
 
 // CacheTransform returns the informer transform that keeps the cache small:
-// managedFields are dropped from every object, and a Secret or ConfigMap that
-// carries none of this replicator's annotations is cached without its data and
+// managedFields are dropped from every object that carries none of this
+// replicator's annotations and cut down to who wrote when (manager,
+// operation, time: what a FightingWriter Event names) on the others; a
+// Secret or ConfigMap that carries none of them is cached without its data and
 // without kubectl's last-applied-configuration (which holds a copy of the data
 // when the object was applied with kubectl). Helm release Secrets, dashboards
 // and the like are large, never read and never written by the replicator. An
@@ -17,7 +19,7 @@ import (
 func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		if m, ok := obj.(metav1.Object); ok {
-			m.SetManagedFields(nil)
+			m.SetManagedFields(writers(m.GetManagedFields(), a.Relevant(m.GetAnnotations())))
 		}
 		if allowAll {
 			return obj, nil
@@ -36,4 +38,17 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 		}
 		return obj, nil
 	}
+}
+
+// writers cuts managedFields down to who wrote when, or to nothing when not
+// keep. The fields themselves (the bulk) are dropped.
+func writers(fields []metav1.ManagedFieldsEntry, keep bool) []metav1.ManagedFieldsEntry {
+	if !keep || len(fields) == 0 {
+		return nil
+	}
+	out := make([]metav1.ManagedFieldsEntry, len(fields))
+	for i, f := range fields {
+		out[i] = metav1.ManagedFieldsEntry{Manager: f.Manager, Operation: f.Operation, Time: f.Time}
+	}
+	return out
 }

@@ -10,7 +10,9 @@ import (
 )
 
 func TestCacheTransform(t *testing.T) {
-	managed := []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	at := metav1.Now()
+	managed := []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at, APIVersion: "v1",
+		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:k":{}}}`)}}}
 	tests := map[string]struct {
 		annotations map[string]string
 		allowAll    bool
@@ -45,7 +47,13 @@ func TestCacheTransform(t *testing.T) {
 			out, err := CacheTransform(a, tt.allowAll)(s)
 			require.NoError(t, err)
 			got := out.(*corev1.Secret)
-			assert.Nil(t, got.ManagedFields)
+			if tt.keepsData && !tt.allowAll {
+				// Who wrote when, for the FightingWriter Event; not the
+				// fields.
+				assert.Equal(t, []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at}}, got.ManagedFields)
+			} else {
+				assert.Nil(t, got.ManagedFields)
+			}
 			assert.Equal(t, tt.keepsData, got.Data != nil)
 			_, applied := got.Annotations[corev1.LastAppliedConfigAnnotation]
 			assert.Equal(t, tt.keepsData && tt.annotations[corev1.LastAppliedConfigAnnotation] != "", applied)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -128,7 +129,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		log.WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
 		return writeOutcome{result: "held", err: &requeue{after: pause, why: "write held back"}}
 	}
-	c.guard.wrote(target, digest, time.Now())
+	spell := c.guard.wrote(target, digest, time.Now())
 	creates := op.change.Action == Create || op.change.Action == Recreate
 	if creates {
 		// Before the request: the informer may show the new object before
@@ -146,6 +147,9 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		return writeOutcome{result: "failed", err: c.writeFailed(op.report, op.owner, what, err)}
 	}
 	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
+	if spell {
+		c.fighting(op)
+	}
 	if op.mode == "pull" {
 		log.Info("pull target written")
 	} else {
@@ -264,4 +268,58 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 		return
 	}
 	c.opts.Recorder.Event(ro, string(typ), reason, message)
+}
+
+// GitOpsDocs is where the FightingWriter Event sends the reader.
+const GitOpsDocs = "https://github.com/kubereplicator/replicator/blob/main/docs/gitops.md"
+
+// fighting names, once per fight spell, the writer that keeps undoing op's
+// write: a Warning Event on the object written (for a replica that keeps
+// being deleted, on its source), the log and a metric.
+func (c *Controller) fighting(op writeOp) {
+	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), op.mode).Inc()
+	var msg string
+	target := op.change.Object.Key()
+	on := op.current
+	if m, err := metaOf(op.current); err == nil && op.change.Action != Create {
+		others := otherWriters(m.GetManagedFields())
+		msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time; field managers of the object, latest first: %s", target, strings.Join(others, ", "))
+		if len(others) == 0 {
+			msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time", target)
+		}
+	} else {
+		on = op.report
+		msg = fmt.Sprintf("another writer keeps deleting %s, and the replicator creates it again each time", target)
+	}
+	msg += "; to keep both from fighting, see " + GitOpsDocs
+	c.log.WithFields(op.fields).WithField("detail", msg).Warn("fighting another writer")
+	c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), ReasonFightingWriter).Inc()
+	c.recordEvent(on, Warning, ReasonFightingWriter, msg)
+}
+
+// otherWriters returns the field managers of an object other than the
+// replicator, the one that wrote last first, each with its operation.
+func otherWriters(fields []metav1.ManagedFieldsEntry) []string {
+	fields = slices.Clone(fields)
+	slices.SortStableFunc(fields, func(a, b metav1.ManagedFieldsEntry) int {
+		return timeOf(b).Compare(timeOf(a))
+	})
+	var out []string
+	for _, f := range fields {
+		if f.Manager == FieldManager {
+			continue
+		}
+		name := fmt.Sprintf("%s (%s)", f.Manager, f.Operation)
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func timeOf(f metav1.ManagedFieldsEntry) time.Time {
+	if f.Time == nil {
+		return time.Time{}
+	}
+	return f.Time.Time
 }
