@@ -1,6 +1,8 @@
 package replicate
 
 import (
+	"unique"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -48,7 +50,12 @@ func writers(fields []metav1.ManagedFieldsEntry, keep bool) []metav1.ManagedFiel
 	}
 	out := make([]metav1.ManagedFieldsEntry, len(fields))
 	for i, f := range fields {
-		out[i] = metav1.ManagedFieldsEntry{Manager: f.Manager, Operation: f.Operation, Time: f.Time}
+		// The same few names on every object: held once.
+		out[i] = metav1.ManagedFieldsEntry{
+			Manager:   unique.Make(f.Manager).Value(),
+			Operation: metav1.ManagedFieldsOperationType(unique.Make(string(f.Operation)).Value()),
+			Time:      f.Time,
+		}
 	}
 	return out
 }
