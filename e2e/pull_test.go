@@ -89,6 +89,7 @@ func TestPullDeniedUnlessTheSourceAllowsTheNamespace(t *testing.T) {
 	assert.True(t, e.hasEvent(certs, "invalid-entry", replicate.ReasonInvalidAnnotation), "an invalid entry is reported on the source")
 }
 
+// A placeholder in an excluded namespace is left alone, and says so.
 func TestPullIntoExcludedNamespaceLeavesTargetAlone(t *testing.T) {
 	e := newEnv(t)
 	excluded := e.ns("excluded", nil)
@@ -100,6 +101,7 @@ func TestPullIntoExcludedNamespaceLeavesTargetAlone(t *testing.T) {
 	e.waitData(app, "wildcard", tlsV1)
 	e.stable(2*time.Second, excluded, "wildcard")
 	assert.Equal(t, tlsEmpty, stringData(e.mustGet(excluded, "wildcard")))
+	assert.Contains(t, e.waitEvent(excluded, "wildcard", replicate.ReasonNamespaceExcluded), "--exclude-namespaces", "not a silent refusal")
 }
 
 func TestPullRevocationAndDeletionEmptyTheTargetButKeepItValid(t *testing.T) {

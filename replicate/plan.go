@@ -104,6 +104,9 @@ const (
 	ReasonCycle             = "ReplicationCycle"
 	ReasonWriteFailed       = "WriteFailed"
 	ReasonNamespaceGone     = "NamespaceTerminating"
+	// ReasonNamespaceExcluded: a pull target in a namespace the operator
+	// excluded (--exclude-namespaces); nothing is written in it.
+	ReasonNamespaceExcluded = "NamespaceExcluded"
 	// ReasonFightingWriter: another writer keeps undoing the replicator's
 	// writes of the object.
 	ReasonFightingWriter = "FightingWriter"

@@ -46,6 +46,7 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 	log := c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name})
 	if c.opts.Exclude.Match(target.Namespace) {
 		log.Debug("pull target in excluded namespace, left alone")
+		c.event(obj, target, warning(ReasonNamespaceExcluded, "namespace %s is excluded by --exclude-namespaces: the replicator writes nothing in it", target.Namespace))
 		return nil
 	}
 	ns := c.namespace(target.Namespace)
