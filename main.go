@@ -48,6 +48,9 @@ func main() {
 
 // run is the whole program; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "explain" {
+		return runExplain(args[1:], stdout, stderr)
+	}
 	c, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -236,23 +239,12 @@ func clients(c *config) (kubernetes.Interface, kubernetes.Interface, error) {
 // recorder aside).
 func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger, metrics *replicate.Metrics) (replicate.Setup, error) {
 	s := replicate.Setup{
-		Client: client,
-		Kinds:  c.kinds(),
-		Resync: c.resyncPeriod,
-		Options: replicate.Options{
-			Annotations: replicate.NewAnnotations(c.prefix),
-			AllowAll:    c.allowAll,
-			Exclude:     c.exclude,
-			Push:        c.push,
-			DryRun:      c.dryRun,
-			Kubed:       c.kubed,
-			Reflector:   c.reflector,
-			Workers:     c.workers,
-			Log:         log,
-			Metrics:     metrics,
-			Cluster:     c.clusterName,
-		},
+		Client:  client,
+		Kinds:   c.kinds(),
+		Resync:  c.resyncPeriod,
+		Options: c.options(),
 	}
+	s.Options.Log, s.Options.Metrics = log, metrics
 	for _, sc := range c.sourceClusters {
 		sourceClient, err := remoteClient(sc)
 		if err != nil {
@@ -261,6 +253,22 @@ func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger,
 		s.SourceClusters = append(s.SourceClusters, replicate.SourceCluster{Name: sc.name, Client: sourceClient, Namespaces: sc.namespaces})
 	}
 	return s, nil
+}
+
+// options are the replicator's settings the flags give (no log, metrics or
+// source clusters).
+func (c *config) options() replicate.Options {
+	return replicate.Options{
+		Annotations: replicate.NewAnnotations(c.prefix),
+		AllowAll:    c.allowAll,
+		Exclude:     c.exclude,
+		Push:        c.push,
+		DryRun:      c.dryRun,
+		Kubed:       c.kubed,
+		Reflector:   c.reflector,
+		Workers:     c.workers,
+		Cluster:     c.clusterName,
+	}
 }
 
 // statusServer returns the health, readiness and metrics endpoints.

@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,4 +300,46 @@ func (e *env) secretWrites(namespace, name string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.byPath["/api/v1/namespaces/"+namespace+"/secrets/"+name]
+}
+
+// explain runs `replicator explain -o json` on the object as admin, with the
+// settings of the env's in-process replicator (e.start's defaults) and
+// extra flags, and returns what it says.
+func (e *env) explain(object string, flags ...string) replicate.Explanation {
+	e.t.Helper()
+	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
+	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
+	args := append([]string{"explain", "--kubeconfig", kubeconfig, "--deployment=-", "-o", "json",
+		"--annotation-prefix", e.prefix, "--push-from-namespaces=.*", "--push-rbac-from-namespaces=.*"}, flags...)
+	cmd := exec.Command(binary, append(args, object)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(e.t, err, "explain %s: %s", object, stderr.String())
+	var ex replicate.Explanation
+	require.NoError(e.t, json.Unmarshal(out, &ex), "%s", out)
+	return ex
+}
+
+// explainAgrees runs explain on objects (KIND/NAMESPACE/NAME) once the
+// controller has done its work, and checks that it agrees with the
+// controller: nothing left to write, and every Event explain says the
+// controller raises has been raised on that object.
+func (e *env) explainAgrees(flags []string, objects ...string) {
+	e.t.Helper()
+	for _, object := range objects {
+		var ex replicate.Explanation
+		e.eventually(wait, "explain agrees on "+object, func() error {
+			ex = e.explain(object, flags...)
+			if len(ex.Writes) > 0 {
+				return fmt.Errorf("explain would still write: %+v", ex.Writes)
+			}
+			for _, ev := range ex.Events {
+				if ev.EventType == replicate.Warning && !e.hasEvent(ev.Namespace, ev.Name, ev.Reason) {
+					return fmt.Errorf("explain says %s %s on %s/%s; the controller raised no such Event", ev.EventType, ev.Reason, ev.Namespace, ev.Name)
+				}
+			}
+			return nil
+		})
+	}
 }

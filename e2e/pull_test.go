@@ -35,6 +35,7 @@ func TestPullFillsTLSPlaceholderAndFollowsRenewals(t *testing.T) {
 	})
 	renewed := e.waitData(app, "wildcard", tlsV2)
 	assert.Equal(t, e.mustGet(certs, "wildcard").ResourceVersion, renewed.Annotations[e.a.ReplicatedFromVersion])
+	e.explainAgrees(nil, "secret/"+app+"/wildcard", "secret/"+certs+"/wildcard")
 }
 
 func TestPullBareNameMeansOwnNamespaceAndStillNeedsPermission(t *testing.T) {
@@ -48,6 +49,7 @@ func TestPullBareNameMeansOwnNamespaceAndStillNeedsPermission(t *testing.T) {
 	e.waitData(app, "from-open", map[string]string{"k": "v"})
 	e.waitEvent(app, "from-closed", replicate.ReasonDenied)
 	assert.Empty(t, e.mustGet(app, "from-closed").Data)
+	e.explainAgrees(nil, "secret/"+app+"/from-closed", "secret/"+app+"/from-open", "secret/"+app+"/open")
 }
 
 func TestPullDeniedUnlessTheSourceAllowsTheNamespace(t *testing.T) {
@@ -87,6 +89,11 @@ func TestPullDeniedUnlessTheSourceAllowsTheNamespace(t *testing.T) {
 		})
 	}
 	assert.True(t, e.hasEvent(certs, "invalid-entry", replicate.ReasonInvalidAnnotation), "an invalid entry is reported on the source")
+	var objects []string
+	for name, c := range cases {
+		objects = append(objects, "secret/"+c.target+"/"+name)
+	}
+	e.explainAgrees(nil, append(objects, "secret/"+app+"/good", "secret/"+certs+"/invalid-entry")...)
 }
 
 // A placeholder in an excluded namespace is left alone, and says so.
@@ -102,6 +109,7 @@ func TestPullIntoExcludedNamespaceLeavesTargetAlone(t *testing.T) {
 	e.stable(2*time.Second, excluded, "wildcard")
 	assert.Equal(t, tlsEmpty, stringData(e.mustGet(excluded, "wildcard")))
 	assert.Contains(t, e.waitEvent(excluded, "wildcard", replicate.ReasonNamespaceExcluded), "--exclude-namespaces", "not a silent refusal")
+	e.explainAgrees([]string{"--exclude-namespaces=" + excluded}, "secret/"+excluded+"/wildcard", "secret/"+app+"/wildcard")
 }
 
 func TestPullRevocationAndDeletionEmptyTheTargetButKeepItValid(t *testing.T) {
@@ -135,6 +143,7 @@ func TestPullRevocationAndDeletionEmptyTheTargetButKeepItValid(t *testing.T) {
 	assert.Equal(t, corev1.SecretTypeTLS, gone.Type)
 	e.waitEvent(app, "wildcard", replicate.ReasonSourceNotFound)
 	e.stable(2*time.Second, app, "wildcard")
+	e.explainAgrees(nil, "secret/"+app+"/wildcard")
 }
 
 func TestPullRevocationKeepsRequiredDockerConfig(t *testing.T) {
@@ -165,6 +174,7 @@ func TestPullKeepsLocalKeysAndDropsKeysTheSourceDropped(t *testing.T) {
 
 	e.delete(src, "config")
 	e.waitData(app, "config", map[string]string{"local": "mine"})
+	e.explainAgrees(nil, "secret/"+app+"/config")
 }
 
 func TestPullSwitchingAndRemovingTheReference(t *testing.T) {
@@ -208,6 +218,7 @@ func TestPullRefusesSelfReferenceAndCycles(t *testing.T) {
 	e.stable(3*time.Second, a, "loop")
 	assert.Equal(t, "a", string(e.mustGet(a, "loop").Data["k"]))
 	assert.Equal(t, "b", string(e.mustGet(b, "loop").Data["k"]))
+	e.explainAgrees(nil, "secret/"+a+"/self", "secret/"+a+"/loop", "secret/"+b+"/loop")
 }
 
 func TestPullChainThroughAFilledTarget(t *testing.T) {
@@ -222,6 +233,7 @@ func TestPullChainThroughAFilledTarget(t *testing.T) {
 	e.waitData(leaf, "copy", map[string]string{"k": "v1"})
 	e.modify(hub, "root", func(s *corev1.Secret) { s.Data["k"] = []byte("v2") })
 	e.waitData(leaf, "copy", map[string]string{"k": "v2"})
+	e.explainAgrees(nil, "secret/"+leaf+"/copy", "secret/"+mid+"/relay", "secret/"+hub+"/root")
 }
 
 func TestPullTypeMismatchWritesNothing(t *testing.T) {
@@ -237,6 +249,7 @@ func TestPullTypeMismatchWritesNothing(t *testing.T) {
 	e.waitEvent(app, "tls", replicate.ReasonTypeMismatch)
 	e.stable(time.Second, app, "tls")
 	assert.Equal(t, tlsEmpty, stringData(e.mustGet(app, "tls")))
+	e.explainAgrees(nil, "secret/"+app+"/tls", "secret/"+app+"/any")
 }
 
 func TestPullIntoImmutableTargetIsRefused(t *testing.T) {
@@ -250,6 +263,7 @@ func TestPullIntoImmutableTargetIsRefused(t *testing.T) {
 	e.create(target)
 	e.waitEvent(app, "frozen", replicate.ReasonTargetImmutable)
 	e.stable(time.Second, app, "frozen")
+	e.explainAgrees(nil, "secret/"+app+"/frozen")
 }
 
 func TestPullDataNeverAppearsInEvents(t *testing.T) {

@@ -44,6 +44,7 @@ func TestPushByNamesPatternsAndLabels(t *testing.T) {
 	for _, ns := range []string{byName, byRegex1, byRegex2, byLabel} {
 		e.waitData(ns, "wildcard", tlsV2)
 	}
+	e.explainAgrees(nil, "secret/"+src+"/wildcard", "secret/"+byName+"/wildcard", "secret/"+byLabel+"/wildcard")
 }
 
 func TestPushFollowsNewAndRelabelledNamespaces(t *testing.T) {
@@ -82,6 +83,7 @@ func TestPushNeverOverwritesForeignObjects(t *testing.T) {
 	// Once the foreign object goes, the slot is ours.
 	e.delete(theirs, "db")
 	e.waitData(theirs, "db", map[string]string{"password": "ours"})
+	e.explainAgrees(nil, "secret/"+src+"/db", "secret/"+theirs+"/db")
 }
 
 func TestPushRepairsEditedAndDeletedReplicas(t *testing.T) {
@@ -113,6 +115,7 @@ func TestPushRepairsEditedAndDeletedReplicas(t *testing.T) {
 		return err
 	})
 	e.waitData(dst, "creds", map[string]string{"k": "v"})
+	e.explainAgrees(nil, "secret/"+src+"/creds", "secret/"+dst+"/creds")
 }
 
 func TestPushStripLabels(t *testing.T) {
@@ -124,6 +127,7 @@ func TestPushStripLabels(t *testing.T) {
 	e.create(s)
 	r := e.waitData(dst, "creds", map[string]string{"k": "v"})
 	assert.Empty(t, r.Labels)
+	e.explainAgrees(nil, "secret/"+src+"/creds", "secret/"+dst+"/creds")
 }
 
 func TestPushCleanupRemovesOnlyOurReplicas(t *testing.T) {
@@ -154,6 +158,7 @@ func TestPushCleanupRemovesOnlyOurReplicas(t *testing.T) {
 	e.waitGone(a, "cfg")
 	assert.Equal(t, "foreign-value", string(e.mustGet(c, "cfg").Data["k"]))
 	e.stable(time.Second, fmt.Sprintf("e%d-d", e.id), "cfg")
+	e.explainAgrees(nil, "secret/"+c+"/cfg", "secret/"+other+"/cfg")
 }
 
 func TestPushSkipsTerminatingNamespaces(t *testing.T) {

@@ -32,6 +32,9 @@ type Options struct {
 	// DryRun writes nothing, Events included: each write is logged and
 	// counted instead.
 	DryRun bool
+	// Observe, with DryRun, receives each write and Event the dry run
+	// reports (explain).
+	Observe func(Observation)
 	// Kubed reads kubed's sync annotation on Secrets and ConfigMaps.
 	Kubed bool
 	// Reflector reads reflector's annotations on Secrets and ConfigMaps.

@@ -23,6 +23,8 @@ const (
 // which must match a whole name.
 type Patterns struct {
 	res []*regexp.Regexp
+	// entries are the entries as written, one per compiled expression.
+	entries []string
 }
 
 // PatternError reports one entry of a pattern list that does not compile.
@@ -72,18 +74,26 @@ func ParsePatterns(list string) (Patterns, []error) {
 			continue
 		}
 		p.res = append(p.res, re)
+		p.entries = append(p.entries, entry)
 	}
 	return p, errs
 }
 
 // Match reports whether any entry matches the whole of name.
 func (p Patterns) Match(name string) bool {
-	for _, re := range p.res {
+	_, ok := p.MatchEntry(name)
+	return ok
+}
+
+// MatchEntry returns the first entry, as written, that matches the whole of
+// name.
+func (p Patterns) MatchEntry(name string) (string, bool) {
+	for i, re := range p.res {
 		if re.MatchString(name) {
-			return true
+			return p.entries[i], true
 		}
 	}
-	return false
+	return "", false
 }
 
 // PatternParser parses pattern lists; see ParsePatterns.

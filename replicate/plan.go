@@ -141,6 +141,15 @@ type Gate struct {
 	Parse PatternParser
 }
 
+// Check is one condition of a decision and its outcome, as explain shows
+// it. Detail says why it failed (the message of the Event the controller
+// raises) or what made it pass.
+type Check struct {
+	What   string `json:"what"`
+	Passed bool   `json:"passed"`
+	Detail string `json:"detail"`
+}
+
 // Allows reports whether the source named by ref may be replicated into
 // namespace ns, and if not, why. Invalid entries of the source's lists match
 // nothing. A source in another cluster (ref.Cluster set) must in addition
@@ -148,60 +157,106 @@ type Gate struct {
 // cluster, a source may also allow ns in reflector's dialect, when it is
 // read: the consents of the dialects are a union.
 func (g Gate) Allows(source *Object, ref Ref, ns Namespace) (bool, string) {
-	remote := ref.Cluster != ""
-	if g.AllowAll && !remote {
-		return true, ""
+	groups := g.Checks(source, ref, ns)
+	for _, group := range groups {
+		if passed(group) {
+			return true, ""
+		}
 	}
-	ok, why := g.allowsOurs(source, ref, ns.Name)
-	if ok || remote || !g.Annotations.Reflector.on() {
-		return ok, why
+	// Say why in the dialect the source speaks: reflector's when it
+	// carries only reflector's annotations, ours otherwise.
+	why := groups[0]
+	if len(groups) > 1 {
+		if _, ours := source.Annotations[g.Annotations.ReplicationAllowed]; !ours && g.Annotations.reflectorSource(source.Annotations) {
+			why = groups[1]
+		}
 	}
-	r := g.Annotations.Reflector
-	if set, _ := g.Annotations.reflectorAllowed(source, g.Parse); set != nil && set.contains(ns) {
-		return true, ""
-	}
-	if _, ours := source.Annotations[g.Annotations.ReplicationAllowed]; ours || !g.Annotations.reflectorSource(source.Annotations) {
-		return false, why
-	}
-	switch {
-	case reflectorIgnored(source):
-		return false, fmt.Sprintf("source %s is of type %s, which reflector's annotations never share", ref, source.Type)
-	case !reflectorBool(source.Annotations[r.Allowed]):
-		return false, fmt.Sprintf("source %s does not carry %s: \"true\"", ref, r.Allowed)
-	}
-	return false, fmt.Sprintf("source %s does not allow namespace %s (%s, %s)", ref, ns.Name, r.AllowedNamespaces, r.AllowedSelector)
+	return false, why[len(why)-1].Detail
 }
 
-// allowsOurs is Allows in this replicator's own annotations.
-func (g Gate) allowsOurs(source *Object, ref Ref, namespace string) (bool, string) {
+// Checks returns the conditions Allows evaluates, one group per way the
+// source may consent; the source is allowed when every check of one group
+// passes. A group stops at its first failing check.
+func (g Gate) Checks(source *Object, ref Ref, ns Namespace) [][]Check {
 	remote := ref.Cluster != ""
-	allowed, err := strconv.ParseBool(source.Annotations[g.Annotations.ReplicationAllowed])
-	if err != nil || !allowed {
-		return false, fmt.Sprintf("source %s does not carry %s: \"true\"", ref, g.Annotations.ReplicationAllowed)
+	if g.AllowAll && !remote {
+		return [][]Check{{{What: "--allow-all", Passed: true, Detail: "the permission check is switched off"}}}
 	}
-	list, ok := source.Annotations[g.Annotations.ReplicationAllowedNS]
-	if !ok {
-		return false, fmt.Sprintf("source %s has no %s", ref, g.Annotations.ReplicationAllowedNS)
+	groups := [][]Check{g.ourChecks(source, ref, ns.Name)}
+	if !remote && g.Annotations.Reflector.on() {
+		groups = append(groups, g.reflectorChecks(source, ref, ns))
+	}
+	return groups
+}
+
+func passed(checks []Check) bool {
+	for _, c := range checks {
+		if !c.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+// ourChecks are the gate in this replicator's own annotations.
+func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
+	a := g.Annotations
+	var checks []Check
+	check := func(what string, ok bool, pass, fail string) bool {
+		c := Check{What: what, Passed: ok, Detail: pass}
+		if !ok {
+			c.Detail = fail
+		}
+		checks = append(checks, c)
+		return ok
+	}
+	allowed, err := strconv.ParseBool(source.Annotations[a.ReplicationAllowed])
+	if !check(a.ReplicationAllowed, err == nil && allowed, `"true"`, fmt.Sprintf("source %s does not carry %s: \"true\"", ref, a.ReplicationAllowed)) {
+		return checks
+	}
+	list, ok := source.Annotations[a.ReplicationAllowedNS]
+	if !check(a.ReplicationAllowedNS, ok, "", fmt.Sprintf("source %s has no %s", ref, a.ReplicationAllowedNS)) {
+		return checks
 	}
 	patterns, _ := g.Parse.parse(list)
-	if !patterns.Match(namespace) {
-		return false, fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)
+	entry, match := patterns.MatchEntry(namespace)
+	checks = checks[:len(checks)-1]
+	if !check(a.ReplicationAllowedNS, match, fmt.Sprintf("%q matches %s (entry %q)", list, namespace, entry), fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)) {
+		return checks
 	}
-	if !remote {
-		return true, ""
+	if ref.Cluster == "" {
+		return checks
 	}
-	list, ok = source.Annotations[g.Annotations.ReplicationAllowedClusters]
-	if !ok {
-		return false, fmt.Sprintf("source %s has no %s: it is not served to other clusters", ref, g.Annotations.ReplicationAllowedClusters)
+	list, ok = source.Annotations[a.ReplicationAllowedClusters]
+	if !check(a.ReplicationAllowedClusters, ok, "", fmt.Sprintf("source %s has no %s: it is not served to other clusters", ref, a.ReplicationAllowedClusters)) {
+		return checks
 	}
-	if g.Cluster == "" {
-		return false, fmt.Sprintf("this replicator has no cluster name (--cluster-name) to match against %s of source %s", g.Annotations.ReplicationAllowedClusters, ref)
+	if !check("--cluster-name", g.Cluster != "", g.Cluster, fmt.Sprintf("this replicator has no cluster name (--cluster-name) to match against %s of source %s", a.ReplicationAllowedClusters, ref)) {
+		return checks
 	}
 	patterns, _ = g.Parse.parse(list)
-	if !patterns.Match(g.Cluster) {
-		return false, fmt.Sprintf("source %s does not allow cluster %s", ref, g.Cluster)
+	entry, match = patterns.MatchEntry(g.Cluster)
+	checks = checks[:len(checks)-1]
+	check(a.ReplicationAllowedClusters, match, fmt.Sprintf("%q matches cluster %s (entry %q)", list, g.Cluster, entry), fmt.Sprintf("source %s does not allow cluster %s", ref, g.Cluster))
+	return checks
+}
+
+// reflectorChecks are the gate in reflector's dialect.
+func (g Gate) reflectorChecks(source *Object, ref Ref, ns Namespace) []Check {
+	r := g.Annotations.Reflector
+	if reflectorIgnored(source) {
+		return []Check{{What: "type", Detail: fmt.Sprintf("source %s is of type %s, which reflector's annotations never share", ref, source.Type)}}
 	}
-	return true, ""
+	if !reflectorBool(source.Annotations[r.Allowed]) {
+		return []Check{{What: r.Allowed, Detail: fmt.Sprintf("source %s does not carry %s: \"true\"", ref, r.Allowed)}}
+	}
+	checks := []Check{{What: r.Allowed, Passed: true, Detail: `"true"`}}
+	set, _ := g.Annotations.reflectorAllowed(source, g.Parse)
+	what := r.AllowedNamespaces + ", " + r.AllowedSelector
+	if set.contains(ns) {
+		return append(checks, Check{What: what, Passed: true, Detail: fmt.Sprintf("%q, %q select %s (empty: every namespace)", source.Annotations[r.AllowedNamespaces], source.Annotations[r.AllowedSelector], ns.Name)})
+	}
+	return append(checks, Check{What: what, Detail: fmt.Sprintf("source %s does not allow namespace %s (%s, %s)", ref, ns.Name, r.AllowedNamespaces, r.AllowedSelector)})
 }
 
 // PullInput is everything a pull decision depends on.

@@ -22,7 +22,6 @@ const pushParallelism = 16
 // reconcilePush brings the replicas of the push source at key (source: its
 // view, nil when it is gone) to what it asks and the policy allows.
 func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, source *Object) error {
-	ns, name, _ := strings.Cut(key, "/")
 	owned, _ := c.objects.GetIndexer().ByIndex(indexPushMarker, key)
 	if len(owned) == 0 && (source == nil || !c.opts.Annotations.IsPushSource(source.Annotations)) {
 		return nil
@@ -33,26 +32,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		// the source; the delay is a fallback.
 		return &requeue{after: time.Second, why: "push waits for the cache to show its own creates"}
 	}
-	var ownedViews []*Object
-	for _, o := range owned {
-		if v := c.kind.View(o); v != nil {
-			ownedViews = append(ownedViews, v)
-		}
-	}
-	plan := PlanPush(PushInput{
-		SourceRef:  Ref{Namespace: ns, Name: name},
-		Source:     source,
-		Namespaces: c.namespaceViews(),
-		Owned:      ownedViews,
-		Existing: func(namespace string) *Object {
-			_, v := c.get(namespace + "/" + name)
-			return v
-		},
-		Options: PushOptions{
-			Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns,
-			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights,
-		},
-	})
+	plan := c.planPush(key, source, owned)
 	for i := range plan.Problems {
 		c.event(obj, source, &plan.Problems[i])
 	}
@@ -68,6 +48,32 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("%d replica writes", written)})
 	}
 	return err
+}
+
+// planPush plans the replicas of the push source at key from the cache;
+// owned are the cached objects whose marker names it.
+func (c *Controller) planPush(key string, source *Object, owned []any) PushPlan {
+	ns, name, _ := strings.Cut(key, "/")
+	var ownedViews []*Object
+	for _, o := range owned {
+		if v := c.kind.View(o); v != nil {
+			ownedViews = append(ownedViews, v)
+		}
+	}
+	return PlanPush(PushInput{
+		SourceRef:  Ref{Namespace: ns, Name: name},
+		Source:     source,
+		Namespaces: c.namespaceViews(),
+		Owned:      ownedViews,
+		Existing: func(namespace string) *Object {
+			_, v := c.get(namespace + "/" + name)
+			return v
+		},
+		Options: PushOptions{
+			Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns,
+			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights,
+		},
+	})
 }
 
 // writeAll writes the changes of the push source at key. They touch

@@ -117,6 +117,10 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 			return writeOutcome{result: "dry_run"}
 		}
 		c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
+		if c.opts.Observe != nil {
+			c.opts.Observe(Observation{Kind: c.kind.Name(), Mode: op.mode, Action: op.change.Action,
+				Namespace: op.change.Object.Namespace, Name: op.change.Object.Name, Reason: op.reason})
+		}
 		log.WithFields(logrus.Fields{
 			"kind": c.kind.Name(), "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
 			"action": op.change.Action, "reason": op.reason,
@@ -263,6 +267,9 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 		// Events are writes too: each is logged once until its message
 		// changes.
 		if m, err := metaOf(obj); err == nil && c.dryRun.first("event "+m.GetNamespace()+"/"+m.GetName()+" "+reason, message) {
+			if c.opts.Observe != nil {
+				c.opts.Observe(Observation{Kind: c.kind.Name(), Namespace: m.GetNamespace(), Name: m.GetName(), EventType: typ, Reason: reason, Message: message})
+			}
 			c.log.WithFields(logrus.Fields{"namespace": m.GetNamespace(), "name": m.GetName(), "type": typ, "reason": reason, "message": message}).Info("dry run: would record event")
 		}
 		return

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubereplicator/replicator/replicate"
+)
+
+// explainText runs `replicator explain` (text) with the env's settings and
+// returns its output and exit error.
+func (e *env) explainText(kubeconfig, object string) (string, string, error) {
+	cmd := exec.Command(binary, "explain", "--kubeconfig", kubeconfig, "--deployment=-",
+		"--annotation-prefix", e.prefix, "--push-from-namespaces=.*", object)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// TestExplainSaysWhy runs explain as a person would on three cases (a
+// filled placeholder, one in a namespace the source does not list, a
+// source whose push meets an object it does not own) and prints its output
+// (docs/troubleshooting.md quotes it); then bad input: each a one-line
+// error and a non-zero exit.
+func TestExplainSaysWhy(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	certs, shop, other, team := e.ns("certs", nil), e.ns("shop", nil), e.ns("other", nil), e.ns("team", nil)
+	e.create(secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, with(e.allow(shop+",blog-.*"), e.a.ReplicateTo, team+","+other)))
+	e.create(secret(other, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	e.create(e.tlsPlaceholder(shop, "wildcard-tls", certs+"/wildcard-tls"))
+	e.create(e.tlsPlaceholder(other, "tls", certs+"/wildcard-tls"))
+	e.waitData(shop, "wildcard-tls", tlsV1)
+	e.waitData(team, "wildcard-tls", tlsV1)
+	e.waitEvent(other, "tls", replicate.ReasonDenied)
+	e.waitEvent(certs, "wildcard-tls", replicate.ReasonTargetConflict)
+	kubeconfig := e.adminKubeconfig()
+
+	want := map[string][]string{
+		"secret/" + shop + "/wildcard-tls": {
+			"pull target: " + e.a.ReplicateFrom + ": " + certs + "/wildcard-tls",
+			"pass  " + e.a.ReplicationAllowedNS + `: "` + shop + `,blog-.*" matches ` + shop + ` (entry "` + shop + `")`,
+			"last data change written: ",
+			"would write: nothing",
+		},
+		"secret/" + other + "/tls": {
+			"FAIL  " + e.a.ReplicationAllowedNS + ": source " + certs + "/wildcard-tls does not allow namespace " + other,
+			"would write: nothing",
+			"event on " + other + "/tls: Warning ReplicationDenied",
+		},
+		"secret/" + certs + "/wildcard-tls": {
+			"pass  push policy",
+			"target " + team + ": up to date",
+			"target " + other + ": conflict",
+			"pulled by " + shop + "/wildcard-tls: allowed",
+			"pulled by " + other + "/tls: refused",
+			"event on " + certs + "/wildcard-tls: Warning TargetConflict",
+		},
+	}
+	for object, lines := range want {
+		out, stderr, err := e.explainText(kubeconfig, object)
+		require.NoError(t, err, stderr)
+		t.Logf("$ replicator explain %s\n%s", object, out)
+		for _, line := range lines {
+			assert.Contains(t, out, line, object)
+		}
+	}
+
+	// Bad input: one line on stderr, a non-zero exit.
+	for object, why := range map[string]string{
+		"pod/" + shop + "/x":           "unknown kind",
+		"secret/" + shop:               "is not KIND/NAMESPACE/NAME",
+		"secret/" + shop + "/Bad_Name": "secret/" + shop + "/Bad_Name",
+		"secret/" + shop + "/missing":  "not found",
+	} {
+		out, stderr, err := e.explainText(kubeconfig, object)
+		assert.Error(t, err, object)
+		assert.Empty(t, out, object)
+		assert.Contains(t, stderr, why, object)
+		assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %q", stderr)
+	}
+
+	// A caller who may read only its own namespace cannot list Secrets
+	// cluster-wide: said in one line.
+	sa := "reader"
+	_, err := admin.CoreV1().ServiceAccounts(shop).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = admin.RbacV1().RoleBindings(shop).Create(e.ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: sa},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "view"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: shop}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	cfg, err := cluster.ServiceAccountConfig(e.ctx, shop, sa)
+	require.NoError(t, err)
+	restricted := filepath.Join(t.TempDir(), "restricted")
+	require.NoError(t, cluster.WriteKubeconfig(restricted, cfg))
+	out, stderr, err := e.explainText(restricted, "secret/"+shop+"/wildcard-tls")
+	assert.Error(t, err)
+	assert.Empty(t, out)
+	assert.Contains(t, stderr, "cannot list")
+	assert.Contains(t, stderr, "forbidden")
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %q", stderr)
+}

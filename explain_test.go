@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func replicatorDeployment(namespace, name string, args ...string) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app.kubernetes.io/name": "replicator"}},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "replicator", Args: args},
+		}}}},
+	}
+}
+
+func TestExplainTakesTheDeploymentsSettings(t *testing.T) {
+	ctx := context.Background()
+	chart := replicatorDeployment("replicator", "replicator", "--annotation-prefix=example.com", "--push-from-namespaces=", "--source-cluster=hub=/etc/hub/kubeconfig", "--cluster-name=spoke")
+	tests := map[string]struct {
+		objects []*appsv1.Deployment
+		ref     string
+		want    []string
+		from    string
+		err     string
+	}{
+		"the one replicator Deployment":          {objects: []*appsv1.Deployment{chart}, want: []string{"--annotation-prefix=example.com", "--push-from-namespaces=", "--cluster-name=spoke"}, from: "deployment replicator/replicator"},
+		"none: the binary's defaults":            {from: "the binary's defaults"},
+		"a Deployment named":                     {objects: []*appsv1.Deployment{chart, replicatorDeployment("other", "r", "--allow-all=true")}, ref: "other/r", want: []string{"--allow-all=true"}, from: "deployment other/r"},
+		"several: one must be named":             {objects: []*appsv1.Deployment{chart, replicatorDeployment("other", "r")}, err: "several replicator Deployments"},
+		"-: the binary's defaults":               {objects: []*appsv1.Deployment{chart}, ref: "-", from: "the binary's defaults"},
+		"a Deployment named that does not exist": {ref: "nowhere/r", err: "reading deployment nowhere/r"},
+		"a malformed name":                       {ref: "nowhere", err: "not NAMESPACE/NAME"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			client := fake.NewClientset()
+			for _, d := range tt.objects {
+				_, err := client.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{})
+				require.NoError(t, err)
+			}
+			args, from, err := deploymentArgs(ctx, client, tt.ref)
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, args, "source clusters left out: explain reads this cluster only")
+			assert.Contains(t, from, tt.from)
+		})
+	}
+}
+
+func TestExplainReadsTheObjectName(t *testing.T) {
+	for in, want := range map[string]string{
+		"secret/shop/wildcard-tls": "Secret", "Secrets/shop/x": "Secret", "cm/a/b": "ConfigMap",
+		"sa/a/b": "ServiceAccount", "rolebinding/a/b": "RoleBinding", "role/a/b": "Role",
+	} {
+		kind, _, _, err := parseObject(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, kind.Name(), in)
+	}
+	for _, bad := range []string{"secret/shop", "pod/a/b", "secret//b", "secret/A/b", "secret/a/b/c"} {
+		_, _, _, err := parseObject(bad)
+		assert.Error(t, err, bad)
+	}
+}

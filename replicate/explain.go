@@ -1,0 +1,419 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// This file answers "what does the replicator think of this object?" after
+// the fact: it loads the caches the controller would have, runs the same
+// code on the object in dry run, and says what it would write and why.
+
+// Observation is a write or an Event a dry run reports: a write has an
+// Action, an Event a Type.
+type Observation struct {
+	Kind      string    `json:"kind"`
+	Mode      string    `json:"mode,omitempty"`
+	Action    Action    `json:"action,omitempty"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Reason    string    `json:"reason"`
+	EventType EventType `json:"type,omitempty"`
+	Message   string    `json:"message,omitempty"`
+}
+
+// Explanation is what the replicator makes of one object.
+type Explanation struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Settings says where the replicator's settings came from.
+	Settings string `json:"settings,omitempty"`
+	// Pull is set for a pull target, Push for a push source (or an object
+	// that still owns replicas), Replica for a push replica.
+	Pull    *PullExplanation    `json:"pull,omitempty"`
+	Push    *PushExplanation    `json:"push,omitempty"`
+	Replica *ReplicaExplanation `json:"replica,omitempty"`
+	// PulledBy are the pull targets naming this object, and whether each
+	// may have it.
+	PulledBy []Puller `json:"pulledBy,omitempty"`
+	// Writes and Events are what the controller would do now: nothing
+	// when the object is as it should be.
+	Writes []Observation `json:"writes"`
+	Events []Observation `json:"events"`
+	Notes  []string      `json:"notes,omitempty"`
+}
+
+// PullExplanation is a pull target's view of its source.
+type PullExplanation struct {
+	Annotation string `json:"annotation"`
+	Reference  string `json:"reference"`
+	// Source is the source it resolves to; Found whether it exists.
+	Source string `json:"source"`
+	// Cluster names the other cluster the source is in, if any.
+	Cluster       string  `json:"cluster,omitempty"`
+	Found         bool    `json:"found"`
+	SourceType    string  `json:"sourceType,omitempty"`
+	SourceVersion string  `json:"sourceVersion,omitempty"`
+	Checks        []Check `json:"checks"`
+	// The bookkeeping of the last data change written.
+	ReplicatedAt      string `json:"replicatedAt,omitempty"`
+	ReplicatedVersion string `json:"replicatedVersion,omitempty"`
+	ReplicatedKeys    string `json:"replicatedKeys,omitempty"`
+}
+
+// PushExplanation is a push source's targets.
+type PushExplanation struct {
+	Policy  Check        `json:"policy"`
+	Targets []PushTarget `json:"targets"`
+	// Problems are the warnings its annotations and the policy raise.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// PushTarget is one namespace a source pushes into, and its state: an
+// Action to take, "up to date", "conflict" (an object it does not own) or
+// "refused" (the push policy).
+type PushTarget struct {
+	Namespace string `json:"namespace"`
+	State     string `json:"state"`
+}
+
+// ReplicaExplanation names the source of a push replica.
+type ReplicaExplanation struct {
+	Source string `json:"source"`
+	// Targeted reports whether the source still pushes into this
+	// namespace.
+	Targeted bool   `json:"targeted"`
+	State    string `json:"state"`
+}
+
+// Puller is a pull target naming an object.
+type Puller struct {
+	Target  string `json:"target"`
+	Allowed bool   `json:"allowed"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// ExplainError is a failure explain reports in one line.
+type ExplainError struct{ Msg string }
+
+func (e *ExplainError) Error() string { return e.Msg }
+
+// Explain loads what the controller of kind would cache from client (as
+// the caller: every object of the kind and every namespace), then explains
+// the object namespace/name with opts (the replicator's settings). It
+// writes nothing.
+func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namespace, name string, opts Options, timeout time.Duration) (*Explanation, error) {
+	var mu sync.Mutex
+	ex := &Explanation{Kind: kind.Name(), Namespace: namespace, Name: name, Writes: []Observation{}, Events: []Observation{}}
+	opts.DryRun = true
+	opts.Observe = func(o Observation) {
+		mu.Lock()
+		defer mu.Unlock()
+		if o.EventType != "" {
+			ex.Events = append(ex.Events, o)
+		} else {
+			ex.Writes = append(ex.Writes, o)
+		}
+	}
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	opts.Log = quiet
+	opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	opts.Remotes = nil
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(CacheTransform(opts.Annotations.WithDialects("Secret", opts.Kubed, opts.Reflector), opts.AllowAll)))
+	c, err := NewController(kind, client, factory, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	failed := make(chan error, 2)
+	for what, inf := range map[string]cache.SharedIndexInformer{strings.ToLower(kind.Name()) + "s": c.objects, "namespaces": c.namespaces} {
+		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+			select {
+			case failed <- &ExplainError{Msg: fmt.Sprintf("cannot list %s cluster-wide (explain reads as the kubeconfig's user, and needs list and watch on %s and namespaces): %v", what, strings.ToLower(kind.Name())+"s", err)}:
+			default:
+			}
+		})
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	defer cancel()
+	synced := make(chan bool, 1)
+	go func() { synced <- cache.WaitForCacheSync(ctx.Done(), c.objects.HasSynced, c.namespaces.HasSynced) }()
+	select {
+	case err := <-failed:
+		return nil, err
+	case ok := <-synced:
+		if !ok {
+			return nil, &ExplainError{Msg: fmt.Sprintf("the cluster could not be read within %s", timeout)}
+		}
+	}
+	key := namespace + "/" + name
+	_, view := c.get(key)
+	if view == nil {
+		return nil, &ExplainError{Msg: fmt.Sprintf("%s %s not found", strings.ToLower(kind.Name()), key)}
+	}
+	a := c.opts.Annotations
+	if !a.Relevant(view.Annotations) {
+		ex.Notes = append(ex.Notes, "the object carries none of the annotations the replicator acts on (prefix "+strings.TrimSuffix(a.ReplicateFrom, "replicate-from")+")")
+	}
+	if _, _, ok := a.pullReference(view.Annotations); ok {
+		ex.Pull = c.explainPull(view)
+	}
+	owned, _ := c.objects.GetIndexer().ByIndex(indexPushMarker, key)
+	if len(owned) > 0 || a.IsPushSource(view.Annotations) {
+		ex.Push = c.explainPush(key, view, owned)
+	}
+	if marker := view.Annotations[a.ReplicatedFrom]; marker != "" {
+		ex.Replica = c.explainReplica(marker, view)
+	}
+	ex.PulledBy = c.explainPullers(key, view)
+
+	// What the controller would do now: the same reconcile, in dry run.
+	// A replica is written by its source's reconcile.
+	keys := []string{key}
+	if ex.Replica != nil {
+		keys = append(keys, ex.Replica.Source)
+	}
+	if ex.Pull != nil && ex.Pull.Cluster != "" {
+		ex.Notes = append(ex.Notes, "the source is in another cluster, which explain does not read: what the replicator would write is not shown")
+		keys = keys[1:]
+	}
+	for _, k := range keys {
+		if err := c.reconcile(ctx, k); err != nil {
+			if _, only := requeueAfter(err); !only {
+				ex.Notes = append(ex.Notes, "reconciling "+k+": "+err.Error())
+			}
+		}
+	}
+	if ex.Replica != nil {
+		ex.Writes = slices.DeleteFunc(ex.Writes, func(o Observation) bool { return o.Namespace != namespace || o.Name != name })
+	}
+	return ex, nil
+}
+
+// explainPull is PlanPull's gates for a pull target, one by one.
+func (c *Controller) explainPull(target *Object) *PullExplanation {
+	a := c.opts.Annotations
+	value, refKey, _ := a.pullReference(target.Annotations)
+	p := &PullExplanation{
+		Annotation: refKey, Reference: value,
+		ReplicatedAt: target.Annotations[a.ReplicatedAt], ReplicatedVersion: target.Annotations[a.ReplicatedFromVersion], ReplicatedKeys: target.Annotations[a.ReplicatedKeys],
+	}
+	add := func(what string, ok bool, pass, fail string) bool {
+		c := Check{What: what, Passed: ok, Detail: pass}
+		if !ok {
+			c.Detail = fail
+		}
+		p.Checks = append(p.Checks, c)
+		return ok
+	}
+	if !add("--exclude-namespaces", !c.opts.Exclude.Match(target.Namespace), "namespace "+target.Namespace+" is not excluded",
+		"namespace "+target.Namespace+" is excluded: the replicator writes nothing in it") {
+		return p
+	}
+	ref, err := c.parseRef(value, target.Namespace)
+	if !add(refKey, err == nil, "names "+ref.String(), fmt.Sprint(err)) {
+		return p
+	}
+	p.Source, p.Cluster = ref.String(), ref.Cluster
+	if ref.Cluster != "" {
+		return p
+	}
+	self := Ref{Namespace: target.Namespace, Name: target.Name}
+	next := func(r Ref) (Ref, bool) {
+		_, o := c.get(r.Namespace + "/" + r.Name)
+		if o == nil {
+			return Ref{}, false
+		}
+		v, _, ok := a.pullReference(o.Annotations)
+		if !ok {
+			return Ref{}, false
+		}
+		n, err := c.parseRef(v, o.Namespace)
+		return n, err == nil && n.Cluster == ""
+	}
+	if !add("cycle", ref != self && !FindCycle(self, ref, next, maxChain), "no cycle", "the reference leads back to the object itself (or a chain too long)") {
+		return p
+	}
+	_, source := c.get(ref.Namespace + "/" + ref.Name)
+	if !add("source", source != nil, "found", fmt.Sprintf("source %s not found", ref)) {
+		return p
+	}
+	p.Found, p.SourceType, p.SourceVersion = true, source.Type, source.ResourceVersion
+	ns := Namespace{Name: target.Namespace}
+	if n := c.namespace(target.Namespace); n != nil {
+		ns.Labels = n.Labels
+	}
+	gate := Gate{Annotations: a, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns}
+	groups := gate.Checks(source, ref, ns)
+	for i, group := range groups {
+		if passed(group) || i == len(groups)-1 {
+			p.Checks = append(p.Checks, group...)
+			break
+		}
+	}
+	if passed(p.Checks) {
+		add("type", c.kind.Rules().Accepts(target.Type, source.Type), fmt.Sprintf("target type %q takes source type %q", target.Type, source.Type),
+			fmt.Sprintf("target type %q cannot take source type %q", target.Type, source.Type))
+	}
+	return p
+}
+
+// explainPush is PlanPush's view of a source's targets.
+func (c *Controller) explainPush(key string, source *Object, owned []any) *PushExplanation {
+	p := &PushExplanation{Targets: []PushTarget{}}
+	ok, why := c.opts.Push.AllowsSource(source.Namespace, c.kind.Rules().GrantsRights)
+	p.Policy = Check{What: "push policy", Passed: ok, Detail: why}
+	if ok {
+		p.Policy.Detail = "namespace " + source.Namespace + " may push"
+	}
+	plan := c.planPush(key, source, owned)
+	state := map[string]string{}
+	targets, _ := PushTargets(source, c.namespaceViews(), PushOptions{Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Parse: c.patterns})
+	for ns := range targets {
+		state[ns] = "up to date"
+	}
+	for _, ns := range plan.Refused {
+		state[ns] = "refused"
+	}
+	for _, ns := range plan.Conflicts {
+		state[ns] = "conflict"
+	}
+	for _, ch := range plan.Changes {
+		state[ch.Object.Namespace] = string(ch.Action)
+	}
+	for _, ns := range slices.Sorted(maps.Keys(state)) {
+		p.Targets = append(p.Targets, PushTarget{Namespace: ns, State: state[ns]})
+	}
+	for _, e := range plan.Problems {
+		p.Problems = append(p.Problems, e.Reason+": "+e.Message)
+	}
+	return p
+}
+
+// explainReplica finds the source of a push replica and what it plans here.
+func (c *Controller) explainReplica(marker string, replica *Object) *ReplicaExplanation {
+	r := &ReplicaExplanation{Source: marker, State: "up to date"}
+	_, source := c.get(marker)
+	owned, _ := c.objects.GetIndexer().ByIndex(indexPushMarker, marker)
+	if source == nil {
+		r.State = "delete: the source is gone"
+		return r
+	}
+	plan := c.planPush(marker, source, owned)
+	targets, _ := PushTargets(source, c.namespaceViews(), PushOptions{Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Parse: c.patterns})
+	r.Targeted = targets[replica.Namespace] && !slices.Contains(plan.Refused, replica.Namespace)
+	for _, ch := range plan.Changes {
+		if ch.Object.Namespace == replica.Namespace && ch.Object.Name == replica.Name {
+			r.State = string(ch.Action)
+		}
+	}
+	return r
+}
+
+// explainPullers lists the pull targets naming the object at key.
+func (c *Controller) explainPullers(key string, source *Object) []Puller {
+	targets, _ := c.objects.GetIndexer().ByIndex(indexPullSource, key)
+	var out []Puller
+	for _, t := range targets {
+		v := c.kind.View(t)
+		if v == nil {
+			continue
+		}
+		ns := Namespace{Name: v.Namespace}
+		if n := c.namespace(v.Namespace); n != nil {
+			ns.Labels = n.Labels
+		}
+		gate := Gate{Annotations: c.opts.Annotations, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns}
+		ok, why := gate.Allows(source, Ref{Namespace: source.Namespace, Name: source.Name}, ns)
+		out = append(out, Puller{Target: v.Key(), Allowed: ok, Detail: why})
+	}
+	slices.SortFunc(out, func(a, b Puller) int { return strings.Compare(a.Target, b.Target) })
+	return out
+}
+
+// Text renders the explanation for a person.
+func (ex *Explanation) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s/%s\n", ex.Kind, ex.Namespace, ex.Name)
+	if ex.Settings != "" {
+		fmt.Fprintf(&b, "  settings: %s\n", ex.Settings)
+	}
+	mark := func(ok bool) string {
+		if ok {
+			return "pass"
+		}
+		return "FAIL"
+	}
+	if p := ex.Pull; p != nil {
+		fmt.Fprintf(&b, "  pull target: %s: %s\n", p.Annotation, p.Reference)
+		if p.Found {
+			fmt.Fprintf(&b, "    source %s: type %s, resourceVersion %s\n", p.Source, p.SourceType, p.SourceVersion)
+		}
+		for _, c := range p.Checks {
+			fmt.Fprintf(&b, "    %s  %s: %s\n", mark(c.Passed), c.What, c.Detail)
+		}
+		if p.ReplicatedAt != "" || p.ReplicatedKeys != "" {
+			fmt.Fprintf(&b, "    last data change written: %s, from source version %s, keys %s\n", orDash(p.ReplicatedAt), orDash(p.ReplicatedVersion), orDash(p.ReplicatedKeys))
+		} else {
+			fmt.Fprintf(&b, "    last data change written: none\n")
+		}
+	}
+	if p := ex.Push; p != nil {
+		fmt.Fprintf(&b, "  push source\n    %s  %s: %s\n", mark(p.Policy.Passed), p.Policy.What, p.Policy.Detail)
+		if len(p.Targets) == 0 {
+			fmt.Fprintf(&b, "    targets: none\n")
+		}
+		for _, t := range p.Targets {
+			fmt.Fprintf(&b, "    target %s: %s\n", t.Namespace, t.State)
+		}
+		for _, pr := range p.Problems {
+			fmt.Fprintf(&b, "    problem: %s\n", pr)
+		}
+	}
+	if r := ex.Replica; r != nil {
+		fmt.Fprintf(&b, "  push replica of %s (still a target: %t): %s\n", r.Source, r.Targeted, r.State)
+	}
+	for _, p := range ex.PulledBy {
+		if p.Allowed {
+			fmt.Fprintf(&b, "  pulled by %s: allowed\n", p.Target)
+		} else {
+			fmt.Fprintf(&b, "  pulled by %s: refused: %s\n", p.Target, p.Detail)
+		}
+	}
+	for _, n := range ex.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	if len(ex.Writes) == 0 {
+		fmt.Fprintf(&b, "  would write: nothing, the object is as it should be\n")
+	}
+	for _, w := range ex.Writes {
+		fmt.Fprintf(&b, "  would write: %s %s %s/%s (%s)\n", w.Action, strings.ToLower(w.Kind), w.Namespace, w.Name, w.Reason)
+	}
+	for _, e := range ex.Events {
+		fmt.Fprintf(&b, "  event on %s/%s: %s %s: %s\n", e.Namespace, e.Name, e.EventType, e.Reason, e.Message)
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
