@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestNewcomerPathFromTheReadme is the first five minutes of a newcomer,
+// timed: on a machine with no kubeconfig, `make run` starts a local control
+// plane and the replicator and prints the KUBECONFIG line; then the
+// README's walkthrough commands run as written (with that line pasted
+// where the README says so) until the placeholder holds the certificate.
+func TestNewcomerPathFromTheReadme(t *testing.T) {
+	needTools(t)
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	source := shBlock(t, string(readme), "kubectl -n certs create secret tls")
+	placeholder := shBlock(t, string(readme), "replicate-from: certs/wildcard-tls")
+
+	start := time.Now()
+	home := t.TempDir()
+	gocache, _ := exec.Command("go", "env", "GOCACHE").Output()
+	gomodcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
+	run := exec.Command("make", "run")
+	run.Dir = ".."
+	// A home without a kubeconfig; the caches of Go and of the tools
+	// stay where they are.
+	toolsCache := "REPLICATOR_TOOLS_CACHE=" + filepath.Dir(os.Getenv("REPLICATOR_TOOLS_BIN"))
+	run.Env = append(withoutEnv(os.Environ(), "KUBECONFIG", "HOME"), "HOME="+home, toolsCache,
+		"GOCACHE="+strings.TrimSpace(string(gocache)), "GOMODCACHE="+strings.TrimSpace(string(gomodcache)))
+	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := run.StdoutPipe()
+	require.NoError(t, err)
+	run.Stderr = run.Stdout
+	require.NoError(t, run.Start())
+	t.Cleanup(func() {
+		_ = syscall.Kill(-run.Process.Pid, syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { _ = run.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL)
+		}
+	})
+	var printed []string
+	kubeconfig := ""
+	lines := bufio.NewScanner(out)
+	for kubeconfig == "" && lines.Scan() {
+		printed = append(printed, lines.Text())
+		if v, ok := strings.CutPrefix(strings.TrimSpace(lines.Text()), "export KUBECONFIG="); ok {
+			kubeconfig = v
+		}
+	}
+	require.NotEmpty(t, kubeconfig, "make run printed no KUBECONFIG line:\n%s", strings.Join(printed, "\n"))
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	ready := time.Since(start)
+
+	// The commands as written; the KUBECONFIG line is the one make run
+	// printed, as the README tells the reader to paste it.
+	script := strings.Replace(source, "export KUBECONFIG=...", "export KUBECONFIG="+kubeconfig, 1) + "\n" + placeholder
+	require.Contains(t, script, "export KUBECONFIG="+kubeconfig, "the walkthrough says where the KUBECONFIG line goes")
+	// In a folder of its own (openssl writes there), where tools/ is the
+	// clone's, as in the clone the README assumes.
+	dir := t.TempDir()
+	require.NoError(t, os.Symlink(mustAbs(t, "../tools"), filepath.Join(dir, "tools")))
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(withoutEnv(os.Environ(), "KUBECONFIG"), toolsCache)
+	cmdOut, err := cmd.CombinedOutput()
+	require.NoError(t, err, "the walkthrough's commands failed:\n%s", redact(string(cmdOut)))
+
+	kubectlPath := filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "kubectl")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for {
+		crt, err := exec.CommandContext(ctx, kubectlPath, "--kubeconfig", kubeconfig, "-n", "shop", "get", "secret", "wildcard-tls", "-o", `jsonpath={.data.tls\.crt}`).Output()
+		if err == nil && len(crt) > 100 {
+			break
+		}
+		require.NoError(t, ctx.Err(), "the placeholder was not filled")
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("newcomer path: make run ready (build, control plane, replicator) in %s; the walkthrough's commands to a filled placeholder in %s more; %s in all",
+		ready.Round(100*time.Millisecond), (time.Since(start) - ready).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+}
+
+// shBlock returns the README's first ```sh block that contains marker.
+func shBlock(t *testing.T, readme, marker string) string {
+	t.Helper()
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(readme, -1) {
+		if strings.Contains(m[1], marker) {
+			return m[1]
+		}
+	}
+	t.Fatalf("the README has no sh block with %q", marker)
+	return ""
+}
+
+func withoutEnv(env []string, names ...string) []string {
+	var out []string
+	for _, kv := range env {
+		keep := true
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	require.NoError(t, err)
+	return a
+}
+
+// redact drops the data lines of `kubectl get -o yaml` from output shown
+// on failure.
+func redact(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "tls.crt:") || strings.Contains(l, "tls.key:") {
+			l = fmt.Sprintf("%s: (redacted)", strings.SplitN(l, ":", 2)[0])
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
