@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,16 @@ func TestExplainSaysWhy(t *testing.T) {
 		}
 	}
 
+	// The same binary as a kubectl plugin.
+	plugins := t.TempDir()
+	require.NoError(t, os.Symlink(binary, filepath.Join(plugins, "kubectl-replicator")))
+	plugin := exec.Command(filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "kubectl"), "--kubeconfig", kubeconfig,
+		"replicator", "explain", "--deployment=-", "--annotation-prefix", e.prefix, "secret/"+shop+"/wildcard-tls")
+	plugin.Env = append(os.Environ(), "PATH="+plugins+":"+os.Getenv("PATH"))
+	pluginOut, err := plugin.CombinedOutput()
+	require.NoError(t, err, "%s", pluginOut)
+	assert.Contains(t, string(pluginOut), "would write: nothing", "kubectl replicator explain")
+
 	// Bad input: one line on stderr, a non-zero exit.
 	for object, why := range map[string]string{
 		"pod/" + shop + "/x":           "unknown kind",
@@ -92,7 +103,7 @@ func TestExplainSaysWhy(t *testing.T) {
 	// A caller who may read only its own namespace cannot list Secrets
 	// cluster-wide: said in one line.
 	sa := "reader"
-	_, err := admin.CoreV1().ServiceAccounts(shop).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+	_, err = admin.CoreV1().ServiceAccounts(shop).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = admin.RbacV1().RoleBindings(shop).Create(e.ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: sa},
