@@ -79,9 +79,9 @@ func TestExplainSaysWhy(t *testing.T) {
 	// The same binary as a kubectl plugin.
 	plugins := t.TempDir()
 	require.NoError(t, os.Symlink(binary, filepath.Join(plugins, "kubectl-replicator")))
-	plugin := exec.Command(filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "kubectl"), "--kubeconfig", kubeconfig,
+	plugin := exec.Command(filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "kubectl"),
 		"replicator", "explain", "--deployment=-", "--annotation-prefix", e.prefix, "secret/"+shop+"/wildcard-tls")
-	plugin.Env = append(os.Environ(), "PATH="+plugins+":"+os.Getenv("PATH"))
+	plugin.Env = append(os.Environ(), "PATH="+plugins+":"+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig)
 	pluginOut, err := plugin.CombinedOutput()
 	require.NoError(t, err, "%s", pluginOut)
 	assert.Contains(t, string(pluginOut), "would write: nothing", "kubectl replicator explain")
