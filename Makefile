@@ -18,10 +18,11 @@ build:
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
-## manifests: render deploy/ from the chart with default values
+## manifests: render deploy/ from the chart with default values, and docs/chart-values.md from its values.yaml
 manifests:
 	"$$(tools/build.sh)/helm" template replicator ./chart --namespace replicator > deploy/replicator.yaml
 	UPDATE_GOLDEN=1 REPLICATOR_TOOLS_BIN="$$(tools/build.sh)" $(GO) test -count=1 -run 'TestChartTemplate' ./e2e/
+	UPDATE_GOLDEN=1 $(GO) test -count=1 -run TestChartValuesDoc .
 
 ## tools: build (or find in the cache) kube-apiserver, etcd and kubectl
 tools:
