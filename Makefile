@@ -1,6 +1,6 @@
 # Everything a fresh clone needs: the end-to-end tools (kube-apiserver, etcd,
-# kubectl) are built from tools/go.mod on first use and cached outside the
-# clone (see tools/build.sh).
+# kubectl, helm) are built from tools/go.mod and tools/helm/go.mod on first
+# use and cached outside the clone (see tools/build.sh).
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
@@ -24,7 +24,7 @@ manifests:
 	UPDATE_GOLDEN=1 REPLICATOR_TOOLS_BIN="$$(tools/build.sh)" $(GO) test -count=1 -run 'TestChartTemplate' ./e2e/
 	UPDATE_GOLDEN=1 $(GO) test -count=1 -run TestChartValuesDoc .
 
-## tools: build (or find in the cache) kube-apiserver, etcd and kubectl
+## tools: build (or find in the cache) kube-apiserver, etcd, kubectl and helm
 tools:
 	@tools/build.sh
 
