@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind", "mode", "result"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_writes_total",
-			Help: "Objects written, by kind, mode (pull or push) and action (update, create, delete, recreate).",
+			Help: "Objects written, by kind, mode (pull or push) and action (update, create, delete, recreate, adopt).",
 		}, []string{"kind", "mode", "action"}),
 		problems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_problems_total",

@@ -92,8 +92,6 @@ const (
 // Event reasons. Messages never contain secret data, only names and keys.
 const (
 	ReasonReplicated        = "Replicated"
-	ReasonCleared           = "ReplicaCleared"
-	ReasonDeleted           = "ReplicaDeleted"
 	ReasonSourceNotFound    = "SourceNotFound"
 	ReasonDenied            = "ReplicationDenied"
 	ReasonTypeMismatch      = "TypeMismatch"
