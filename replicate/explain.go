@@ -235,19 +235,7 @@ func (c *Controller) explainPull(target *Object) *PullExplanation {
 		return p
 	}
 	self := Ref{Namespace: target.Namespace, Name: target.Name}
-	next := func(r Ref) (Ref, bool) {
-		_, o := c.get(r.Namespace + "/" + r.Name)
-		if o == nil {
-			return Ref{}, false
-		}
-		v, _, ok := a.pullReference(o.Annotations)
-		if !ok {
-			return Ref{}, false
-		}
-		n, err := c.parseRef(v, o.Namespace)
-		return n, err == nil && n.Cluster == ""
-	}
-	if !add("cycle", ref != self && !FindCycle(self, ref, next, maxChain), "no cycle", "the reference leads back to the object itself (or a chain too long)") {
+	if !add("cycle", ref != self && !FindCycle(self, ref, c.nextRef, maxChain), "no cycle", "the reference leads back to the object itself (or a chain too long)") {
 		return p
 	}
 	_, source := c.get(ref.Namespace + "/" + ref.Name)

@@ -110,7 +110,6 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 // returns the result to count ("refused", "unavailable"); a source that does
 // not exist is nil with no result: the plan empties the target.
 func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string) (*Object, string) {
-	a := c.opts.Annotations
 	if ref.Cluster != "" {
 		return c.remoteSource(obj, target, ref, refKey)
 	}
@@ -119,19 +118,7 @@ func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string)
 		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", refKey))
 		return nil, "refused"
 	}
-	next := func(r Ref) (Ref, bool) {
-		_, o := c.get(r.Namespace + "/" + r.Name)
-		if o == nil {
-			return Ref{}, false
-		}
-		v, _, ok := a.pullReference(o.Annotations)
-		if !ok {
-			return Ref{}, false
-		}
-		n, err := c.parseRef(v, o.Namespace)
-		return n, err == nil && n.Cluster == ""
-	}
-	if FindCycle(self, ref, next, maxChain) {
+	if FindCycle(self, ref, c.nextRef, maxChain) {
 		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", refKey, maxChain, ref))
 		return nil, "refused"
 	}
@@ -163,4 +150,19 @@ func (c *Controller) remoteSource(obj any, target *Object, ref Ref, refKey strin
 		return nil, "unavailable"
 	}
 	return source, ""
+}
+
+// nextRef returns the pull reference the cached object r names carries, if
+// any, in this cluster: one step of FindCycle.
+func (c *Controller) nextRef(r Ref) (Ref, bool) {
+	_, o := c.get(r.Namespace + "/" + r.Name)
+	if o == nil {
+		return Ref{}, false
+	}
+	v, _, ok := c.opts.Annotations.pullReference(o.Annotations)
+	if !ok {
+		return Ref{}, false
+	}
+	n, err := c.parseRef(v, o.Namespace)
+	return n, err == nil && n.Cluster == ""
 }
