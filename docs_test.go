@@ -282,13 +282,14 @@ func TestEveryEventReasonIsDocumented(t *testing.T) {
 func TestEveryMetricIsDocumented(t *testing.T) {
 	doc := readDoc(t, "docs/observability.md")
 	var names []string
-	for _, file := range []string{"main.go", "replicate/metrics.go"} {
-		for _, m := range regexp.MustCompile(`Name:\s*"([a-z_]+)"`).FindAllStringSubmatch(readDoc(t, file), -1) {
+	for _, file := range []string{"main.go", "replicate/metrics.go", "replicate/state.go"} {
+		for _, m := range regexp.MustCompile(`(?:Name:\s*|NewDesc\()"([a-z_]+)"`).FindAllStringSubmatch(readDoc(t, file), -1) {
 			names = append(names, m[1])
 		}
 	}
 	require.Contains(t, names, "replicator_leader")
 	require.Contains(t, names, "workqueue_depth")
+	require.Contains(t, names, "replicator_objects")
 	for _, name := range names {
 		assert.Contains(t, doc, "`"+name+"`", "docs/observability.md does not describe %s", name)
 	}

@@ -77,6 +77,8 @@ type Controller struct {
 	creations *creations
 	// dryRun holds what a dry run reported.
 	dryRun *dryRunLog
+	// states are the managed objects' current states (replicator_objects).
+	states *stateBook
 }
 
 // Settled is closed once the controller has reconciled everything it found at
@@ -109,6 +111,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		guard:      newWriteGuard(),
 		creations:  newCreations(),
 		dryRun:     &dryRunLog{seen: map[string]string{}},
+		states:     newStateBook(),
 		client:     client,
 		opts:       opts,
 		log:        opts.Log.WithField("kind", kind.Name()),
@@ -126,6 +129,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		r.AddListener(c.remoteListener(name))
 	}
 	opts.Metrics.registerManaged(kind.Name(), func() int { return c.countIndexed(indexPullSource) }, func() int { return c.countIndexed(indexPushMarker) })
+	opts.Metrics.registerStates(kind.Name(), c.states)
 	if err := c.objects.AddIndexers(cache.Indexers{
 		indexPullSource: c.indexPullSource,
 		indexPushMarker: c.indexPushMarker,
@@ -237,11 +241,16 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 func (c *Controller) reconcile(ctx context.Context, key string) error {
 	obj, view := c.get(key)
 	var errs []error
+	pull := false
 	if view != nil {
 		c.reportSourceProblems(obj, view)
-		if _, _, ok := c.opts.Annotations.pullReference(view.Annotations); ok {
+		_, _, pull = c.opts.Annotations.pullReference(view.Annotations)
+		if pull {
 			errs = append(errs, c.reconcilePull(ctx, obj, view))
 		}
+	}
+	if !pull {
+		c.states.dropPull(key)
 	}
 	errs = append(errs, c.reconcilePush(ctx, key, obj, view))
 	return errors.Join(errs...)

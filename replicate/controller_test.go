@@ -581,3 +581,42 @@ func fightEvents(h *harness) []string {
 		}
 	}
 }
+
+// The state gauge follows the objects: each pull target and each push
+// target namespace counted once, by state and reason, and dropped when it
+// stops taking part.
+func TestControllerKeepsTheStateOfEveryManagedObject(t *testing.T) {
+	tls := map[string]string{"tls.crt": "A", "tls.key": "K"}
+	empty := map[string]string{"tls.crt": "", "tls.key": ""}
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("other", nil), namespaceObj("kube-system", nil),
+		secret("certs", "wildcard", corev1.SecretTypeTLS, tls, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "app,other,kube-system"}),
+		secret("app", "tls", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/wildcard"}),
+		secret("other", "tls", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/wildcard"}),
+		secret("other", "gone", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/missing"}),
+		secret("other", "wildcard", corev1.SecretTypeTLS, tls, nil), // not ours: a conflict
+	)
+	h.drain(t)
+	assert.Equal(t, map[stateCount]int{
+		{"pull", StateFilled, ""}:                    1,
+		{"pull", StateRefused, ReasonDenied}:         1,
+		{"pull", StateRefused, ReasonSourceNotFound}: 1,
+		{"push", StateFilled, ""}:                    1, // app
+		{"push", StateConflict, ""}:                  1, // other
+		{"push", StateRefused, ReasonPushDenied}:     1, // kube-system
+	}, h.ctrl.states.counts())
+
+	// A placeholder deleted and the push annotation removed: gone from
+	// the counts.
+	require.NoError(t, h.client.CoreV1().Secrets("other").Delete(context.Background(), "gone", metav1.DeleteOptions{}))
+	s, err := h.client.CoreV1().Secrets("certs").Get(context.Background(), "wildcard", metav1.GetOptions{})
+	require.NoError(t, err)
+	delete(s.Annotations, ann.ReplicateTo)
+	_, err = h.client.CoreV1().Secrets("certs").Update(context.Background(), s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	h.drain(t)
+	assert.Equal(t, map[stateCount]int{
+		{"pull", StateFilled, ""}:            1,
+		{"pull", StateRefused, ReasonDenied}: 1,
+		{"push", StateFilled, ""}:            0,
+	}, h.ctrl.states.counts())
+}

@@ -445,6 +445,9 @@ type Change struct {
 
 // PushPlan is the outcome for one push source.
 type PushPlan struct {
+	// Targets are the namespaces the source pushes into, policy applied,
+	// sorted.
+	Targets []string
 	Changes []Change
 	// Conflicts are namespaces holding an object of the source's name that
 	// this source does not own; they are never written.
@@ -551,6 +554,7 @@ func PlanPush(in PushInput) PushPlan {
 	refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, targets, a)
 	plan.Problems = append(problems, denials...)
 	plan.Refused = refused
+	plan.Targets = slices.Sorted(maps.Keys(targets))
 	terminating := map[string]bool{}
 	for _, ns := range in.Namespaces {
 		if ns.Terminating {

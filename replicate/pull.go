@@ -44,27 +44,41 @@ func (c *Controller) reportSourceProblems(obj any, o *Object) {
 func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object) error {
 	a := c.opts.Annotations
 	log := c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name})
+	key := target.Key()
 	if c.opts.Exclude.Match(target.Namespace) {
 		log.Debug("pull target in excluded namespace, left alone")
 		c.event(obj, target, warning(ReasonNamespaceExcluded, "namespace %s is excluded by --exclude-namespaces: the replicator writes nothing in it", target.Namespace))
+		c.states.setPull(key, itemState{StateRefused, ReasonNamespaceExcluded})
 		return nil
 	}
 	ns := c.namespace(target.Namespace)
 	if ns == nil || terminating(ns) {
+		c.states.dropPull(key)
 		return nil
 	}
 	// Every way out below is a refusal unless the plan says otherwise.
-	result := "refused"
-	defer func() { c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc() }()
+	result, reason := "refused", ""
+	defer func() {
+		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc()
+		switch result {
+		case "refused":
+			c.states.setPull(key, itemState{StateRefused, reason})
+		case "unavailable":
+			c.states.setPull(key, itemState{StateUnavailable, ""})
+		default:
+			c.states.setPull(key, itemState{outcomeState(result), ""})
+		}
+	}()
 	value, refKey, _ := a.pullReference(target.Annotations)
 	ref, err := c.parseRef(value, target.Namespace)
 	if err != nil {
+		reason = ReasonInvalidAnnotation
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", refKey, err))
 		return nil
 	}
-	source, skipped := c.pullSource(obj, target, ref, refKey)
+	source, skipped, why := c.pullSource(obj, target, ref, refKey)
 	if skipped != "" {
-		result = skipped
+		result, reason = skipped, why
 		return nil
 	}
 	d := PlanPull(PullInput{
@@ -78,6 +92,8 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 	})
 	if d.Event == nil || d.Event.Type != Warning {
 		result = "unchanged"
+	} else {
+		reason = d.Event.Reason
 	}
 	if d.Write != nil {
 		reason := "the source's content differs"
@@ -107,49 +123,50 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 
 // pullSource finds the source ref names, in this cluster or another. When
 // the target must not be planned now, it raises the Event that says why and
-// returns the result to count ("refused", "unavailable"); a source that does
-// not exist is nil with no result: the plan empties the target.
-func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string) (*Object, string) {
+// returns the result to count ("refused", "unavailable") and that Event's
+// reason; a source that does not exist is nil with no result: the plan
+// empties the target.
+func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string) (*Object, string, string) {
 	if ref.Cluster != "" {
 		return c.remoteSource(obj, target, ref, refKey)
 	}
 	self := Ref{Namespace: target.Namespace, Name: target.Name}
 	if ref == self {
 		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", refKey))
-		return nil, "refused"
+		return nil, "refused", ReasonCycle
 	}
 	if FindCycle(self, ref, c.nextRef, maxChain) {
 		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", refKey, maxChain, ref))
-		return nil, "refused"
+		return nil, "refused", ReasonCycle
 	}
 	_, source := c.get(ref.Namespace + "/" + ref.Name)
-	return source, ""
+	return source, "", ""
 }
 
 // remoteSource is pullSource for a source in another cluster.
-func (c *Controller) remoteSource(obj any, target *Object, ref Ref, refKey string) (*Object, string) {
+func (c *Controller) remoteSource(obj any, target *Object, ref Ref, refKey string) (*Object, string, string) {
 	remote := c.opts.Remotes[ref.Cluster]
 	if remote == nil {
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured as a source cluster for %ss", refKey, ref.Cluster, c.kind.Name()))
-		return nil, "refused"
+		return nil, "refused", ReasonInvalidAnnotation
 	}
 	var unavailable *UnavailableError
 	source, err := remote.Get(ref.Namespace, ref.Name)
 	switch {
 	case errors.Is(err, ErrNotWatched):
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: namespace %s of cluster %s is not watched by this replicator", refKey, ref.Namespace, ref.Cluster))
-		return nil, "refused"
+		return nil, "refused", ReasonInvalidAnnotation
 	case errors.As(err, &unavailable):
 		// The cache may be stale: neither fill nor empty from it. What was
 		// replicated last stays until the cluster can be read again.
 		if unavailable.Pending {
 			c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String()}).Debug("source cluster still loading, pull target left as it is")
-			return nil, "unavailable"
+			return nil, "unavailable", ""
 		}
 		c.event(obj, target, warning(ReasonClusterUnavailable, "source %s cannot be read (%s); the data replicated last is kept", ref, unavailable.Reason))
-		return nil, "unavailable"
+		return nil, "unavailable", ReasonClusterUnavailable
 	}
-	return source, ""
+	return source, "", ""
 }
 
 // nextRef returns the pull reference the cached object r names carries, if

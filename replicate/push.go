@@ -24,6 +24,7 @@ const pushParallelism = 16
 func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, source *Object) error {
 	owned, _ := c.objects.GetIndexer().ByIndex(indexPushMarker, key)
 	if len(owned) == 0 && (source == nil || !c.opts.Annotations.IsPushSource(source.Annotations)) {
+		c.states.setPush(key, nil)
 		return nil
 	}
 	if c.creations.awaited(key, time.Now()) {
@@ -43,7 +44,18 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	if len(plan.Adopted) > 0 {
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonAdopted, Message: "taking over the copies another replicator made in namespaces: " + strings.Join(plan.Adopted, ", ")})
 	}
-	written, err := c.writeAll(ctx, key, obj, plan.Changes)
+	written, outcomes, err := c.writeAll(ctx, key, obj, plan.Changes)
+	states := map[string]itemState{}
+	for _, ns := range plan.Targets {
+		states[ns] = itemState{outcomeState(outcomes[ns]), ""}
+	}
+	for _, ns := range plan.Conflicts {
+		states[ns] = itemState{StateConflict, ""}
+	}
+	for _, ns := range plan.Refused {
+		states[ns] = itemState{StateRefused, ReasonPushDenied}
+	}
+	c.states.setPush(key, states)
 	if written > 0 && source != nil {
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("%d replica writes", written)})
 	}
@@ -79,15 +91,16 @@ func (c *Controller) planPush(key string, source *Object, owned []any) PushPlan 
 // writeAll writes the changes of the push source at key. They touch
 // different namespaces, so they are written concurrently: a fan-out to a
 // thousand namespaces is not one long sequence of round trips (the client's
-// rate limit still applies). It returns how many were written, and the
-// errors worth a retry.
-func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes []Change) (int, error) {
+// rate limit still applies). It returns how many were written, the
+// outcome of each by namespace, and the errors worth a retry.
+func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes []Change) (int, map[string]string, error) {
 	var (
-		mu      sync.Mutex
-		errs    []error
-		written int
-		wg      sync.WaitGroup
-		slots   = make(chan struct{}, pushParallelism)
+		mu       sync.Mutex
+		errs     []error
+		written  int
+		outcomes = map[string]string{}
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, pushParallelism)
 	)
 	for _, ch := range changes {
 		var current any
@@ -106,6 +119,7 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", out.result).Inc()
 			mu.Lock()
 			defer mu.Unlock()
+			outcomes[ch.Object.Namespace] = out.result
 			if out.result == "written" {
 				written++
 			}
@@ -115,7 +129,7 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 		})
 	}
 	wg.Wait()
-	return written, errors.Join(errs...)
+	return written, outcomes, errors.Join(errs...)
 }
 
 // pushReason says why a push plan makes a change, for a dry run's log.
