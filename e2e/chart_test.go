@@ -18,7 +18,13 @@ import (
 
 func TestChartLint(t *testing.T) {
 	needTools(t)
-	for _, values := range [][]string{nil, {"--values", "testdata/values-custom.yaml"}} {
+	for _, values := range [][]string{
+		nil,
+		// Every optional part on, with values of its own.
+		{"--values", "testdata/values-custom.yaml"},
+		// The optional parts on with their default values.
+		{"--set", "networkPolicy.enabled=true", "--set", "prometheusRule.enabled=true", "--set", "grafanaDashboard.enabled=true"},
+	} {
 		out, err := helm(t, append([]string{"lint", "--strict", chartDir}, values...)...)
 		require.NoError(t, err, out)
 	}
@@ -64,11 +70,50 @@ func TestChartRejectsWrongValues(t *testing.T) {
 		"allowAll=maybe",
 		"dialects=emberstack",
 		"typo=1",
+		"global=1",
+		"livenessProbe.periodSeconds=0",
+		"readinessProbe.failureThreshold=often",
+		"livenessProbe.successThreshold=1",
+		"networkPolicy.enabled=yes",
+		"networkPolicy.apiServerPorts=443",
+		"networkPolicy.apiServerPorts=null",
+		"networkPolicy.apiServerPorts={0}",
+		"networkPolicy.apiServerCIDRs={10.0.0.1}",
+		"networkPolicy.metricsFrom[0].podSelectors.app=prometheus",
+		"networkPolicy.typo=1",
+		"prometheusRule.enabled=1",
+		"prometheusRule.labels.release=null",
+		"prometheusRule.noLeaderFor=5min",
+		"prometheusRule.queueDepth=many",
+		"prometheusRule.queueLatencySeconds=60",
+		"prometheusRule.restartsPerHour=-1",
+		"prometheusRule.typo=1",
+		"grafanaDashboard.enabled=no",
+		"grafanaDashboard.labels.grafana_dashboard=1",
+		"grafanaDashboard.namespace=Monitoring",
+		"extraObjects=object",
+		"extraObjects[0]=1",
 	} {
 		out, err := helm(t, "template", "r", chartDir, "--set", set)
 		assert.Error(t, err, "--set %s was accepted", set)
 		assert.Contains(t, out, "values don't meet the specifications of the schema", "--set %s", set)
 	}
+}
+
+// TestChartWorksAsASubchart renders a parent chart holding this one: Helm
+// hands a subchart the parent's global values, which the schema accepts.
+func TestChartWorksAsASubchart(t *testing.T) {
+	needTools(t)
+	parent := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(parent, "Chart.yaml"), []byte("apiVersion: v2\nname: platform\nversion: 1.0.0\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(parent, "values.yaml"), []byte("global:\n  imageRegistry: registry.example.com\n"+
+		"replicator:\n  replicaCount: 1\n  prometheusRule: {enabled: true}\n"), 0o644))
+	require.NoError(t, os.CopyFS(filepath.Join(parent, "charts", "replicator"), os.DirFS(chartDir)))
+	out, err := helm(t, "template", "platform", parent, "--namespace", "platform", "--set", "global.team=platform")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "name: platform-replicator")
+	assert.Contains(t, out, "kind: PrometheusRule")
+	assert.Contains(t, out, "replicas: 1")
 }
 
 // TestChartPassesEveryDialect renders the chart with all three dialects and
