@@ -7,16 +7,22 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE   ?= kubereplicator/replicator
 
-.PHONY: all build image test unit e2e vet fmt-check tools run clean manifests bench soak
+.PHONY: all build image image-oci test unit e2e vet fmt-check tools run clean manifests bench soak
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/replicator .
 
-## image: the container image (needs a running Docker engine)
+## image: the container image for this machine's platform (needs a running Docker engine with BuildKit)
 image:
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+	DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+## image-oci: the image for linux/amd64 and linux/arm64 as an OCI layout in bin/image, without Docker
+image-oci:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-amd64/replicator .
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-arm64/replicator .
+	$(GO) run ./cmd/image -out bin/image -version $(VERSION) -bin-amd64 bin/linux-amd64/replicator -bin-arm64 bin/linux-arm64/replicator
 
 ## manifests: render deploy/ from the chart with default values, and docs/chart-values.md from its values.yaml
 manifests:
@@ -34,7 +40,7 @@ test: fmt-check vet
 
 ## unit: the tests that need no API server (end-to-end ones skip unless CI=true)
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## e2e: only the end-to-end suite
 e2e:

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,8 +20,9 @@ import (
 // its build command is run as written, outside a container.
 
 type stage struct {
-	from  string
-	lines []string
+	from     string
+	platform string // FROM --platform=...
+	lines    []string
 }
 
 func parseDockerfile(t *testing.T) []stage {
@@ -35,7 +37,15 @@ func parseDockerfile(t *testing.T) []stage {
 			continue
 		}
 		if strings.HasPrefix(line, "FROM ") {
-			stages = append(stages, stage{from: strings.Fields(line)[1]})
+			var st stage
+			for _, f := range strings.Fields(line)[1:] {
+				if p, ok := strings.CutPrefix(f, "--platform="); ok {
+					st.platform = p
+				} else if !strings.HasPrefix(f, "--") && st.from == "" {
+					st.from = f
+				}
+			}
+			stages = append(stages, st)
 			continue
 		}
 		require.NotEmpty(t, stages, "instruction before FROM: %s", line)
@@ -74,7 +84,8 @@ func TestDockerfileFinalStageIsMinimalAndNonRoot(t *testing.T) {
 	}
 }
 
-func TestDockerfileBuildsAStaticVersionStampedBinary(t *testing.T) {
+// buildCommand is the build stage's go build, without its RUN.
+func buildCommand(t *testing.T) string {
 	build := parseDockerfile(t)[0]
 	var cmd string
 	for _, l := range build.lines {
@@ -83,25 +94,81 @@ func TestDockerfileBuildsAStaticVersionStampedBinary(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, cmd, "the build stage runs go build")
-	assert.Contains(t, cmd, "CGO_ENABLED=0")
-	assert.Regexp(t, regexp.MustCompile(`-X main\.version=\$\{VERSION\}`), cmd)
+	return cmd
+}
 
+// runBuildCommand runs the build stage's go build as written, with the
+// build arguments as environment, and returns the binary.
+func runBuildCommand(t *testing.T, cmd string, env ...string) string {
 	out := t.TempDir()
 	cmd = strings.ReplaceAll(cmd, "/out/", out+"/")
 	run := exec.Command("sh", "-c", cmd)
-	run.Env = append(os.Environ(), "VERSION=v9.9.9-test")
+	run.Env = append(os.Environ(), env...)
 	b, err := run.CombinedOutput()
 	require.NoError(t, err, "%s", b)
+	return filepath.Join(out, "replicator")
+}
 
-	bin := filepath.Join(out, "replicator")
-	f, err := elf.Open(bin)
-	require.NoError(t, err)
-	defer f.Close()
+func assertStatic(t *testing.T, f *elf.File) {
+	t.Helper()
 	for _, p := range f.Progs {
 		assert.NotEqual(t, elf.PT_INTERP, p.Type, "static: no dynamic loader")
 		assert.NotEqual(t, elf.PT_DYNAMIC, p.Type, "static: no dynamic section")
 	}
+}
+
+func TestDockerfileBuildsAStaticVersionStampedBinary(t *testing.T) {
+	cmd := buildCommand(t)
+	assert.Contains(t, cmd, "CGO_ENABLED=0")
+	assert.Regexp(t, regexp.MustCompile(`-X main\.version=\$\{VERSION\}`), cmd)
+
+	bin := runBuildCommand(t, cmd, "VERSION=v9.9.9-test", "TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH)
+	f, err := elf.Open(bin)
+	require.NoError(t, err)
+	defer f.Close()
+	assertStatic(t, f)
 	v, err := exec.Command(bin, "--version").Output()
 	require.NoError(t, err)
 	assert.Equal(t, "replicator v9.9.9-test\n", string(v))
+}
+
+// TestDockerfileBuildsForTargetArch: `docker buildx build --platform
+// linux/amd64,linux/arm64` runs the build stage on the builder's platform
+// and cross-compiles for each target, which BuildKit names in TARGETOS and
+// TARGETARCH.
+func TestDockerfileBuildsForTargetArch(t *testing.T) {
+	stages := parseDockerfile(t)
+	assert.Equal(t, "$BUILDPLATFORM", stages[0].platform, "the build stage runs natively: FROM --platform=$BUILDPLATFORM")
+	assert.Empty(t, stages[1].platform, "the run stage is the target's")
+
+	declared := map[string]bool{}
+	for _, l := range stages[0].lines {
+		if args, ok := strings.CutPrefix(l, "ARG "); ok {
+			for _, a := range strings.Fields(args) {
+				name, _, _ := strings.Cut(a, "=")
+				declared[name] = true
+			}
+		}
+		if strings.HasPrefix(l, "RUN ") && strings.Contains(l, "go build") {
+			break
+		}
+	}
+	assert.True(t, declared["TARGETOS"], "ARG TARGETOS in the build stage, before go build")
+	assert.True(t, declared["TARGETARCH"], "ARG TARGETARCH in the build stage, before go build")
+
+	cmd := buildCommand(t)
+	assert.Regexp(t, `GOOS=\$\{?TARGETOS\}?\s`, cmd)
+	assert.Regexp(t, `GOARCH=\$\{?TARGETARCH\}?\s`, cmd)
+
+	// The other of the two platforms than this machine's.
+	arch, machine := "arm64", elf.EM_AARCH64
+	if runtime.GOARCH == "arm64" {
+		arch, machine = "amd64", elf.EM_X86_64
+	}
+	bin := runBuildCommand(t, cmd, "VERSION=v9.9.9-test", "TARGETOS=linux", "TARGETARCH="+arch)
+	f, err := elf.Open(bin)
+	require.NoError(t, err)
+	defer f.Close()
+	assert.Equal(t, machine, f.Machine, "built for linux/%s", arch)
+	assertStatic(t, f)
 }
