@@ -51,13 +51,14 @@ func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 	for i := range 6 {
 		apps = append(apps, e.ns(fmt.Sprintf("app%d", i), map[string]string{"push": "yes"}))
 	}
+	// An object no replicator made, in the way of s0 in app5 (made before
+	// the sources, or s0 would push there first).
+	e.create(secret(apps[5], "s0", corev1.SecretTypeOpaque, map[string]string{"k": "theirs"}, nil))
 	// Sources 0..3 allow apps 0..2 and push into the labelled namespaces.
 	for i := range 4 {
 		e.create(secret(src, fmt.Sprintf("s%d", i), corev1.SecretTypeOpaque, map[string]string{"k": fmt.Sprintf("v%d", i)},
 			with(e.allow(apps[0]+","+apps[1]+","+apps[2]), e.a.ReplicateToMatching, "push=yes")))
 	}
-	// An object no replicator made, in the way of s0 in app5.
-	e.create(secret(apps[5], "s0", corev1.SecretTypeOpaque, map[string]string{"k": "theirs"}, nil))
 	// Placeholders in every app for every source, and some for a missing one.
 	for _, app := range apps {
 		for i := range 4 {
