@@ -47,9 +47,11 @@ func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	stop := e.start(func(o *replicate.Options) { o.Metrics = replicate.NewMetrics(reg) })
 	src := e.ns("src", nil)
+	// A label of this test's own: other tests label namespaces too.
+	label := fmt.Sprintf("push-%d", e.id)
 	var apps []string
 	for i := range 6 {
-		apps = append(apps, e.ns(fmt.Sprintf("app%d", i), map[string]string{"push": "yes"}))
+		apps = append(apps, e.ns(fmt.Sprintf("app%d", i), map[string]string{label: "yes"}))
 	}
 	// An object no replicator made, in the way of s0 in app5 (made before
 	// the sources, or s0 would push there first).
@@ -57,7 +59,7 @@ func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 	// Sources 0..3 allow apps 0..2 and push into the labelled namespaces.
 	for i := range 4 {
 		e.create(secret(src, fmt.Sprintf("s%d", i), corev1.SecretTypeOpaque, map[string]string{"k": fmt.Sprintf("v%d", i)},
-			with(e.allow(apps[0]+","+apps[1]+","+apps[2]), e.a.ReplicateToMatching, "push=yes")))
+			with(e.allow(apps[0]+","+apps[1]+","+apps[2]), e.a.ReplicateToMatching, label+"=yes")))
 	}
 	// Placeholders in every app for every source, and some for a missing one.
 	for _, app := range apps {
@@ -81,7 +83,7 @@ func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 
 	settle := func(what string, reg *prometheus.Registry) {
 		e.eventually(30*time.Second, what, func() error {
-			want := e.statesInCluster(src, apps)
+			want := e.statesInCluster(src, apps, label)
 			if got := objectStates(t, reg); fmt.Sprint(got) != fmt.Sprint(want) {
 				return fmt.Errorf("replicator_objects %v, the cluster %v", got, want)
 			}
@@ -101,7 +103,7 @@ func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 // statesInCluster counts, from the objects in the cluster, what
 // replicator_objects{kind="Secret"} should say for this test's sources and
 // namespaces.
-func (e *env) statesInCluster(src string, apps []string) map[string]int {
+func (e *env) statesInCluster(src string, apps []string, label string) map[string]int {
 	e.t.Helper()
 	sources := map[string]*corev1.Secret{}
 	list, err := admin.CoreV1().Secrets(src).List(e.ctx, metav1.ListOptions{})
@@ -134,7 +136,7 @@ func (e *env) statesInCluster(src string, apps []string) map[string]int {
 			}
 		}
 		// Push: every source targets the labelled namespaces.
-		if ns.Labels["push"] != "yes" {
+		if ns.Labels[label] != "yes" {
 			continue
 		}
 		for key, source := range sources {
