@@ -55,7 +55,7 @@ func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 	}
 	// An object no replicator made, in the way of s0 in app5 (made before
 	// the sources, or s0 would push there first).
-	e.create(secret(apps[5], "s0", corev1.SecretTypeOpaque, map[string]string{"k": "theirs"}, nil))
+	e.create(secret(apps[5], "s0", corev1.SecretTypeOpaque, map[string]string{"k": "STATE-TEST-FOREIGN-VALUE"}, nil))
 	// Sources 0..3 allow apps 0..2 and push into the labelled namespaces.
 	for i := range 4 {
 		e.create(secret(src, fmt.Sprintf("s%d", i), corev1.SecretTypeOpaque, map[string]string{"k": fmt.Sprintf("v%d", i)},
