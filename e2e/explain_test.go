@@ -36,8 +36,9 @@ func TestExplainSaysWhy(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	certs, shop, other, team := e.ns("certs", nil), e.ns("shop", nil), e.ns("other", nil), e.ns("team", nil)
-	e.create(secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, with(e.allow(shop+",blog-.*"), e.a.ReplicateTo, team+","+other)))
+	// The object no replicator made exists before the source would push.
 	e.create(secret(other, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	e.create(secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, with(e.allow(shop+",blog-.*"), e.a.ReplicateTo, team+","+other)))
 	e.create(e.tlsPlaceholder(shop, "wildcard-tls", certs+"/wildcard-tls"))
 	e.create(e.tlsPlaceholder(other, "tls", certs+"/wildcard-tls"))
 	e.waitData(shop, "wildcard-tls", tlsV1)
