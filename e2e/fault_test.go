@@ -206,6 +206,13 @@ func TestEtcdRestartAndExpiredWatches(t *testing.T) {
 		v, _ := p.metric("replicator_writes_total", map[string]string{"kind": "Secret"})
 		return v
 	}
+	// A replica can be seen before its writer has counted it.
+	e.eventually(wait, "the fan-out's writes counted", func() error {
+		if w := writes(); w != n {
+			return fmt.Errorf("%v writes", w)
+		}
+		return nil
+	})
 	before := writes()
 
 	require.NoError(t, cp.StopEtcd())
