@@ -247,8 +247,7 @@ func (c *Controller) explainPull(target *Object) *PullExplanation {
 	if n := c.namespace(target.Namespace); n != nil {
 		ns.Labels = n.Labels
 	}
-	gate := Gate{Annotations: a, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns}
-	groups := gate.Checks(source, ref, ns)
+	groups := c.gate().Checks(source, ref, ns)
 	for i, group := range groups {
 		if passed(group) || i == len(groups)-1 {
 			p.Checks = append(p.Checks, group...)
@@ -272,8 +271,7 @@ func (c *Controller) explainPush(key string, source *Object, owned []any) *PushE
 	}
 	plan := c.planPush(key, source, owned)
 	state := map[string]string{}
-	targets, _ := PushTargets(source, c.namespaceViews(), PushOptions{Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Parse: c.patterns})
-	for ns := range targets {
+	for _, ns := range plan.Targets {
 		state[ns] = "up to date"
 	}
 	for _, ns := range plan.Refused {
@@ -304,8 +302,7 @@ func (c *Controller) explainReplica(marker string, replica *Object) *ReplicaExpl
 		return r
 	}
 	plan := c.planPush(marker, source, owned)
-	targets, _ := PushTargets(source, c.namespaceViews(), PushOptions{Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Parse: c.patterns})
-	r.Targeted = targets[replica.Namespace] && !slices.Contains(plan.Refused, replica.Namespace)
+	r.Targeted = slices.Contains(plan.Targets, replica.Namespace)
 	for _, ch := range plan.Changes {
 		if ch.Object.Namespace == replica.Namespace && ch.Object.Name == replica.Name {
 			r.State = string(ch.Action)
@@ -327,8 +324,7 @@ func (c *Controller) explainPullers(key string, source *Object) []Puller {
 		if n := c.namespace(v.Namespace); n != nil {
 			ns.Labels = n.Labels
 		}
-		gate := Gate{Annotations: c.opts.Annotations, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns}
-		ok, why := gate.Allows(source, Ref{Namespace: source.Namespace, Name: source.Name}, ns)
+		ok, why := c.gate().Allows(source, Ref{Namespace: source.Namespace, Name: source.Name}, ns)
 		out = append(out, Puller{Target: v.Key(), Allowed: ok, Detail: why})
 	}
 	slices.SortFunc(out, func(a, b Puller) int { return strings.Compare(a.Target, b.Target) })

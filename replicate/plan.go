@@ -212,30 +212,28 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 	if !check(a.ReplicationAllowed, err == nil && allowed, `"true"`, fmt.Sprintf("source %s does not carry %s: \"true\"", ref, a.ReplicationAllowed)) {
 		return checks
 	}
-	list, ok := source.Annotations[a.ReplicationAllowedNS]
-	if !check(a.ReplicationAllowedNS, ok, "", fmt.Sprintf("source %s has no %s", ref, a.ReplicationAllowedNS)) {
+	// listCheck checks that the pattern list at key is there and has an
+	// entry matching name.
+	listCheck := func(key, name, missing, mismatch string) bool {
+		list, ok := source.Annotations[key]
+		if !ok {
+			return check(key, false, "", missing)
+		}
+		patterns, _ := g.Parse.parse(list)
+		entry, match := patterns.MatchEntry(name)
+		return check(key, match, fmt.Sprintf("%q matches %s (entry %q)", list, name, entry), mismatch)
+	}
+	if !listCheck(a.ReplicationAllowedNS, namespace, fmt.Sprintf("source %s has no %s", ref, a.ReplicationAllowedNS),
+		fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)) || ref.Cluster == "" {
 		return checks
 	}
-	patterns, _ := g.Parse.parse(list)
-	entry, match := patterns.MatchEntry(namespace)
-	checks = checks[:len(checks)-1]
-	if !check(a.ReplicationAllowedNS, match, fmt.Sprintf("%q matches %s (entry %q)", list, namespace, entry), fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)) {
+	clusters := a.ReplicationAllowedClusters
+	if _, ok := source.Annotations[clusters]; ok && !check("--cluster-name", g.Cluster != "", g.Cluster,
+		fmt.Sprintf("this replicator has no cluster name (--cluster-name) to match against %s of source %s", clusters, ref)) {
 		return checks
 	}
-	if ref.Cluster == "" {
-		return checks
-	}
-	list, ok = source.Annotations[a.ReplicationAllowedClusters]
-	if !check(a.ReplicationAllowedClusters, ok, "", fmt.Sprintf("source %s has no %s: it is not served to other clusters", ref, a.ReplicationAllowedClusters)) {
-		return checks
-	}
-	if !check("--cluster-name", g.Cluster != "", g.Cluster, fmt.Sprintf("this replicator has no cluster name (--cluster-name) to match against %s of source %s", a.ReplicationAllowedClusters, ref)) {
-		return checks
-	}
-	patterns, _ = g.Parse.parse(list)
-	entry, match = patterns.MatchEntry(g.Cluster)
-	checks = checks[:len(checks)-1]
-	check(a.ReplicationAllowedClusters, match, fmt.Sprintf("%q matches cluster %s (entry %q)", list, g.Cluster, entry), fmt.Sprintf("source %s does not allow cluster %s", ref, g.Cluster))
+	listCheck(clusters, g.Cluster, fmt.Sprintf("source %s has no %s: it is not served to other clusters", ref, clusters),
+		fmt.Sprintf("source %s does not allow cluster %s", ref, g.Cluster))
 	return checks
 }
 

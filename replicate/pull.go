@@ -86,7 +86,7 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		Source:    source,
 		Ref:       ref,
 		Namespace: Namespace{Name: ns.Name, Labels: ns.Labels},
-		Gate:      Gate{Annotations: a, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns},
+		Gate:      c.gate(),
 		Rules:     c.kind.Rules(),
 		Now:       c.opts.Now(),
 	})
@@ -182,4 +182,9 @@ func (c *Controller) nextRef(r Ref) (Ref, bool) {
 	}
 	n, err := c.parseRef(v, o.Namespace)
 	return n, err == nil && n.Cluster == ""
+}
+
+// gate is the pull permission check with this controller's settings.
+func (c *Controller) gate() Gate {
+	return Gate{Annotations: c.opts.Annotations, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns}
 }
