@@ -43,6 +43,8 @@ type config struct {
 	burst            int
 	showVersion      bool
 	profiling        bool
+	eventQPS         float64
+	eventBurst       int
 	leaderElect      bool
 	dryRun           bool
 	dialects         string
@@ -113,6 +115,8 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.IntVar(&c.workers, "workers", 16, "objects reconciled in parallel, per kind")
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
 	fs.IntVar(&c.burst, "kube-api-burst", 100, "API requests in a burst")
+	fs.Float64Var(&c.eventQPS, "normal-event-qps", 5, "Normal Events (Replicated, Adopted) recorded per second, across all objects, beyond the burst; the rest are counted, not recorded; Warnings are not limited; -1: no limit")
+	fs.IntVar(&c.eventBurst, "normal-event-burst", 100, "Normal Events recorded in a burst")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
@@ -146,6 +150,12 @@ func (c *config) validate(logLevel string) error {
 	}
 	if c.burst < 1 {
 		return fmt.Errorf("-kube-api-burst: must be at least 1")
+	}
+	if c.eventQPS < 0 && c.eventQPS != -1 {
+		return fmt.Errorf("-normal-event-qps: must be at least 0, or -1 for no limit")
+	}
+	if c.eventBurst < 0 {
+		return fmt.Errorf("-normal-event-burst: must be at least 0")
 	}
 	c.prefix = strings.TrimSuffix(c.prefix, "/")
 	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {

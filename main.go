@@ -13,9 +13,12 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"regexp"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -140,6 +143,9 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		return err
 	}
 	setup.Options.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
+	if c.eventQPS >= 0 {
+		setup.Options.NormalEvents = rate.NewLimiter(rate.Limit(c.eventQPS), c.eventBurst)
+	}
 	rep, err := replicate.NewReplicator(setup)
 	if err != nil {
 		return err
@@ -203,14 +209,14 @@ func start(ctx context.Context, rep *replicate.Replicator, log *logrus.Logger) (
 	if limit := softMemoryLimit(cgroupMemoryMax); limit > 0 {
 		log.WithField("bytes", limit).Info("soft memory limit set from the container's limit")
 	}
-	restoreGC := tightenGCDuringSync()
+	relaxGC := tightenGCDuringSync()
 	stopped = rep.Start(ctx)
 	go func() {
 		// Start-up ends when, on the leader, the caches are loaded and
 		// everything found has been reconciled once. A standby stays at
 		// the tighter setting: it only keeps its cache.
 		if rep.WaitSettled(ctx) == nil {
-			restoreGC()
+			relaxGC()
 			log.Info("start-up reconcile done")
 		}
 	}()
@@ -296,7 +302,11 @@ func statusServer(c *config, registry *prometheus.Registry, rep *replicate.Repli
 // leader gauge.
 func newMetrics() (*prometheus.Registry, *replicate.Metrics, prometheus.Gauge) {
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry.MustRegister(
+		// The standard Go metrics, and the live heap: what the last
+		// garbage collection kept, the figure that grows with the cluster.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "replicator_build_info", Help: "Always 1; the version label says which build runs."}, []string{"version"})
 	buildInfo.WithLabelValues(version).Set(1)
 	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: "replicator_leader", Help: "1 while this process holds the leader Lease (or runs without leader election), else 0."})

@@ -45,20 +45,21 @@ func TestSoftMemoryLimit(t *testing.T) {
 	}
 }
 
-func TestStartUpGCSettingIsRestored(t *testing.T) {
+func TestGCSettingsOfStartUpAndAfter(t *testing.T) {
 	t.Setenv("GOGC", "")
 	before := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(before)
-	restore := tightenGCDuringSync()
+	relax := tightenGCDuringSync()
 	assert.Equal(t, syncGCPercent, debug.SetGCPercent(syncGCPercent), "tightened")
-	restore()
-	assert.Equal(t, 100, debug.SetGCPercent(100), "restored")
+	relax()
+	assert.Equal(t, steadyGCPercent, debug.SetGCPercent(100), "the steady setting after start-up")
 
 	t.Setenv("GOGC", "200")
 	debug.SetGCPercent(200)
-	restore = tightenGCDuringSync()
+	relax = tightenGCDuringSync()
 	assert.Equal(t, 200, debug.SetGCPercent(200), "GOGC set by the user is left alone")
-	restore()
+	relax()
+	assert.Equal(t, 200, debug.SetGCPercent(200), "after start-up too")
 }
 
 func TestKindFlags(t *testing.T) {

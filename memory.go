@@ -19,14 +19,22 @@ import (
 // what is kept. It lasts seconds, so the extra CPU is small.
 const syncGCPercent = 25
 
+// steadyGCPercent is the garbage collector's target after start-up. Go's
+// default (100) lets the heap grow to twice what is kept before collecting;
+// what is kept grows with the cluster (a few KiB per namespace), so at ten
+// thousand namespaces a fan-out would take the process to three times its
+// live heap. 50 keeps the peak at one and a half times, for a little more
+// collection work during fan-outs (measured in docs/scale.md).
+const steadyGCPercent = 50
+
 // tightenGCDuringSync sets syncGCPercent unless GOGC is set, and returns what
-// restores the previous setting.
-func tightenGCDuringSync() (restore func()) {
+// sets steadyGCPercent after start-up.
+func tightenGCDuringSync() (relax func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}
 	}
-	previous := debug.SetGCPercent(syncGCPercent)
-	return func() { debug.SetGCPercent(previous) }
+	debug.SetGCPercent(syncGCPercent)
+	return func() { debug.SetGCPercent(steadyGCPercent) }
 }
 
 // cgroupMemoryMax is where a container's memory limit is (cgroup v2).

@@ -8,6 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	corev1 "k8s.io/api/core/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -42,7 +47,13 @@ type Options struct {
 	Workers   int
 	// Recorder receives Events about the objects concerned.
 	Recorder record.EventRecorder
-	Log      logrus.FieldLogger
+	// NormalEvents, when not nil, is the budget of Normal Events shared by
+	// all controllers: a fan-out to ten thousand namespaces does not send
+	// ten thousand Events through the API server along with its writes,
+	// nor push Warnings out of the recorder's queue. Warnings are not
+	// limited by it.
+	NormalEvents *rate.Limiter
+	Log          logrus.FieldLogger
 	// Now stamps the replicated-at annotations; nil means time.Now. The
 	// write guard and the create expectations measure real time.
 	Now func() time.Time
@@ -105,18 +116,20 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	opts.Annotations = opts.Annotations.WithDialects(kind.Name(), opts.Kubed, opts.Reflector)
 	c := &Controller{
-		kind:       kind,
-		settled:    make(chan struct{}),
-		patterns:   CachedPatternParser(512),
-		guard:      newWriteGuard(),
-		creations:  newCreations(),
-		dryRun:     &dryRunLog{seen: map[string]string{}},
-		states:     newStateBook(),
-		client:     client,
-		opts:       opts,
-		log:        opts.Log.WithField("kind", kind.Name()),
-		objects:    kind.Informer(factory),
-		namespaces: factory.Core().V1().Namespaces().Informer(),
+		kind:      kind,
+		settled:   make(chan struct{}),
+		patterns:  CachedPatternParser(512),
+		guard:     newWriteGuard(),
+		creations: newCreations(),
+		dryRun:    &dryRunLog{seen: map[string]string{}},
+		states:    newStateBook(),
+		client:    client,
+		opts:      opts,
+		log:       opts.Log.WithField("kind", kind.Name()),
+		objects:   kind.Informer(factory),
+		namespaces: factory.InformerFor(&corev1.Namespace{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+			return coreinformers.NewNamespaceInformer(c, resync, cache.Indexers{})
+		}),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 5*time.Minute),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(kind.Name()) + "s", MetricsProvider: opts.Metrics.queues},
@@ -130,11 +143,17 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	opts.Metrics.registerManaged(kind.Name(), func() int { return c.countIndexed(indexPullSource) }, func() int { return c.countIndexed(indexPushMarker) })
 	opts.Metrics.registerStates(kind.Name(), c.states)
-	if err := c.objects.AddIndexers(cache.Indexers{
+	indexers := cache.Indexers{
 		indexPullSource: c.indexPullSource,
 		indexPushMarker: c.indexPushMarker,
 		indexPushName:   c.indexPushName,
-	}); err != nil {
+	}
+	if opts.Annotations.Reflector.on() {
+		// Only reflector's sources allow namespaces by label: only then
+		// does relabelling a namespace concern its pull targets.
+		indexers[indexPullNamespace] = c.indexPullNamespace
+	}
+	if err := c.objects.AddIndexers(indexers); err != nil {
 		return nil, fmt.Errorf("adding indexers: %w", err)
 	}
 	if _, err := c.objects.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -167,6 +186,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	for i := 0; i < c.opts.Workers; i++ {
 		workers.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
 	}
+	workers.Go(func() { wait.UntilWithContext(ctx, func(context.Context) { c.guard.prune(time.Now()) }, guardQuiet) })
 	if c.queue.Len() == 0 {
 		// Nothing was there to reconcile.
 		c.settledOnce.Do(func() { close(c.settled) })

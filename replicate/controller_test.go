@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	logtest "github.com/sirupsen/logrus/hooks/test"
@@ -82,6 +83,7 @@ func newPolicyHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtim
 func (h *harness) seed(t *testing.T, objs ...runtime.Object) {
 	t.Helper()
 	for _, o := range objs {
+		o = h.cached(t, o)
 		if _, ok := o.(*corev1.Namespace); ok {
 			require.NoError(t, h.ctrl.namespaces.GetIndexer().Add(o))
 		} else if h.ctrl.kind.View(o) != nil {
@@ -112,12 +114,20 @@ func newLiveHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.
 
 func newController(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) (*harness, informers.SharedInformerFactory) {
 	t.Helper()
+	return newControllerWith(t, kind, policy, ann, objs...)
+}
+
+// newControllerWith is newController reading the annotations a (another
+// prefix, or other dialects).
+func newControllerWith(t *testing.T, kind Kind, policy PushPolicy, a Annotations, objs ...runtime.Object) (*harness, informers.SharedInformerFactory) {
+	t.Helper()
 	client := fake.NewClientset(objs...)
-	factory := informers.NewSharedInformerFactory(client, 0)
+	// The transform the binary's informers use.
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(CacheTransform(a, false)))
 	recorder := record.NewFakeRecorder(100)
 	metrics := NewMetrics(prometheus.NewRegistry())
 	ctrl, err := NewController(kind, client, factory,
-		Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
+		Options{Annotations: a, Kubed: a.KubedSync != "", Reflector: a.Reflector.on(), Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	return &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}, factory
 }
@@ -184,6 +194,7 @@ func (h *harness) catchUp(t *testing.T) bool {
 	seen := map[string]bool{}
 	changed := false
 	for _, o := range objs {
+		o := h.cached(t, o.(runtime.Object))
 		key, err := cache.MetaNamespaceKeyFunc(o)
 		require.NoError(t, err)
 		seen[key] = true
@@ -209,6 +220,15 @@ func (h *harness) catchUp(t *testing.T) bool {
 		}
 	}
 	return changed
+}
+
+// cached is obj as the informers' transform puts it in the cache: the
+// controller under test sees what it sees in production.
+func (h *harness) cached(t *testing.T, obj runtime.Object) runtime.Object {
+	t.Helper()
+	out, err := CacheTransform(h.ctrl.opts.Annotations, h.ctrl.opts.AllowAll)(obj.DeepCopyObject())
+	require.NoError(t, err)
+	return out.(runtime.Object)
 }
 
 func writes(client *fake.Clientset) []k8stesting.Action {
@@ -504,8 +524,7 @@ func TestControllerReflectorMirrorFollowsItsNamespaceLabels(t *testing.T) {
 			map[string]string{rk.Allowed: "true", rk.AllowedNamespaces: "staging", rk.AllowedSelector: "team=web"}),
 		secret("app", "my-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{rk.Reflects: "certs/wildcard"}),
 	}
-	h, _ := newController(t, Secrets(), pushFromAnywhere, objs...)
-	h.ctrl.opts.Annotations = dialects
+	h, _ := newControllerWith(t, Secrets(), pushFromAnywhere, dialects, objs...)
 	h.seed(t, objs...)
 	h.drain(t)
 	mirror := func() string {
@@ -619,4 +638,99 @@ func TestControllerKeepsTheStateOfEveryManagedObject(t *testing.T) {
 		{"pull", StateRefused, ReasonDenied}: 1,
 		{"push", StateFilled, ""}:            0,
 	}, h.ctrl.states.counts())
+}
+
+func TestControllerComparesTargetsByDigestAndWritesContent(t *testing.T) {
+	// The cache holds what the replicator wrote into targets as digests.
+	// Every change must still be seen, and every write must carry content.
+	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "team-a"})
+	target := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": "", "own": "O"},
+		map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	h := newLiveHarness(t, Secrets(), pushFromAnywhere, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), source, target)
+	h.drain(t)
+	ctx := context.Background()
+	secrets := h.client.CoreV1().Secrets
+	cached := func(key string) *corev1.Secret {
+		o, _ := h.ctrl.get(key)
+		require.NotNil(t, o, key)
+		return o.(*corev1.Secret)
+	}
+	filled, replica := cached("app/tls"), cached("team-a/wildcard")
+	assert.Equal(t, map[string][]byte{"#tls.crt": digest([]byte("A")), "#tls.key": digest([]byte("K")), "own": []byte("O")}, filled.Data,
+		"the cache holds the replicated keys as digests and the target's own key whole")
+	assert.Equal(t, map[string][]byte{"#tls.crt": digest([]byte("A")), "#tls.key": digest([]byte("K"))}, replica.Data)
+	assert.Equal(t, map[string][]byte{"tls.crt": []byte("A"), "tls.key": []byte("K")}, cached("certs/wildcard").Data, "a source is kept whole")
+
+	check := func(what string) {
+		t.Helper()
+		got, err := secrets("app").Get(ctx, "tls", metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, map[string][]byte{"tls.crt": []byte("A2"), "tls.key": []byte("K"), "own": []byte("O")}, got.Data, what)
+		got, err = secrets("team-a").Get(ctx, "wildcard", metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, map[string][]byte{"tls.crt": []byte("A2"), "tls.key": []byte("K")}, got.Data, what)
+	}
+	s, err := secrets("certs").Get(ctx, "wildcard", metav1.GetOptions{})
+	require.NoError(t, err)
+	s.Data["tls.crt"] = []byte("A2")
+	_, err = secrets("certs").Update(ctx, s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	h.drain(t)
+	check("a source update reaches both targets, with content")
+
+	for _, ns := range []string{"app", "team-a"} {
+		name := map[string]string{"app": "tls", "team-a": "wildcard"}[ns]
+		got, err := secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		require.NoError(t, err)
+		got.Data["tls.crt"] = []byte("edited")
+		_, err = secrets(ns).Update(ctx, got, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	h.drain(t)
+	check("an edit of a replicated key is seen through its digest and repaired")
+}
+
+func TestWritesNeverCarryDigests(t *testing.T) {
+	client := fake.NewClientset()
+	desired := &Object{Namespace: "app", Name: "tls", Data: Data{"tls.crt": {Bytes: digest([]byte("A")), Digest: true}}}
+	for _, k := range []Kind{Secrets(), ConfigMaps()} {
+		assert.ErrorIs(t, k.Create(context.Background(), client, desired), errDigest, k.Name())
+		var current runtime.Object = &corev1.Secret{}
+		if k.Name() == "ConfigMap" {
+			current = &corev1.ConfigMap{}
+		}
+		assert.ErrorIs(t, k.Update(context.Background(), client, current, desired), errDigest, k.Name())
+	}
+	assert.Empty(t, client.Actions(), "nothing reached the API")
+}
+
+func TestControllerNormalEventsKeepToTheirBudget(t *testing.T) {
+	objs := []runtime.Object{namespaceObj("certs", nil),
+		secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
+			map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "team-.*"})}
+	for i := 0; i < 10; i++ {
+		ns := "team-" + strconv.Itoa(i)
+		objs = append(objs, namespaceObj(ns, nil), secret(ns, "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"}))
+	}
+	// Warnings are not limited: a placeholder naming a missing source.
+	objs = append(objs, secret("team-0", "missing", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/missing"}))
+	h, _ := newController(t, Secrets(), pushFromAnywhere, objs...)
+	h.ctrl.opts.NormalEvents = rate.NewLimiter(0, 3)
+	h.seed(t, objs...)
+	h.drain(t)
+	var normal, warnings int
+	for len(h.recorder.Events) > 0 {
+		e := <-h.recorder.Events
+		switch {
+		case strings.HasPrefix(e, "Normal "+ReasonReplicated):
+			normal++
+		case strings.HasPrefix(e, "Warning "+ReasonSourceNotFound):
+			warnings++
+		}
+	}
+	assert.Equal(t, 3, normal, "the burst, then nothing (no refill)")
+	assert.Equal(t, 1, warnings, "a Warning is never held back by the budget")
+	assert.Equal(t, 7.0, testutil.ToFloat64(h.metrics.eventsSkipped.WithLabelValues("Secret", ReasonReplicated)))
+	assert.Equal(t, 10.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "pull", "update")), "every placeholder is filled all the same")
 }

@@ -3,7 +3,6 @@ package replicate
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"maps"
 	"slices"
 	"sync"
@@ -145,13 +144,26 @@ func (g *writeGuard) wrote(key, digest string, now time.Time) bool {
 	// so that the map holds only objects written in the last few minutes,
 	// and those being fought over.
 	if g.writes++; g.writes%256 == 0 {
-		for k, old := range g.entries {
-			if old.stale(now) {
-				delete(g.entries, k)
-			}
-		}
+		g.pruneLocked(now)
 	}
 	return e.writes == guardSpell
+}
+
+// prune forgets the objects a write at now would start afresh anyway: after
+// a fan-out to every namespace, the guard does not keep an entry for each
+// one while nothing is written.
+func (g *writeGuard) prune(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pruneLocked(now)
+}
+
+func (g *writeGuard) pruneLocked(now time.Time) {
+	for k, e := range g.entries {
+		if e.stale(now) {
+			delete(g.entries, k)
+		}
+	}
 }
 
 // contentDigest identifies what a write makes of an object: its type, data
@@ -168,7 +180,9 @@ func contentDigest(o *Object) string {
 	for _, k := range slices.Sorted(maps.Keys(o.Data)) {
 		v := o.Data[k]
 		field([]byte(k))
-		field(v.Bytes)
+		// The content's digest: the same whether the object holds the
+		// content or, as the cache does for targets, only its digest.
+		field(v.sum())
 		if v.Binary {
 			field([]byte{1})
 		}
@@ -177,5 +191,5 @@ func contentDigest(o *Object) string {
 		field([]byte(k))
 		field([]byte(o.Labels[k]))
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return string(h.Sum(nil))
 }

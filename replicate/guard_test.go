@@ -185,6 +185,8 @@ func TestContentDigest(t *testing.T) {
 	a := &Object{Type: "Opaque", Data: Data{"k": {Bytes: []byte("v")}}, Labels: map[string]string{"x": "y"}}
 	same := &Object{Name: "other", Type: "Opaque", Data: Data{"k": {Bytes: []byte("v")}}, Labels: map[string]string{"x": "y"}}
 	assert.Equal(t, contentDigest(a), contentDigest(same), "names and metadata other than labels do not count")
+	assert.Equal(t, contentDigest(a), contentDigest(&Object{Type: "Opaque", Data: Data{"k": {Bytes: digest([]byte("v")), Digest: true}}, Labels: map[string]string{"x": "y"}}),
+		"content and its digest (as the cache holds a target) are the same content")
 	for name, o := range map[string]*Object{
 		"another value":        {Type: "Opaque", Data: Data{"k": {Bytes: []byte("w")}}, Labels: map[string]string{"x": "y"}},
 		"another type":         {Type: "kubernetes.io/tls", Data: Data{"k": {Bytes: []byte("v")}}, Labels: map[string]string{"x": "y"}},
@@ -213,4 +215,16 @@ func TestWriteGuardForgetsObjectsNoLongerWritten(t *testing.T) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	assert.Len(t, g.entries, 1, "only the object written lately is left")
+}
+
+func TestWriteGuardForgetsAFanOutWhileNothingIsWritten(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newWriteGuard()
+	for i := 0; i < 1000; i++ {
+		g.wrote(fmt.Sprintf("ns/%d", i), "x", t0)
+	}
+	g.prune(t0.Add(time.Minute))
+	assert.Len(t, g.entries, 1000, "a minute later each write is still remembered")
+	g.prune(t0.Add(guardQuiet + time.Second))
+	assert.Empty(t, g.entries, "after a quiet spell the guard holds nothing")
 }

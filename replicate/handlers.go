@@ -23,6 +23,11 @@ const (
 	indexPushMarker = "replicator/push-marker"
 	// indexPushName maps an object name to the push sources of that name.
 	indexPushName = "replicator/push-name"
+	// indexPullNamespace maps a namespace to the pull targets in it. The
+	// informers have no index of every object by namespace: at ten
+	// thousand namespaces that is a set per namespace per kind, for
+	// objects the replicator mostly never reads.
+	indexPullNamespace = "replicator/pull-namespace"
 )
 
 // objectChanged enqueues everything an add, update or delete of obj may
@@ -113,6 +118,17 @@ func (c *Controller) indexPullSource(obj any) ([]string, error) {
 	return []string{ref.String()}, nil
 }
 
+func (c *Controller) indexPullNamespace(obj any) ([]string, error) {
+	m, err := metaOf(obj)
+	if err != nil {
+		return nil, nil
+	}
+	if _, _, ok := c.opts.Annotations.pullReference(m.GetAnnotations()); !ok {
+		return nil, nil
+	}
+	return []string{m.GetNamespace()}, nil
+}
+
 // parseRef parses a pull reference (replicate-from, or reflector's
 // reflects); a cluster prefix naming this cluster means this cluster.
 func (c *Controller) parseRef(value, namespace string) (Ref, error) {
@@ -184,15 +200,10 @@ func (c *Controller) namespaceChanged(old, cur any) {
 
 // enqueuePullTargetsIn enqueues the pull targets in namespace.
 func (c *Controller) enqueuePullTargetsIn(namespace string) {
-	objs, err := c.objects.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
-	if err != nil {
-		return
-	}
+	objs, _ := c.objects.GetIndexer().ByIndex(indexPullNamespace, namespace)
 	for _, obj := range objs {
 		if m, err := metaOf(obj); err == nil {
-			if _, _, ok := c.opts.Annotations.pullReference(m.GetAnnotations()); ok {
-				c.queue.Add(namespace + "/" + m.GetName())
-			}
+			c.queue.Add(namespace + "/" + m.GetName())
 		}
 	}
 }

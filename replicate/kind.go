@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"maps"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +29,9 @@ type Kind interface {
 	Create(ctx context.Context, c kubernetes.Interface, desired *Object) error
 	Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) error
 	Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error
+	// ManagedFields reads an object's managedFields from the API server:
+	// the cache does not keep them. Only a fight asks who else writes.
+	ManagedFields(ctx context.Context, c kubernetes.Interface, namespace, name string) ([]metav1.ManagedFieldsEntry, error)
 }
 
 // FieldManager is the name the replicator's writes carry in managedFields.
@@ -38,6 +42,7 @@ type writer[T runtime.Object] interface {
 	Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error)
 	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
 	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
 }
 
 // typedKind implements Kind for one typed API object T from a few functions.
@@ -91,7 +96,14 @@ func setMeta(obj metav1.Object, desired *Object) {
 	obj.SetOwnerReferences(append([]metav1.OwnerReference(nil), desired.OwnerReferences...))
 }
 
+// errDigest refuses a write that would carry a digest the cache holds in
+// place of content: it would replace the content with its hash.
+var errDigest = errors.New("the planned write holds a digest in place of content; not written")
+
 func (k *typedKind[T]) Create(ctx context.Context, c kubernetes.Interface, desired *Object) error {
+	if desired.Data.digested() {
+		return errDigest
+	}
 	var zero T
 	obj := k.build(zero, desired)
 	setMeta(obj, desired)
@@ -103,13 +115,16 @@ func (k *typedKind[T]) Create(ctx context.Context, c kubernetes.Interface, desir
 }
 
 func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) error {
+	if desired.Data.digested() {
+		return errDigest
+	}
 	obj := k.build(current.(T), desired)
 	setMeta(obj, desired)
 	// Optimistic concurrency: the write fails with a conflict if the object
 	// changed since the version the change was planned from.
 	obj.SetResourceVersion(desired.ResourceVersion)
-	// The cache holds a cut-down managedFields; sending none leaves the
-	// server's as they are.
+	// The cache holds no managedFields; sending none leaves the server's
+	// as they are.
 	obj.SetManagedFields(nil)
 	_, err := k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
 	return err
@@ -117,4 +132,12 @@ func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, curre
 
 func (k *typedKind[T]) Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error {
 	return k.client(c, namespace).Delete(ctx, name, opts)
+}
+
+func (k *typedKind[T]) ManagedFields(ctx context.Context, c kubernetes.Interface, namespace, name string) ([]metav1.ManagedFieldsEntry, error) {
+	obj, err := k.client(c, namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return obj.GetManagedFields(), nil
 }

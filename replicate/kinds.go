@@ -3,6 +3,11 @@ package replicate
 import (
 	"encoding/json"
 	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	rbacinformers "k8s.io/client-go/informers/rbac/v1"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -29,7 +34,9 @@ func ConfigMaps() Kind {
 	return &typedKind[*corev1.ConfigMap]{
 		name: "ConfigMap",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
-			return f.Core().V1().ConfigMaps().Informer()
+			return f.InformerFor(&corev1.ConfigMap{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return coreinformers.NewConfigMapInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
+			})
 		},
 		client: func(c kubernetes.Interface, namespace string) writer[*corev1.ConfigMap] {
 			return c.CoreV1().ConfigMaps(namespace)
@@ -38,10 +45,12 @@ func ConfigMaps() Kind {
 			o.Immutable = cm.Immutable != nil && *cm.Immutable
 			o.Data = make(Data, len(cm.Data)+len(cm.BinaryData))
 			for k, v := range cm.Data {
-				o.Data[k] = Value{Bytes: []byte(v)}
+				name, digest := strings.CutPrefix(k, digestMark)
+				o.Data[name] = Value{Bytes: []byte(v), Digest: digest}
 			}
 			for k, v := range cm.BinaryData {
-				o.Data[k] = Value{Bytes: v, Binary: true}
+				name, digest := strings.CutPrefix(k, digestMark)
+				o.Data[name] = Value{Bytes: v, Binary: true, Digest: digest}
 			}
 		},
 		build: func(current *corev1.ConfigMap, desired *Object) *corev1.ConfigMap {
@@ -118,7 +127,9 @@ func Roles() Kind {
 	return &typedKind[*rbacv1.Role]{
 		name: "Role",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
-			return f.Rbac().V1().Roles().Informer()
+			return f.InformerFor(&rbacv1.Role{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return rbacinformers.NewRoleInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
+			})
 		},
 		client: func(c kubernetes.Interface, namespace string) writer[*rbacv1.Role] {
 			return c.RbacV1().Roles(namespace)
@@ -156,7 +167,9 @@ func RoleBindings() Kind {
 	return &typedKind[*rbacv1.RoleBinding]{
 		name: "RoleBinding",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
-			return f.Rbac().V1().RoleBindings().Informer()
+			return f.InformerFor(&rbacv1.RoleBinding{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return rbacinformers.NewRoleBindingInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
+			})
 		},
 		client: func(c kubernetes.Interface, namespace string) writer[*rbacv1.RoleBinding] {
 			return c.RbacV1().RoleBindings(namespace)
@@ -186,7 +199,9 @@ func ServiceAccounts() Kind {
 	return &typedKind[*corev1.ServiceAccount]{
 		name: "ServiceAccount",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
-			return f.Core().V1().ServiceAccounts().Informer()
+			return f.InformerFor(&corev1.ServiceAccount{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return coreinformers.NewServiceAccountInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
+			})
 		},
 		client: func(c kubernetes.Interface, namespace string) writer[*corev1.ServiceAccount] {
 			return c.CoreV1().ServiceAccounts(namespace)

@@ -19,10 +19,12 @@ type Metrics struct {
 	problems     *prometheus.CounterVec
 	writeErrors  *prometheus.CounterVec
 	dryRunWrites *prometheus.CounterVec
-	fights       *prometheus.CounterVec
-	reconciles   *prometheus.HistogramVec
-	queues       *queueMetrics
-	reg          prometheus.Registerer
+	// eventsSkipped: Normal Events over the budget.
+	eventsSkipped *prometheus.CounterVec
+	fights        *prometheus.CounterVec
+	reconciles    *prometheus.HistogramVec
+	queues        *queueMetrics
+	reg           prometheus.Registerer
 	// Per source cluster (cross-cluster pull).
 	remoteUp      *prometheus.GaugeVec
 	remoteErrors  *prometheus.CounterVec
@@ -43,6 +45,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		problems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_problems_total",
 			Help: "Warnings raised as Events, by kind and reason (ReplicationDenied, InvalidAnnotation, TargetConflict, ...).",
+		}, []string{"kind", "reason"}),
+		eventsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replicator_normal_events_skipped_total",
+			Help: "Normal Events not recorded because the budget (--normal-event-qps, --normal-event-burst) was spent, by kind and reason. The writes they would have reported are counted in replicator_writes_total.",
 		}, []string{"kind", "reason"}),
 		dryRunWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicator_dry_run_writes_total",
@@ -74,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Secrets added, changed or deleted in the watched namespaces of a source cluster, as the watch delivered them.",
 		}, []string{"cluster"}),
 	}
-	reg.MustRegister(m.results, m.writes, m.dryRunWrites, m.fights, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
+	reg.MustRegister(m.results, m.writes, m.dryRunWrites, m.eventsSkipped, m.fights, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
 	m.queues = newQueueMetrics(reg)
 	m.reg = reg
 	return m

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -22,6 +23,31 @@ import (
 type Value struct {
 	Bytes  []byte
 	Binary bool
+	// Digest marks Bytes as the SHA-256 of the content, not the content:
+	// the cache holds what the replicator wrote into a target that way (see
+	// CacheTransform). It compares like the content; it is never written.
+	Digest bool
+}
+
+// sum is the SHA-256 of the content.
+func (v Value) sum() []byte {
+	if v.Digest {
+		return v.Bytes
+	}
+	s := sha256.Sum256(v.Bytes)
+	return s[:]
+}
+
+// Same reports whether both hold the same content, either of them possibly
+// as a digest.
+func (v Value) Same(w Value) bool {
+	if v.Binary != w.Binary {
+		return false
+	}
+	if v.Digest == w.Digest {
+		return bytes.Equal(v.Bytes, w.Bytes)
+	}
+	return bytes.Equal(v.sum(), w.sum())
 }
 
 // Data is the replicated content of an object, by key.
@@ -34,11 +60,21 @@ func (d Data) Equal(o Data) bool {
 	}
 	for k, v := range d {
 		w, ok := o[k]
-		if !ok || v.Binary != w.Binary || !bytes.Equal(v.Bytes, w.Bytes) {
+		if !ok || !v.Same(w) {
 			return false
 		}
 	}
 	return true
+}
+
+// digested reports whether any value is held as a digest only.
+func (d Data) digested() bool {
+	for _, v := range d {
+		if v.Digest {
+			return true
+		}
+	}
+	return false
 }
 
 // Object is the planner's view of one object of any kind.
@@ -560,8 +596,17 @@ func PlanPush(in PushInput) PushPlan {
 		}
 	}
 
+	// Every replica is the same but for its namespace: the maps of one
+	// are shared by all (nothing changes them; the writes build requests
+	// from copies), so that planning a fan-out to ten thousand namespaces
+	// does not hold ten thousand copies of them.
+	var template Object
+	if len(targets) > 0 {
+		template = replica(in.Source, "", marker, in.Options)
+	}
 	for _, ns := range slices.Sorted(maps.Keys(targets)) {
-		desired := replica(in.Source, ns, marker, in.Options)
+		desired := template
+		desired.Namespace = ns
 		current := in.Existing(ns)
 		switch {
 		case current == nil:

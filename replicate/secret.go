@@ -1,6 +1,12 @@
 package replicate
 
 import (
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
@@ -13,7 +19,9 @@ func Secrets() Kind {
 	return &typedKind[*corev1.Secret]{
 		name: "Secret",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
-			return f.Core().V1().Secrets().Informer()
+			return f.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return coreinformers.NewSecretInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
+			})
 		},
 		client: func(c kubernetes.Interface, namespace string) writer[*corev1.Secret] {
 			return c.CoreV1().Secrets(namespace)
@@ -23,6 +31,10 @@ func Secrets() Kind {
 			o.Immutable = s.Immutable != nil && *s.Immutable
 			o.Data = make(Data, len(s.Data))
 			for k, v := range s.Data {
+				if name, ok := strings.CutPrefix(k, digestMark); ok {
+					o.Data[name] = Value{Bytes: v, Digest: true}
+					continue
+				}
 				o.Data[k] = Value{Bytes: v}
 			}
 		},

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"crypto/sha256"
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
@@ -8,54 +9,147 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// CacheTransform returns the informer transform that keeps the cache small:
-// managedFields are dropped from every object that carries none of this
-// replicator's annotations and cut down to who wrote when (manager,
-// operation, time: what a FightingWriter Event names) on the others; a
-// Secret or ConfigMap that carries none of them is cached without its data and
-// without kubectl's last-applied-configuration (which holds a copy of the data
-// when the object was applied with kubectl). Helm release Secrets, dashboards
-// and the like are large, never read and never written by the replicator. An
-// object that gains an annotation arrives whole with that update. With
-// allowAll every object may be a pull source, so data is kept.
+// CacheTransform returns the informer transform that keeps the cache small,
+// so that memory grows with the objects the replicator acts on and only a
+// little with the rest of the cluster:
+//   - managedFields are dropped from every object;
+//   - a Secret or ConfigMap that carries none of this replicator's
+//     annotations is cached without its data and without kubectl's
+//     last-applied-configuration (a copy of the data when it was applied with
+//     kubectl): Helm release Secrets, dashboards and the like are large, never
+//     read and never written by the replicator. An object that gains an
+//     annotation arrives whole with that update;
+//   - a pull target or push replica holds what the replicator wrote into it
+//     as digests (see digestMark);
+//   - a namespace keeps its name, labels and phase;
+//   - an object with none of the annotations read keeps only its name,
+//     namespace and version (unless another tool's dialect is read).
+//
+// With allowAll every object may be a pull source, so data is kept.
 func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		if m, ok := obj.(metav1.Object); ok {
-			m.SetManagedFields(writers(m.GetManagedFields(), a.Relevant(m.GetAnnotations())))
+			// Who wrote which field: the bulk of many small objects, and
+			// read only when the replicator fights another writer (then
+			// from the API server).
+			m.SetManagedFields(nil)
+			if _, ns := obj.(*corev1.Namespace); ns {
+				m.SetUID("")
+			} else if !allowAll && !a.Reflector.on() && a.KubedSync == "" && !a.Relevant(m.GetAnnotations()) && !adoptableCopy(m, a) {
+				// Without another tool's dialect, an object with none
+				// of our annotations that is no copy another tool made
+				// is only ever looked up by name (is a push target's
+				// name taken?): its metadata beyond that is not kept.
+				m.SetUID("")
+				m.SetLabels(nil)
+				m.SetAnnotations(nil)
+				m.SetOwnerReferences(nil)
+				m.SetFinalizers(nil)
+			}
+			intern(m)
 		}
 		if allowAll {
 			return obj, nil
 		}
 		switch o := obj.(type) {
 		case *corev1.Secret:
-			if !a.Relevant(o.Annotations) {
+			switch {
+			case !a.Relevant(o.Annotations):
 				o.Data, o.StringData = nil, nil
 				delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+			case !a.mayBeSource(o.Annotations):
+				for _, k := range parseKeys(o.Annotations[a.ReplicatedKeys]) {
+					if v, ok := o.Data[k]; ok {
+						delete(o.Data, k)
+						o.Data[digestKey(k)] = digest(v)
+					}
+				}
 			}
 		case *corev1.ConfigMap:
-			if !a.Relevant(o.Annotations) {
+			switch {
+			case !a.Relevant(o.Annotations):
 				o.Data, o.BinaryData = nil, nil
 				delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+			case !a.mayBeSource(o.Annotations):
+				for _, k := range parseKeys(o.Annotations[a.ReplicatedKeys]) {
+					if v, ok := o.Data[k]; ok {
+						delete(o.Data, k)
+						o.Data[digestKey(k)] = string(digest([]byte(v)))
+					}
+					if v, ok := o.BinaryData[k]; ok {
+						delete(o.BinaryData, k)
+						o.BinaryData[digestKey(k)] = digest(v)
+					}
+				}
 			}
+		case *corev1.Namespace:
+			// The planner reads a namespace's name, labels and whether it
+			// is terminating: the rest (annotations can hold a copy of the
+			// whole object) is not kept.
+			o.Annotations = nil
+			o.Spec = corev1.NamespaceSpec{}
+			o.Status = corev1.NamespaceStatus{Phase: o.Status.Phase}
 		}
 		return obj, nil
 	}
 }
 
-// writers cuts managedFields down to who wrote when, or to nothing when not
-// keep. The fields themselves (the bulk) are dropped.
-func writers(fields []metav1.ManagedFieldsEntry, keep bool) []metav1.ManagedFieldsEntry {
-	if !keep || len(fields) == 0 {
-		return nil
-	}
-	out := make([]metav1.ManagedFieldsEntry, len(fields))
-	for i, f := range fields {
-		// The same few names on every object: held once.
-		out[i] = metav1.ManagedFieldsEntry{
-			Manager:   unique.Make(f.Manager).Value(),
-			Operation: metav1.ManagedFieldsOperationType(unique.Make(string(f.Operation)).Value()),
-			Time:      f.Time,
+// adoptableCopy reports whether m may be a copy the tool being replaced made
+// (see adoptable): its annotations and labels are read when a source
+// pushes to its namespace.
+func adoptableCopy(m metav1.Object, a Annotations) bool {
+	ann := m.GetAnnotations()
+	_, version := ann[a.ReplicatedFromVersion]
+	_, at := ann[a.ReplicatedAt]
+	_, reflects := ann[reflectorReflects]
+	_, kubed := m.GetLabels()[kubedOriginName]
+	return version || at || reflects || kubed
+}
+
+// intern makes the strings of an object's metadata that repeat across
+// objects share one copy: the namespace and name, annotation and label keys,
+// and their values (the same source reference, keys and stamps on every
+// target of a fan-out, the same description on every kube-root-ca.crt).
+// Assigning to a key a map already holds replaces the key's string too. The
+// unique package forgets a string once no handle to it is left, at a garbage
+// collection, so the objects decoded between two collections share a copy:
+// a fan-out keeps a copy per collection, not one per object.
+func intern(m metav1.Object) {
+	m.SetNamespace(unique.Make(m.GetNamespace()).Value())
+	// The same names in every namespace: default, kube-root-ca.crt, the
+	// name of a pushed Secret.
+	m.SetName(unique.Make(m.GetName()).Value())
+	for _, kv := range []map[string]string{m.GetLabels(), m.GetAnnotations()} {
+		for k, v := range kv {
+			kv[unique.Make(k).Value()] = unique.Make(v).Value()
 		}
 	}
-	return out
+}
+
+// A pull target or push replica that is no source is cached with the keys
+// the replicator wrote into it (replicated-keys) held as SHA-256 digests:
+// it is compared with its source, never read, and the source's content would
+// otherwise be held once more for every namespace. The digest sits under a
+// key no API object can have ('#' is not allowed in keys), and views turn it
+// back into a Value marked Digest. Keys the target holds of its own keep
+// their content: a write carries them over.
+const digestMark = "#"
+
+func digestKey(k string) string { return unique.Make(digestMark + k).Value() }
+
+func digest(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
+
+// mayBeSource reports whether annotations let an object be read as a source
+// (pulled from, here or from another cluster, or pushed): its content is
+// then kept whole.
+func (a Annotations) mayBeSource(annotations map[string]string) bool {
+	for _, k := range []string{a.ReplicationAllowed, a.ReplicationAllowedNS, a.ReplicationAllowedClusters} {
+		if _, ok := annotations[k]; ok {
+			return true
+		}
+	}
+	return a.IsPushSource(annotations) || a.reflectorSource(annotations)
 }

@@ -1,12 +1,17 @@
 package replicate
 
 import (
+	"maps"
+	"runtime"
 	"testing"
+	"unique"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func TestCacheTransform(t *testing.T) {
@@ -47,22 +52,109 @@ func TestCacheTransform(t *testing.T) {
 			out, err := CacheTransform(a, tt.allowAll)(s)
 			require.NoError(t, err)
 			got := out.(*corev1.Secret)
-			if tt.keepsData && !tt.allowAll {
-				// Who wrote when, for the FightingWriter Event; not the
-				// fields.
-				assert.Equal(t, []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at}}, got.ManagedFields)
-			} else {
-				assert.Nil(t, got.ManagedFields)
-			}
+			// A fight reads them from the API server.
+			assert.Nil(t, got.ManagedFields)
 			assert.Equal(t, tt.keepsData, got.Data != nil)
 			_, applied := got.Annotations[corev1.LastAppliedConfigAnnotation]
 			assert.Equal(t, tt.keepsData && tt.annotations[corev1.LastAppliedConfigAnnotation] != "", applied)
 		})
 	}
-	ns, err := CacheTransform(ann, false)(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "n", ManagedFields: managed, Labels: map[string]string{"a": "b"}}})
+	ns, err := CacheTransform(ann, false)(&corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: "n", ManagedFields: managed, Labels: map[string]string{"a": "b"}, Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}},
+		Spec:       corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{"kubernetes"}},
+		Status:     corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating, Conditions: []corev1.NamespaceCondition{{Type: "NamespaceDeletionDiscoveryFailure"}}},
+	})
 	require.NoError(t, err)
-	assert.Nil(t, ns.(*corev1.Namespace).ManagedFields)
-	assert.Equal(t, "b", ns.(*corev1.Namespace).Labels["a"], "namespaces keep their labels")
+	assert.Equal(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: map[string]string{"a": "b"}}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating}}, ns,
+		"a namespace keeps its name, labels and phase")
+}
+
+func TestCacheTransformDigestsWhatWasReplicated(t *testing.T) {
+	content := map[string][]byte{"tls.crt": []byte("C"), "tls.key": []byte("K"), "own": []byte("O")}
+	written := map[string][]byte{"#tls.crt": digest([]byte("C")), "#tls.key": digest([]byte("K")), "own": []byte("O")}
+	keys := map[string]string{ann.ReplicatedKeys: "tls.crt,tls.key"}
+	with := func(more ...string) map[string]string {
+		m := maps.Clone(keys)
+		for i := 0; i+1 < len(more); i += 2 {
+			m[more[i]] = more[i+1]
+		}
+		return m
+	}
+	tests := map[string]struct {
+		annotations map[string]string
+		allowAll    bool
+		dialects    bool
+		want        map[string][]byte
+	}{
+		"a filled pull target holds the keys it was given as digests, its own keys whole": {annotations: with(ann.ReplicateFrom, "a/b"), want: written},
+		"a push replica likewise":                                             {annotations: with(ann.ReplicatedFrom, "a/b"), want: written},
+		"a mirror in reflector's dialect likewise":                            {annotations: with(rk.Reflects, "a/b"), dialects: true, want: written},
+		"a pull target not yet filled (no replicated-keys) is kept whole":     {annotations: map[string]string{ann.ReplicateFrom: "a/b"}, want: content},
+		"a filled target others may pull from is kept whole":                  {annotations: with(ann.ReplicateFrom, "a/b", ann.ReplicationAllowed, "true"), want: content},
+		"a filled target that names the namespaces that may pull, likewise":   {annotations: with(ann.ReplicateFrom, "a/b", ann.ReplicationAllowedNS, "x"), want: content},
+		"a replica another cluster may pull is kept whole":                    {annotations: with(ann.ReplicatedFrom, "a/b", ann.ReplicationAllowedClusters, "c"), want: content},
+		"a filled target that pushes on is kept whole":                        {annotations: with(ann.ReplicateFrom, "a/b", ann.ReplicateTo, "x"), want: content},
+		"a filled target that is a reflector source is kept whole":            {annotations: with(ann.ReplicateFrom, "a/b", rk.Allowed, "true"), dialects: true, want: content},
+		"with allow-all any object may be a source: targets are kept whole":   {annotations: with(ann.ReplicateFrom, "a/b"), allowAll: true, want: content},
+		"replicated-keys naming a key the target lacks digests what is there": {annotations: map[string]string{ann.ReplicateFrom: "a/b", ann.ReplicatedKeys: "tls.crt,gone"}, want: map[string][]byte{"#tls.crt": digest([]byte("C")), "tls.key": []byte("K"), "own": []byte("O")}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := ann
+			if tt.dialects {
+				a = dialects
+			}
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Annotations: tt.annotations}, Data: maps.Clone(content)}
+			out, err := CacheTransform(a, tt.allowAll)(s)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, out.(*corev1.Secret).Data)
+
+			view := Secrets().View(out)
+			for k, v := range content {
+				assert.True(t, view.Data[k].Same(Value{Bytes: v}), "the view of %s compares equal to its content", k)
+				assert.False(t, view.Data[k].Same(Value{Bytes: []byte("other")}), k)
+			}
+		})
+	}
+
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "c", Annotations: map[string]string{ann.ReplicatedFrom: "a/b", ann.ReplicatedKeys: "ca.crt,bin"}},
+		Data:       map[string]string{"ca.crt": "PEM", "own": "O"},
+		BinaryData: map[string][]byte{"bin": {0, 1}},
+	}
+	out, err := CacheTransform(ann, false)(cm)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"#ca.crt": string(digest([]byte("PEM"))), "own": "O"}, out.(*corev1.ConfigMap).Data)
+	assert.Equal(t, map[string][]byte{"#bin": digest([]byte{0, 1})}, out.(*corev1.ConfigMap).BinaryData)
+	view := ConfigMaps().View(out)
+	assert.Equal(t, Data{
+		"ca.crt": {Bytes: digest([]byte("PEM")), Digest: true},
+		"bin":    {Bytes: digest([]byte{0, 1}), Digest: true, Binary: true},
+		"own":    {Bytes: []byte("O")},
+	}, view.Data)
+	assert.True(t, view.Data.Equal(Data{"ca.crt": {Bytes: []byte("PEM")}, "bin": {Bytes: []byte{0, 1}, Binary: true}, "own": {Bytes: []byte("O")}}))
+}
+
+func TestValueSame(t *testing.T) {
+	c, d := Value{Bytes: []byte("C")}, Value{Bytes: digest([]byte("C")), Digest: true}
+	tests := map[string]struct {
+		a, b Value
+		same bool
+	}{
+		"equal content":                          {c, Value{Bytes: []byte("C")}, true},
+		"different content":                      {c, Value{Bytes: []byte("D")}, false},
+		"content and its digest":                 {c, d, true},
+		"a digest and its content":               {d, c, true},
+		"content and another's digest":           {Value{Bytes: []byte("D")}, d, false},
+		"two equal digests":                      {d, Value{Bytes: digest([]byte("C")), Digest: true}, true},
+		"binary and text with the same bytes":    {c, Value{Bytes: []byte("C"), Binary: true}, false},
+		"the digest bytes themselves as content": {Value{Bytes: digest([]byte("C"))}, d, false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tt.same, tt.a.Same(tt.b))
+		})
+	}
 }
 
 func TestCacheTransformConfigMaps(t *testing.T) {
@@ -88,6 +180,86 @@ func TestCacheTransformConfigMaps(t *testing.T) {
 			assert.Equal(t, tt.keepsData, got.Data != nil)
 			assert.Equal(t, tt.keepsData, got.BinaryData != nil)
 			assert.NotContains(t, got.Annotations, corev1.LastAppliedConfigAnnotation)
+		})
+	}
+}
+
+func TestCacheTransformSharesRepeatedStrings(t *testing.T) {
+	object := func(namespace string) *corev1.Secret {
+		// Built from bytes, as decoding does: equal strings, separate copies.
+		str := func(s string) string { return string([]byte(s)) }
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+			Namespace:   str(namespace),
+			Name:        "tls",
+			Labels:      map[string]string{str("team"): str("web")},
+			Annotations: map[string]string{str(ann.ReplicateFrom): str("certs/wildcard")},
+		}}
+	}
+	// Handles keep the shared copies known across a garbage collection
+	// the test might meet.
+	handles := []unique.Handle[string]{unique.Make("app"), unique.Make("tls"), unique.Make("team"), unique.Make("web"), unique.Make(ann.ReplicateFrom), unique.Make("certs/wildcard")}
+	defer runtime.KeepAlive(handles)
+	a, err := CacheTransform(ann, false)(object("app"))
+	require.NoError(t, err)
+	b, err := CacheTransform(ann, false)(object("app"))
+	require.NoError(t, err)
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	sa, sb := a.(*corev1.Secret), b.(*corev1.Secret)
+	assert.True(t, same(sa.Namespace, sb.Namespace), "namespace")
+	for k, v := range sa.Labels {
+		for l, w := range sb.Labels {
+			assert.True(t, same(k, l) && same(v, w), "label")
+		}
+	}
+	for k, v := range sa.Annotations {
+		for l, w := range sb.Annotations {
+			assert.True(t, same(k, l) && same(v, w), "annotation")
+		}
+	}
+	assert.Equal(t, map[string]string{ann.ReplicateFrom: "certs/wildcard"}, sa.Annotations)
+}
+
+func TestCacheTransformKeepsOnlyTheNameOfUnrelatedObjects(t *testing.T) {
+	meta := func(annotations, labels map[string]string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: "app", Name: "x", UID: "u", ResourceVersion: "7", Labels: labels, Annotations: annotations,
+			OwnerReferences: []metav1.OwnerReference{{Name: "o"}}, Finalizers: []string{"f"}}
+	}
+	stripped := metav1.ObjectMeta{Namespace: "app", Name: "x", ResourceVersion: "7"}
+	tests := map[string]struct {
+		annotations, labels map[string]string
+		a                   Annotations
+		kept                bool
+	}{
+		"an unrelated object keeps its name, namespace and version":          {annotations: map[string]string{"x": "y"}, labels: map[string]string{"a": "b"}, a: ann},
+		"a pull target keeps everything":                                     {annotations: map[string]string{ann.ReplicateFrom: "a/b"}, a: ann, kept: true},
+		"a copy kubernetes-replicator made (to adopt) keeps everything":      {annotations: map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z"}, a: ann, kept: true},
+		"a copy reflector made keeps everything":                             {annotations: map[string]string{reflectorReflects: "a/b", reflectorAutoReflects: "True"}, a: ann, kept: true},
+		"a copy kubed made keeps everything":                                 {labels: map[string]string{kubedOriginName: "b", kubedOriginNamespace: "a"}, a: ann, kept: true},
+		"with another tool's dialect read, unrelated objects are kept whole": {annotations: map[string]string{"x": "y"}, a: dialects, kept: true},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			for _, obj := range []metav1.Object{
+				&corev1.ConfigMap{ObjectMeta: meta(tt.annotations, tt.labels)},
+				&corev1.ServiceAccount{ObjectMeta: meta(tt.annotations, tt.labels)},
+			} {
+				out, err := CacheTransform(tt.a, false)(obj)
+				require.NoError(t, err)
+				got := out.(metav1.Object)
+				if tt.kept {
+					assert.Equal(t, meta(tt.annotations, tt.labels).Labels, got.GetLabels())
+					assert.Equal(t, types.UID("u"), got.GetUID())
+					assert.NotEmpty(t, got.GetOwnerReferences())
+				} else {
+					assert.Equal(t, stripped.Labels, got.GetLabels())
+					assert.Empty(t, got.GetAnnotations())
+					assert.Empty(t, got.GetUID())
+					assert.Empty(t, got.GetOwnerReferences())
+					assert.Empty(t, got.GetFinalizers())
+					assert.Equal(t, "7", got.GetResourceVersion())
+					assert.Equal(t, "x", got.GetName())
+				}
+			}
 		})
 	}
 }

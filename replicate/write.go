@@ -152,7 +152,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	}
 	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
 	if spell {
-		c.fighting(op)
+		c.fighting(ctx, op)
 	}
 	if op.mode == "pull" {
 		log.Info("pull target written")
@@ -274,6 +274,10 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 		}
 		return
 	}
+	if typ == Normal && c.opts.NormalEvents != nil && !c.opts.NormalEvents.Allow() {
+		c.opts.Metrics.eventsSkipped.WithLabelValues(c.kind.Name(), reason).Inc()
+		return
+	}
 	c.opts.Recorder.Event(ro, string(typ), reason, message)
 }
 
@@ -283,13 +287,18 @@ const GitOpsDocs = "https://github.com/kubereplicator/replicator/blob/main/docs/
 // fighting names, once per fight spell, the writer that keeps undoing op's
 // write: a Warning Event on the object written (for a replica that keeps
 // being deleted, on its source), the log and a metric.
-func (c *Controller) fighting(op writeOp) {
+func (c *Controller) fighting(ctx context.Context, op writeOp) {
 	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), op.mode).Inc()
 	var msg string
 	target := op.change.Object.Key()
 	on := op.current
-	if m, err := metaOf(op.current); err == nil && op.change.Action != Create {
-		others := otherWriters(m.GetManagedFields())
+	if op.change.Action != Create && op.current != nil {
+		// Read now, not cached: who else wrote the object, and when.
+		fields, err := c.kind.ManagedFields(ctx, c.client, op.change.Object.Namespace, op.change.Object.Name)
+		if err != nil {
+			c.log.WithFields(op.fields).WithError(err).Debug("cannot read the managed fields of a fought-over object")
+		}
+		others := otherWriters(fields)
 		msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time; field managers of the object, latest first: %s", target, strings.Join(others, ", "))
 		if len(others) == 0 {
 			msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time", target)

@@ -58,7 +58,16 @@ func main() {
 	binDir := flag.String("bin-dir", controlplane.BinDirFromEnv(), "folder with etcd and kube-apiserver")
 	modes := flag.String("modes", "default,unlimited", "which fan-out runs: default (default flags) and/or unlimited (--kube-api-qps=-1)")
 	extra := flag.String("replicator-args", "", "further space-separated flags for every replicator run")
+	scaleSizes := flag.String("scale", "", "scale mode instead: comma-separated N, e.g. 1000,3000,10000; each N and mode in a fresh control plane, with ~5 KiB TLS Secrets")
+	profiles := flag.String("profiles", "", "scale mode: folder to save a heap profile of each run in (empty: none)")
 	flag.Parse()
+	if *scaleSizes != "" {
+		if err := runScale(*scaleSizes, strings.Split(*modes, ","), *binDir, *profiles, *out, *idle, strings.Fields(*extra)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*n, *unrelated, *size, *idle, *out, *binDir, strings.Split(*modes, ","), strings.Fields(*extra)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -74,10 +83,7 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, 
 	defer lab.Close()
 	b := &bench{ctx: ctx, lab: lab, client: lab.Client, n: n, extra: extra}
 
-	for _, mode := range []struct {
-		key, name string
-		args      []string
-	}{{"default", "default flags", nil}, {"unlimited", "rate limit off", []string{"--kube-api-qps=-1"}}} {
+	for _, mode := range fanOutModes {
 		if !slices.Contains(modes, mode.key) {
 			continue
 		}
@@ -99,6 +105,37 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, 
 	w.Flush()
 	j, _ := json.MarshalIndent(b.results, "", "  ")
 	return os.WriteFile(out, append(j, '\n'), 0o644)
+}
+
+// fanOutModes are the replicator's flag sets each fan-out runs with.
+var fanOutModes = []fanOutMode{{"default", "default flags", nil}, {"unlimited", "rate limit off", []string{"--kube-api-qps=-1"}}}
+
+func runScale(sizes string, modes []string, binDir, profiles, out string, idle time.Duration, extra []string) error {
+	var ns []int
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-scale: %q is not a number of namespaces", s)
+		}
+		ns = append(ns, n)
+	}
+	var ms []fanOutMode
+	for _, m := range fanOutModes {
+		if slices.Contains(modes, m.key) {
+			ms = append(ms, m)
+		}
+	}
+	if profiles != "" {
+		if err := os.MkdirAll(profiles, 0o755); err != nil {
+			return err
+		}
+	}
+	rows, err := scale(context.Background(), ns, ms, binDir, profiles, idle, extra)
+	j, _ := json.MarshalIndent(rows, "", "  ")
+	if werr := os.WriteFile(out, append(j, '\n'), 0o644); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // replicator is the replicator running as a process, with its output kept

@@ -113,9 +113,9 @@ func (p *Process) Memory(field string) float64 {
 func (p *Process) Metrics() (*Metrics, error) { return Scrape("http://" + p.status + "/metrics") }
 
 // SaveHeapProfile writes /debug/pprof/heap (the process must run with
-// --profiling) to path.
+// --profiling) to path, after a garbage collection: what it shows is live.
 func (p *Process) SaveHeapProfile(path string) error {
-	resp, err := http.Get("http://" + p.status + "/debug/pprof/heap")
+	resp, err := http.Get("http://" + p.status + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return err
 	}

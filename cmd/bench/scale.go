@@ -1,0 +1,523 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubereplicator/replicator/internal/testsupport"
+)
+
+// The scale mode: for each N, a fresh control plane with N namespaces, each
+// with a pull placeholder and a push replica of a realistic TLS Secret (a
+// certificate chain and its RSA key, about 5 KiB). Each replicator mode runs
+// in a control plane of its own, so that the memory figures of one are not
+// those of the objects the other left behind.
+
+// scaleRow is one line of the scale table.
+type scaleRow struct {
+	N    int    `json:"n"`
+	Mode string `json:"mode"`
+	// Seconds: the bench's own parallel create of N Secrets like the
+	// replicas (the physical limit), the placeholders' creation, and the
+	// fan-outs, each from its first request to the last target seen
+	// holding the new content.
+	RawCreate       float64 `json:"rawCreateSeconds"`
+	PlaceholdersIn  float64 `json:"placeholdersCreatedSeconds"`
+	Fill            float64 `json:"fillSeconds"`
+	PullUpdate      float64 `json:"pullUpdateSeconds"`
+	Push            float64 `json:"pushSeconds"`
+	PushUpdate      float64 `json:"pushUpdateSeconds"`
+	PullWrites      float64 `json:"pullUpdateWrites"`
+	PushWrites      float64 `json:"pushUpdateWrites"`
+	IdleWrites      float64 `json:"idleWrites"`
+	PeakRSS         float64 `json:"peakRSSMiB"`
+	SteadyRSS       float64 `json:"steadyRSSMiB"`
+	LiveHeap        float64 `json:"liveHeapMiB"`
+	RestartReady    float64 `json:"restartReadySeconds"`
+	RestartSettled  float64 `json:"restartSettledSeconds"`
+	RestartWrites   float64 `json:"restartWrites"`
+	RestartPeakRSS  float64 `json:"restartPeakRSSMiB"`
+	RestartLiveHeap float64 `json:"restartLiveHeapMiB"`
+	SecretBytes     int     `json:"secretBytes"`
+}
+
+// certificate returns a TLS Secret's data as cert-manager writes it: a leaf
+// and an intermediate certificate, the CA, and the leaf's RSA key. Each call
+// gives new keys, so each version differs in every byte that matters.
+func certificate(cn string) (map[string][]byte, error) {
+	type issued struct {
+		cert *x509.Certificate
+		key  *rsa.PrivateKey
+		der  []byte
+	}
+	issue := func(name string, ca bool, parent *issued) (*issued, error) {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		serial, _ := rand.Int(rand.Reader, big.NewInt(math.MaxInt64))
+		tmpl := &x509.Certificate{
+			SerialNumber: serial, Subject: pkix.Name{CommonName: name, Organization: []string{"replicator bench"}},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+			IsCA: ca, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		}
+		if ca {
+			tmpl.KeyUsage |= x509.KeyUsageCertSign
+		} else {
+			tmpl.DNSNames = []string{name, "*." + name}
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		}
+		signer, signerKey := tmpl, key
+		if parent != nil {
+			signer, signerKey = parent.cert, parent.key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := x509.ParseCertificate(der)
+		return &issued{cert, key, der}, err
+	}
+	root, err := issue("bench root CA", true, nil)
+	if err != nil {
+		return nil, err
+	}
+	mid, err := issue("bench intermediate CA", true, root)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := issue(cn, false, mid)
+	if err != nil {
+		return nil, err
+	}
+	block := func(t string, b []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: t, Bytes: b}) }
+	chain := append(block("CERTIFICATE", leaf.der), block("CERTIFICATE", mid.der)...)
+	return map[string][]byte{
+		corev1.TLSCertKey:       chain,
+		corev1.TLSPrivateKeyKey: block("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(leaf.key)),
+		"ca.crt":                block("CERTIFICATE", root.der),
+	}, nil
+}
+
+func size(data map[string][]byte) int {
+	n := 0
+	for k, v := range data {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// digestOf identifies a Secret's certificate without keeping it.
+func digestOf(data map[string][]byte) string {
+	h := sha256.Sum256(data[corev1.TLSCertKey])
+	return string(h[:8])
+}
+
+// watcher follows the Secrets labelled scale-target through a watch, keeping
+// a digest of each one's certificate, and tells when n of a name hold one.
+// Polling 10,000 Secrets of 5 KiB would cost the API server more than the
+// replicator's own work.
+type watcher struct {
+	mu      sync.Mutex
+	changed *sync.Cond
+	seen    map[string]string    // namespace/name -> digest
+	last    map[string]time.Time // digest -> when the last Secret took it
+	stop    context.CancelFunc
+}
+
+func newWatcher(b *bench) (*watcher, error) {
+	w := &watcher{seen: map[string]string{}, last: map[string]time.Time{}}
+	w.changed = sync.NewCond(&w.mu)
+	ctx, cancel := context.WithCancel(b.ctx)
+	w.stop = cancel
+	f := informers.NewSharedInformerFactoryWithOptions(b.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = "scale-target"
+	}))
+	inf := f.Core().V1().Secrets().Informer()
+	_ = inf.SetTransform(func(obj any) (any, error) {
+		if s, ok := obj.(*corev1.Secret); ok {
+			s.Data = map[string][]byte{"digest": []byte(digestOf(s.Data))}
+			s.ManagedFields, s.Annotations = nil, nil
+		}
+		return obj, nil
+	})
+	note := func(obj any) {
+		s, ok := obj.(*corev1.Secret)
+		if !ok {
+			return
+		}
+		d := string(s.Data["digest"])
+		w.mu.Lock()
+		if w.seen[s.Namespace+"/"+s.Name] != d {
+			w.seen[s.Namespace+"/"+s.Name] = d
+			w.last[s.Name+"="+d] = time.Now()
+			w.changed.Broadcast()
+		}
+		w.mu.Unlock()
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: note, UpdateFunc: func(_, o any) { note(o) }})
+	f.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return nil, fmt.Errorf("watch did not sync")
+	}
+	return w, nil
+}
+
+// wait returns when n Secrets named name hold the certificate of data, with
+// the time the last of them was seen taking it.
+func (w *watcher) wait(name string, data map[string][]byte, n int, timeout time.Duration) (time.Time, error) {
+	d := digestOf(data)
+	deadline := time.Now().Add(timeout)
+	go func() { time.Sleep(timeout); w.mu.Lock(); w.changed.Broadcast(); w.mu.Unlock() }()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		c := 0
+		for k, v := range w.seen {
+			if v == d && nameOf(k) == name {
+				c++
+			}
+		}
+		if c >= n {
+			return w.last[name+"="+d], nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%d of %d Secrets %s hold the new content after %s", c, n, name, timeout)
+		}
+		w.changed.Wait()
+	}
+}
+
+func nameOf(key string) string {
+	for i := len(key) - 1; i >= 0; i-- {
+		if key[i] == '/' {
+			return key[i+1:]
+		}
+	}
+	return key
+}
+
+// scale runs the scale mode for each n and mode and prints its table.
+func scale(ctx context.Context, sizes []int, modes []fanOutMode, binDir, profiles string, idle time.Duration, extra []string) ([]scaleRow, error) {
+	var rows []scaleRow
+	for _, n := range sizes {
+		for _, m := range modes {
+			row, err := scaleOnce(ctx, n, m, binDir, profiles, idle, extra)
+			if err != nil {
+				return rows, fmt.Errorf("N=%d, %s: %w", n, m.name, err)
+			}
+			rows = append(rows, row)
+		}
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "N\tmode\traw create s\tfill s\t(placeholders created s)\tpull update s\tpush s\tpush update s\twrites/update (pull, push)\tidle writes\tpeak RSS MiB\tsteady RSS MiB\tlive heap MiB\trestart: ready s\tsettled s\twrites\tpeak RSS MiB\t")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%d\t%s\t%.2f\t%.2f\t(%.2f)\t%.2f\t%.2f\t%.2f\t%.0f, %.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.0f\t%.1f\t\n",
+			r.N, r.Mode, r.RawCreate, r.Fill, r.PlaceholdersIn, r.PullUpdate, r.Push, r.PushUpdate, r.PullWrites, r.PushWrites, r.IdleWrites,
+			r.PeakRSS, r.SteadyRSS, r.LiveHeap, r.RestartReady, r.RestartSettled, r.RestartWrites, r.RestartPeakRSS)
+	}
+	w.Flush()
+	// The cost of one more namespace (a placeholder and a replica of a
+	// ~5 KiB Secret): the slope between the smallest and the largest N.
+	for _, m := range modes {
+		var lo, hi *scaleRow
+		for i := range rows {
+			if rows[i].Mode != m.name {
+				continue
+			}
+			if lo == nil || rows[i].N < lo.N {
+				lo = &rows[i]
+			}
+			if hi == nil || rows[i].N > hi.N {
+				hi = &rows[i]
+			}
+		}
+		if lo == nil || hi.N == lo.N {
+			continue
+		}
+		per := func(a, b float64) float64 { return (b - a) * 1024 / float64(hi.N-lo.N) }
+		fmt.Printf("%s: per namespace (N=%d..%d): steady RSS %.1f KiB, live heap %.1f KiB, peak RSS %.1f KiB; Secret data %.1f KiB\n",
+			m.name, lo.N, hi.N, per(lo.SteadyRSS, hi.SteadyRSS), per(lo.LiveHeap, hi.LiveHeap), per(lo.PeakRSS, hi.PeakRSS), float64(hi.SecretBytes)/1024)
+	}
+	return rows, nil
+}
+
+type fanOutMode struct {
+	key, name string
+	args      []string
+}
+
+func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string, idle time.Duration, extra []string) (scaleRow, error) {
+	row := scaleRow{N: n, Mode: m.name}
+	lab, err := testsupport.NewLab(ctx, "scale", binDir)
+	if err != nil {
+		return row, err
+	}
+	defer lab.Close()
+	b := &bench{ctx: ctx, lab: lab, client: lab.Client, n: n, extra: extra}
+	say := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "bench: N=%d %s: %s\n", n, m.name, fmt.Sprintf(format, a...))
+	}
+	v1, err := certificate("v1.example.com")
+	if err != nil {
+		return row, err
+	}
+	v2, err := certificate("v2.example.com")
+	if err != nil {
+		return row, err
+	}
+	row.SecretBytes = size(v1)
+
+	ns := func(i int) string { return "t-" + strconv.Itoa(i) }
+	start := time.Now()
+	if err := parallel(n, func(i int) error {
+		_, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns(i), Labels: map[string]string{"team": "t"}}}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return row, err
+	}
+	say("%d namespaces created in %.1f s", n, time.Since(start).Seconds())
+	// What kube-controller-manager (not running here) adds to every
+	// namespace: the default ServiceAccount and the root CA ConfigMap. The
+	// replicator watches both kinds.
+	if err := parallel(n, func(i int) error {
+		if _, err := b.client.CoreV1().ServiceAccounts(ns(i)).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		_, err := b.client.CoreV1().ConfigMaps(ns(i)).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt", Annotations: map[string]string{
+				"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+			Data: map[string]string{"ca.crt": string(v1["ca.crt"])},
+		}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return row, err
+	}
+	for _, name := range []string{"src"} {
+		if _, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			return row, err
+		}
+	}
+
+	w, err := newWatcher(b)
+	if err != nil {
+		return row, err
+	}
+	defer w.stop()
+	if _, err := b.client.CoreV1().Secrets("src").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "wildcard", Annotations: map[string]string{
+			prefix + "replication-allowed": "true", prefix + "replication-allowed-namespaces": "t-.*"}},
+		Type: corev1.SecretTypeTLS, Data: v1,
+	}, metav1.CreateOptions{}); err != nil {
+		return row, err
+	}
+	args := append([]string{"--profiling"}, m.args...)
+	r, err := b.start(args...)
+	if err != nil {
+		return row, err
+	}
+	defer func() { r.stop() }()
+	if err := waitReady(r, time.Minute); err != nil {
+		return row, err
+	}
+	timeout := 10 * time.Minute
+
+	// The physical limit: the bench's own parallel create of N Secrets of
+	// the same size in the same namespaces, while the replicator watches
+	// (as it does during the fan-outs). They are deleted again.
+	start = time.Now()
+	if err := parallel(n, func(i int) error {
+		_, err := b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "raw"}, Type: corev1.SecretTypeTLS, Data: v1}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return row, err
+	}
+	row.RawCreate = time.Since(start).Seconds()
+	if err := parallel(n, func(i int) error {
+		return b.client.CoreV1().Secrets(ns(i)).Delete(ctx, "raw", metav1.DeleteOptions{})
+	}); err != nil {
+		return row, err
+	}
+
+	// Pull: N placeholders created while the replicator runs.
+	start = time.Now()
+	if err := parallel(n, func(i int) error {
+		_, err := b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "wildcard", Labels: map[string]string{"scale-target": "pull"},
+				Annotations: map[string]string{prefix + "replicate-from": "src/wildcard"}},
+			Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: nil, corev1.TLSPrivateKeyKey: nil},
+		}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return row, err
+	}
+	row.PlaceholdersIn = time.Since(start).Seconds()
+	done, err := w.wait("wildcard", v1, n, timeout)
+	if err != nil {
+		return row, fmt.Errorf("fill: %w", err)
+	}
+	row.Fill = done.Sub(start).Seconds()
+	say("fill %.2f s (placeholders created in %.2f s)", row.Fill, row.PlaceholdersIn)
+
+	update := func(name string, data map[string][]byte) (float64, float64, error) {
+		before, err := r.writes()
+		if err != nil {
+			return 0, 0, err
+		}
+		start := time.Now()
+		if err := b.setData("src", name, data); err != nil {
+			return 0, 0, err
+		}
+		done, err := w.wait(name, data, n, timeout)
+		if err != nil {
+			return 0, 0, err
+		}
+		// The writer counts a write when its answer arrives, which can
+		// be after the watch showed it.
+		var writes float64
+		_ = testsupport.Poll(10*time.Second, func() (bool, error) {
+			after, err := r.writes()
+			writes = after - before
+			return writes >= float64(n), err
+		})
+		return done.Sub(start).Seconds(), writes, nil
+	}
+	if row.PullUpdate, row.PullWrites, err = update("wildcard", v2); err != nil {
+		return row, fmt.Errorf("pull update: %w", err)
+	}
+	say("pull update %.2f s, %.0f writes", row.PullUpdate, row.PullWrites)
+
+	// Push: one source labelled like the targets (the watch counts it too).
+	start = time.Now()
+	if _, err := b.client.CoreV1().Secrets("src").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "pushed", Labels: map[string]string{"scale-target": "push"},
+			Annotations: map[string]string{prefix + "replicate-to-matching": "team=t"}},
+		Type: corev1.SecretTypeTLS, Data: v1,
+	}, metav1.CreateOptions{}); err != nil {
+		return row, err
+	}
+	if done, err = w.wait("pushed", v1, n+1, timeout); err != nil {
+		return row, fmt.Errorf("push: %w", err)
+	}
+	row.Push = done.Sub(start).Seconds()
+	if profiles != "" {
+		// What the process holds in the middle of the largest fan-out.
+		go func() {
+			time.Sleep(5 * time.Second)
+			path := filepath.Join(profiles, fmt.Sprintf("heap-%d-%s-push-update.pb.gz", n, m.key))
+			if err := r.SaveHeapProfile(path); err == nil {
+				say("heap profile 5 s into the push update in %s (RSS then %.1f MiB)", path, r.Memory("VmRSS"))
+			}
+		}()
+	}
+	if row.PushUpdate, row.PushWrites, err = update("pushed", v2); err != nil {
+		return row, fmt.Errorf("push update: %w", err)
+	}
+	say("push %.2f s, push update %.2f s, %.0f writes", row.Push, row.PushUpdate, row.PushWrites)
+
+	// Steady: idle, then what the process holds.
+	before, _ := r.writes()
+	time.Sleep(idle)
+	after, _ := r.writes()
+	row.IdleWrites = after - before
+	row.PeakRSS = r.peakRSS()
+	row.SteadyRSS = r.Memory("VmRSS")
+	// The profile comes after a garbage collection: the live heap is then
+	// what the process holds, not what the last collection during the
+	// fan-out saw.
+	path := filepath.Join(lab.Dir, "heap.pb.gz")
+	if profiles != "" {
+		path = filepath.Join(profiles, fmt.Sprintf("heap-%d-%s.pb.gz", n, m.key))
+	}
+	if err := r.SaveHeapProfile(path); err != nil {
+		return row, err
+	}
+	row.LiveHeap = liveHeap(r)
+	if profiles != "" {
+		say("heap profile in %s", path)
+	}
+	say("peak RSS %.1f MiB, steady RSS %.1f MiB, live heap %.1f MiB", row.PeakRSS, row.SteadyRSS, row.LiveHeap)
+
+	// Restart with everything in place.
+	r.stop()
+	start = time.Now()
+	if r, err = b.start(args...); err != nil {
+		return row, err
+	}
+	if err := waitReady(r, time.Minute); err != nil {
+		return row, err
+	}
+	row.RestartReady = time.Since(start).Seconds()
+	if err := waitSettled(r, time.Minute); err != nil {
+		return row, err
+	}
+	row.RestartSettled = time.Since(start).Seconds()
+	time.Sleep(5 * time.Second)
+	row.RestartWrites, _ = r.writes()
+	row.RestartPeakRSS = r.peakRSS()
+	row.RestartLiveHeap = liveHeap(r)
+	say("restart: ready in %.2f s, settled in %.2f s, %.0f writes, peak RSS %.1f MiB", row.RestartReady, row.RestartSettled, row.RestartWrites, row.RestartPeakRSS)
+	return row, nil
+}
+
+func (b *bench) setData(namespace, name string, data map[string][]byte) error {
+	s, err := b.client.CoreV1().Secrets(namespace).Get(b.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	s.Data = data
+	_, err = b.client.CoreV1().Secrets(namespace).Update(b.ctx, s, metav1.UpdateOptions{})
+	return err
+}
+
+// waitReady waits for /readyz: the caches are synced.
+func waitReady(r *replicator, timeout time.Duration) error {
+	return testsupport.Poll(timeout, func() (bool, error) {
+		code, _, err := testsupport.HTTPGet("http://" + r.Addr() + "/readyz")
+		return err == nil && code == 200, nil
+	})
+}
+
+// waitSettled waits until every work queue is empty with nothing in
+// progress: the start-up pass over every object is done.
+func waitSettled(r *replicator, timeout time.Duration) error {
+	return testsupport.Poll(timeout, func() (bool, error) {
+		m, err := r.Metrics()
+		if err != nil {
+			return false, nil
+		}
+		adds := m.Sum("workqueue_adds_total", "")[""]
+		depth := m.Sum("workqueue_depth", "")[""]
+		busy := m.Sum("workqueue_unfinished_work_seconds", "")[""]
+		return adds > 0 && depth == 0 && busy == 0, nil
+	})
+}
+
+// liveHeap is what the last garbage collection kept, in MiB.
+func liveHeap(r *replicator) float64 {
+	m, err := r.Metrics()
+	if err != nil {
+		return -1
+	}
+	return m.Value("go_gc_heap_live_bytes", nil) / (1 << 20)
+}
