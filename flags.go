@@ -112,7 +112,7 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.BoolVar(&c.replicateRBs, "replicate-role-bindings", true, "replicate RoleBindings")
 	fs.BoolVar(&c.replicateSAs, "replicate-service-accounts", true, "replicate ServiceAccounts")
 	fs.StringVar(&c.prefix, "annotation-prefix", replicate.DefaultPrefix, "prefix of all annotations")
-	fs.IntVar(&c.workers, "workers", 16, "objects reconciled in parallel, per kind")
+	fs.IntVar(&c.workers, "workers", 32, "objects reconciled in parallel, per kind, and writes of one push source at once")
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
 	fs.IntVar(&c.burst, "kube-api-burst", 100, "API requests in a burst")
 	fs.Float64Var(&c.eventQPS, "normal-event-qps", 5, "Normal Events (Replicated, Adopted) recorded per second, across all objects, beyond the burst; the rest are counted, not recorded; Warnings are not limited; -1: no limit")

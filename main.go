@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -134,7 +135,12 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	// client-go's Event correlator keeps three caches keyed by object (to
+	// aggregate and rate-limit each object's Events), of 4,096 entries by
+	// default: after a fan-out to thousands of namespaces that is several
+	// MiB held for Events long sent. A smaller cache only forgets sooner
+	// that an object had an Event.
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx), record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	registry, metrics, leader := newMetrics()
@@ -202,21 +208,19 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 	}
 }
 
-// start starts the informers and source clusters' watches with the memory
-// settings of start-up, and returns what waits for them to stop once ctx
-// ends.
+// start sets the memory settings, starts the informers and source clusters'
+// watches, and returns what waits for them to stop once ctx ends.
 func start(ctx context.Context, rep *replicate.Replicator, log *logrus.Logger) (stopped func()) {
 	if limit := softMemoryLimit(cgroupMemoryMax); limit > 0 {
 		log.WithField("bytes", limit).Info("soft memory limit set from the container's limit")
 	}
-	relaxGC := tightenGCDuringSync()
+	tightenGC()
 	stopped = rep.Start(ctx)
+	go releaseAfterBursts(ctx, rep.Work, 10*time.Second, debug.FreeOSMemory)
 	go func() {
 		// Start-up ends when, on the leader, the caches are loaded and
-		// everything found has been reconciled once. A standby stays at
-		// the tighter setting: it only keeps its cache.
+		// everything found has been reconciled once.
 		if rep.WaitSettled(ctx) == nil {
-			relaxGC()
 			log.Info("start-up reconcile done")
 		}
 	}()

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,21 +48,17 @@ func TestSoftMemoryLimit(t *testing.T) {
 	}
 }
 
-func TestGCSettingsOfStartUpAndAfter(t *testing.T) {
+func TestGCSetting(t *testing.T) {
 	t.Setenv("GOGC", "")
 	before := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(before)
-	relax := tightenGCDuringSync()
-	assert.Equal(t, syncGCPercent, debug.SetGCPercent(syncGCPercent), "tightened")
-	relax()
-	assert.Equal(t, steadyGCPercent, debug.SetGCPercent(100), "the steady setting after start-up")
+	tightenGC()
+	assert.Equal(t, gcPercent, debug.SetGCPercent(100), "tightened")
 
 	t.Setenv("GOGC", "200")
 	debug.SetGCPercent(200)
-	relax = tightenGCDuringSync()
+	tightenGC()
 	assert.Equal(t, 200, debug.SetGCPercent(200), "GOGC set by the user is left alone")
-	relax()
-	assert.Equal(t, 200, debug.SetGCPercent(200), "after start-up too")
 }
 
 func TestKindFlags(t *testing.T) {
@@ -179,4 +178,58 @@ func TestPushPolicyFlags(t *testing.T) {
 			assert.Equal(t, tt.wantTarget, c.push.AllowsTarget(tt.target), "target")
 		})
 	}
+}
+
+func TestMemoryIsReleasedAfterABurstOfWork(t *testing.T) {
+	type state struct {
+		processed uint64
+		idle      bool
+	}
+	// What each check sees, and whether it releases.
+	steps := []struct {
+		state
+		release bool
+	}{
+		{state{0, true}, false},      // nothing done yet
+		{state{600, false}, false},   // busy
+		{state{1200, false}, false},  // still busy
+		{state{1500, true}, true},    // done: a burst of 1500
+		{state{1500, true}, false},   // nothing since
+		{state{1900, true}, false},   // a little work: not worth a collection
+		{state{2600, true}, true},    // it adds up to a burst
+		{state{99999, false}, false}, // busy again
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	i, releases, want := 0, []int{}, []int{}
+	for n, s := range steps {
+		if s.release {
+			want = append(want, n)
+		}
+	}
+	done := make(chan struct{})
+	work := func() (uint64, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i == len(steps) {
+			return steps[len(steps)-1].processed, false
+		}
+		s := steps[i]
+		i++
+		if i == len(steps) {
+			close(done)
+		}
+		return s.processed, s.idle
+	}
+	go releaseAfterBursts(ctx, work, time.Millisecond, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		releases = append(releases, i-1)
+	})
+	<-done
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, want, releases)
 }

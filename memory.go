@@ -1,40 +1,35 @@
 package main
 
 import (
+	"context"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// This file tunes the garbage collector: tighter during start-up, and a soft
-// limit below the container's memory limit.
+// This file tunes the garbage collector: a tighter target than Go's, a soft
+// limit below the container's memory limit, and memory given back after a
+// burst of work.
 
-// syncGCPercent is the garbage collector's target during start-up: while the
-// informers load the cluster and the first reconcile of everything runs. The
-// load streams every Secret and ConfigMap in full (the cache transform drops
-// the data of unrelated ones only after decoding), and the first reconcile
-// looks at every object at once, so both produce garbage many times the size
-// of what is kept; collecting four times as often bounds the start-up peak by
-// what is kept. It lasts seconds, so the extra CPU is small.
-const syncGCPercent = 25
+// gcPercent is the garbage collector's target. Go's default (100) lets the
+// heap grow to twice what is kept before collecting. What is kept grows with
+// the cluster (a few KiB per namespace), and the work grows with it too: the
+// start-up load streams every Secret and ConfigMap in full (the cache
+// transform drops what is not needed only after decoding), and a fan-out
+// decodes and encodes a full object per namespace. At ten thousand
+// namespaces Go's default took the process to about three times its live
+// heap; 25 keeps the peak near one and a quarter times, for more collection
+// work during fan-outs, when the replicator mostly waits for the API server
+// anyway (measured in docs/scale.md).
+const gcPercent = 25
 
-// steadyGCPercent is the garbage collector's target after start-up. Go's
-// default (100) lets the heap grow to twice what is kept before collecting;
-// what is kept grows with the cluster (a few KiB per namespace), so at ten
-// thousand namespaces a fan-out would take the process to three times its
-// live heap. 50 keeps the peak at one and a half times, for a little more
-// collection work during fan-outs (measured in docs/scale.md).
-const steadyGCPercent = 50
-
-// tightenGCDuringSync sets syncGCPercent unless GOGC is set, and returns what
-// sets steadyGCPercent after start-up.
-func tightenGCDuringSync() (relax func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
+// tightenGC sets gcPercent unless GOGC is set.
+func tightenGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
-	debug.SetGCPercent(syncGCPercent)
-	return func() { debug.SetGCPercent(steadyGCPercent) }
 }
 
 // cgroupMemoryMax is where a container's memory limit is (cgroup v2).
@@ -60,3 +55,35 @@ func softMemoryLimit(path string) int64 {
 	debug.SetMemoryLimit(limit)
 	return limit
 }
+
+// releaseAfter is how much work (items reconciled and writes made) makes the
+// memory it used worth giving back at once when the queues are empty again.
+const releaseAfter = 1000
+
+// releaseAfterBursts gives the memory a burst of work used back to the
+// system once the work is done: checked every period, when at least
+// releaseAfter items were reconciled or written since the last time and no
+// work is queued. Go returns freed memory by itself only slowly and after its next
+// collection, which an idle process may not run for minutes; a fan-out to
+// every namespace would otherwise leave the process at its peak size. It
+// costs one collection per burst.
+func releaseAfterBursts(ctx context.Context, work func() (done uint64, idle bool), period time.Duration, release func()) {
+	var last uint64
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, idle := work(); idle && n-last >= releaseAfter {
+				release()
+				last = n
+			}
+		}
+	}
+}
+
+// eventCacheSize is the size of each of the Event correlator's caches (see
+// run).
+const eventCacheSize = 512

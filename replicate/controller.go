@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -90,6 +91,9 @@ type Controller struct {
 	dryRun *dryRunLog
 	// states are the managed objects' current states (replicator_objects).
 	states *stateBook
+	// work counts the items reconciled and the writes made (a push
+	// source's fan-out is one item and many writes).
+	work atomic.Uint64
 }
 
 // Settled is closed once the controller has reconciled everything it found at
@@ -221,6 +225,7 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	}
 	defer func() {
 		c.queue.Done(key)
+		c.work.Add(1)
 		if c.queue.Len() == 0 {
 			c.settledOnce.Do(func() { close(c.settled) })
 		}

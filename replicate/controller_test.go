@@ -381,6 +381,7 @@ func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
 	}
 	assert.Equal(t, 40.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
 	assert.Contains(t, <-h.recorder.Events, "40 replica writes")
+	assert.GreaterOrEqual(t, h.ctrl.work.Load(), uint64(40), "the work done counts each write of a fan-out, not only the source's reconcile")
 }
 
 func TestControllerSettlesAfterTheFirstReconcileOfEverything(t *testing.T) {

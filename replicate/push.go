@@ -16,9 +16,6 @@ import (
 // namespaces in the cache and the replicas it owns, then written through the
 // one write path, several at a time.
 
-// pushParallelism bounds the concurrent writes of one push source's changes.
-const pushParallelism = 16
-
 // reconcilePush brings the replicas of the push source at key (source: its
 // view, nil when it is gone) to what it asks and the policy allows.
 func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, source *Object) error {
@@ -67,9 +64,15 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 func (c *Controller) planPush(key string, source *Object, owned []any) PushPlan {
 	ns, name, _ := strings.Cut(key, "/")
 	var ownedViews []*Object
+	// The replicas of the source's own name, by namespace: what Existing
+	// answers for most targets without a second view of the same object.
+	ownedHere := map[string]*Object{}
 	for _, o := range owned {
 		if v := c.kind.View(o); v != nil {
 			ownedViews = append(ownedViews, v)
+			if v.Name == name {
+				ownedHere[v.Namespace] = v
+			}
 		}
 	}
 	return PlanPush(PushInput{
@@ -78,6 +81,9 @@ func (c *Controller) planPush(key string, source *Object, owned []any) PushPlan 
 		Namespaces: c.namespaceViews(),
 		Owned:      ownedViews,
 		Existing: func(namespace string) *Object {
+			if v, ok := ownedHere[namespace]; ok {
+				return v
+			}
 			_, v := c.get(namespace + "/" + name)
 			return v
 		},
@@ -100,9 +106,16 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 		written  int
 		outcomes = map[string]string{}
 		wg       sync.WaitGroup
-		slots    = make(chan struct{}, pushParallelism)
+		// As many writes at once as pull targets get (--workers).
+		slots = make(chan struct{}, c.opts.Workers)
 	)
-	for _, ch := range changes {
+	for i := range changes {
+		ch := changes[i]
+		// Let go of each change once handed out: a fan-out's plan (with
+		// the views of the cached replicas it updates, which keep the
+		// replaced versions alive) is freed as it is written, not only
+		// after the last write.
+		changes[i] = Change{}
 		var current any
 		if ch.Action == Update || ch.Action == Adopt {
 			// What the update builds on; the request carries the

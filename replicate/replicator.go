@@ -136,6 +136,19 @@ func (r *Replicator) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Work reports how much work the controllers have done so far (items
+// reconciled and writes made), and whether their queues are empty now.
+func (r *Replicator) Work() (done uint64, idle bool) {
+	idle = true
+	for _, c := range r.controllers {
+		done += c.work.Load()
+		if c.queue.Len() > 0 {
+			idle = false
+		}
+	}
+	return done, idle
+}
+
 // WaitSettled waits until every controller has reconciled what it found at
 // start-up, or ctx ends (then it returns ctx's error).
 func (r *Replicator) WaitSettled(ctx context.Context) error {

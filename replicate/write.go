@@ -151,6 +151,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		return writeOutcome{result: "failed", err: c.writeFailed(op.report, op.owner, what, err)}
 	}
 	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
+	c.work.Add(1)
 	if spell {
 		c.fighting(ctx, op)
 	}

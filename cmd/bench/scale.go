@@ -380,7 +380,10 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 	say("fill %.2f s (placeholders created in %.2f s)", row.Fill, row.PlaceholdersIn)
 
 	update := func(name string, data map[string][]byte) (float64, float64, error) {
-		before, err := r.writes()
+		// The writes of what came before are counted when their answers
+		// arrive, which can be after the watch showed them: wait until
+		// the count stands still.
+		before, err := steadyWrites(r)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -457,6 +460,13 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		say("heap profile in %s", path)
 	}
 	say("peak RSS %.1f MiB, steady RSS %.1f MiB, live heap %.1f MiB", row.PeakRSS, row.SteadyRSS, row.LiveHeap)
+	if mm, err := r.Metrics(); err == nil {
+		mib := func(name string) float64 { return mm.Value(name, nil) / (1 << 20) }
+		say("steady: anonymous %.1f MiB, file-backed %.1f MiB; Go heap in use %.1f, idle %.1f (released %.1f), stacks %.1f, runtime %.1f MiB",
+			r.Memory("RssAnon"), r.Memory("RssFile"), mib("go_memstats_heap_inuse_bytes"), mib("go_memstats_heap_idle_bytes"),
+			mib("go_memstats_heap_released_bytes"), mib("go_memstats_stack_inuse_bytes"),
+			mib("go_memstats_mspan_inuse_bytes")+mib("go_memstats_mcache_inuse_bytes")+mib("go_memstats_buck_hash_sys_bytes")+mib("go_memstats_gc_sys_bytes")+mib("go_memstats_other_sys_bytes"))
+	}
 
 	// Restart with everything in place.
 	r.stop()
@@ -488,6 +498,28 @@ func (b *bench) setData(namespace, name string, data map[string][]byte) error {
 	s.Data = data
 	_, err = b.client.CoreV1().Secrets(namespace).Update(b.ctx, s, metav1.UpdateOptions{})
 	return err
+}
+
+// steadyWrites returns replicator_writes_total once it has not moved for a
+// second.
+func steadyWrites(r *replicator) (float64, error) {
+	last, err := r.writes()
+	if err != nil {
+		return 0, err
+	}
+	for still := 0; still < 5; {
+		time.Sleep(200 * time.Millisecond)
+		n, err := r.writes()
+		if err != nil {
+			return 0, err
+		}
+		if n == last {
+			still++
+		} else {
+			still, last = 0, n
+		}
+	}
+	return last, nil
 }
 
 // waitReady waits for /readyz: the caches are synced.
