@@ -134,6 +134,16 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		return writeOutcome{result: "held", err: &requeue{after: pause, why: "write held back"}}
 	}
 	spell := c.guard.wrote(target, digest, time.Now())
+	var writers []metav1.ManagedFieldsEntry
+	if spell && op.change.Action != Create && op.current != nil {
+		// Who else wrote the object, read before this write: once it
+		// takes the fields back, a writer that owned nothing else drops
+		// out of managedFields.
+		var err error
+		if writers, err = c.kind.ManagedFields(ctx, c.client, op.change.Object.Namespace, op.change.Object.Name); err != nil {
+			log.WithError(err).Debug("cannot read the managed fields of a fought-over object")
+		}
+	}
 	creates := op.change.Action == Create || op.change.Action == Recreate
 	if creates {
 		// Before the request: the informer may show the new object before
@@ -153,7 +163,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
 	c.work.Add(1)
 	if spell {
-		c.fighting(ctx, op)
+		c.fighting(op, writers)
 	}
 	if op.mode == "pull" {
 		log.Info("pull target written")
@@ -286,20 +296,16 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 const GitOpsDocs = "https://github.com/kubereplicator/replicator/blob/main/docs/gitops.md"
 
 // fighting names, once per fight spell, the writer that keeps undoing op's
-// write: a Warning Event on the object written (for a replica that keeps
-// being deleted, on its source), the log and a metric.
-func (c *Controller) fighting(ctx context.Context, op writeOp) {
+// write (writers: the object's managedFields as the write found it): a
+// Warning Event on the object written (for a replica that keeps being
+// deleted, on its source), the log and a metric.
+func (c *Controller) fighting(op writeOp, writers []metav1.ManagedFieldsEntry) {
 	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), op.mode).Inc()
 	var msg string
 	target := op.change.Object.Key()
 	on := op.current
 	if op.change.Action != Create && op.current != nil {
-		// Read now, not cached: who else wrote the object, and when.
-		fields, err := c.kind.ManagedFields(ctx, c.client, op.change.Object.Namespace, op.change.Object.Name)
-		if err != nil {
-			c.log.WithFields(op.fields).WithError(err).Debug("cannot read the managed fields of a fought-over object")
-		}
-		others := otherWriters(fields)
+		others := otherWriters(writers)
 		msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time; field managers of the object, latest first: %s", target, strings.Join(others, ", "))
 		if len(others) == 0 {
 			msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time", target)
