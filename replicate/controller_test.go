@@ -735,3 +735,25 @@ func TestControllerNormalEventsKeepToTheirBudget(t *testing.T) {
 	assert.Equal(t, 7.0, testutil.ToFloat64(h.metrics.eventsSkipped.WithLabelValues("Secret", ReasonReplicated)))
 	assert.Equal(t, 10.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "pull", "update")), "every placeholder is filled all the same")
 }
+
+// A replica already deleted, whose deletion the cache does not show yet, is
+// planned for deletion again: that is no write and no fight.
+func TestControllerRepeatedDeletesOfAGoneReplicaAreNoFight(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, nil) // pushes no more
+	replica := secret("team-a", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicatedFrom: "certs/wildcard", ann.ReplicatedKeys: "k"})
+	h, _ := newController(t, Secrets(), pushFromAnywhere, namespaceObj("certs", nil), namespaceObj("team-a", nil), source, replica)
+	h.client.PrependReactor("delete", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, "wildcard")
+	})
+	h.seed(t, namespaceObj("certs", nil), namespaceObj("team-a", nil), source, replica)
+	for range 5 {
+		h.ctrl.queue.Add("certs/wildcard")
+		for h.ctrl.queue.Len() > 0 {
+			h.ctrl.processNextItem(context.Background())
+		}
+	}
+	assert.Empty(t, fightEvents(h))
+	assert.Zero(t, testutil.ToFloat64(h.metrics.fights.WithLabelValues("Secret", "push")))
+	assert.Zero(t, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "delete")), "nothing was deleted")
+}

@@ -133,7 +133,14 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		log.WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
 		return writeOutcome{result: "held", err: &requeue{after: pause, why: "write held back"}}
 	}
-	spell := c.guard.wrote(target, digest, time.Now())
+	deletes := op.change.Action == Delete
+	var spell bool
+	if !deletes {
+		// A delete counts once it has deleted something (below): a
+		// replica already gone, whose deletion the cache does not show
+		// yet, is not a fight.
+		spell = c.guard.wrote(target, digest, time.Now())
+	}
 	var writers []metav1.ManagedFieldsEntry
 	if spell && op.change.Action != Create && op.current != nil {
 		// Who else wrote the object, read before this write: once it
@@ -150,7 +157,15 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		// the request returns.
 		c.creations.expect(op.owner, target, time.Now())
 	}
-	if err := c.apply(ctx, op.change, op.current); err != nil {
+	err := c.apply(ctx, op.change, op.current)
+	if errors.Is(err, errGone) {
+		log.Debug("push replica already deleted")
+		return writeOutcome{result: "unchanged"}
+	}
+	if deletes && err == nil {
+		spell = c.guard.wrote(target, digest, time.Now())
+	}
+	if err != nil {
 		if creates {
 			c.creations.observed(op.owner, target)
 		}
@@ -172,6 +187,9 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	}
 	return writeOutcome{result: "written"}
 }
+
+// errGone: a delete found the object gone already; nothing was written.
+var errGone = errors.New("already deleted")
 
 // apply carries out one change. current is the cached object the change was
 // computed from, if any.
@@ -195,6 +213,9 @@ func (c *Controller) apply(ctx context.Context, ch Change, current any) error {
 			return err
 		}
 		if ch.Action == Delete {
+			if err != nil {
+				return errGone
+			}
 			return nil
 		}
 		ch.Object.UID, ch.Object.ResourceVersion = "", ""
@@ -310,6 +331,9 @@ func (c *Controller) fighting(op writeOp, writers []metav1.ManagedFieldsEntry) {
 		if len(others) == 0 {
 			msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time", target)
 		}
+	} else if op.change.Action == Delete {
+		on = op.report
+		msg = fmt.Sprintf("another writer keeps creating %s again, and the replicator deletes it each time", target)
 	} else {
 		on = op.report
 		msg = fmt.Sprintf("another writer keeps deleting %s, and the replicator creates it again each time", target)
