@@ -149,6 +149,13 @@ func (g *writeGuard) wrote(key, digest string, now time.Time) bool {
 	return e.writes == guardSpell
 }
 
+// forget drops what the guard knows of the object at key.
+func (g *writeGuard) forget(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.entries, key)
+}
+
 // prune forgets the objects a write at now would start afresh anyway: after
 // a fan-out to every namespace, the guard does not keep an entry for each
 // one while nothing is written.

@@ -228,3 +228,15 @@ func TestWriteGuardForgetsAFanOutWhileNothingIsWritten(t *testing.T) {
 	g.prune(t0.Add(guardQuiet + time.Second))
 	assert.Empty(t, g.entries, "after a quiet spell the guard holds nothing")
 }
+
+func TestWriteGuardStartsAfreshAfterADelete(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newWriteGuard()
+	// A source pushing, then not, then again: create, delete, create of
+	// the same content, twice over.
+	for i := 0; i < 3; i++ {
+		assert.False(t, g.wrote("ns/replica", "x", t0.Add(time.Duration(i)*time.Second)), "create %d is no fight", i)
+		g.forget("ns/replica")
+	}
+	assert.Empty(t, g.entries)
+}

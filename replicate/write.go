@@ -136,9 +136,9 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	deletes := op.change.Action == Delete
 	var spell bool
 	if !deletes {
-		// A delete counts once it has deleted something (below): a
-		// replica already gone, whose deletion the cache does not show
-		// yet, is not a fight.
+		// A delete is the replicator's own decision (the source stopped
+		// pushing there), not an answer to another writer: it is not
+		// counted, and a later create of the same content starts afresh.
 		spell = c.guard.wrote(target, digest, time.Now())
 	}
 	var writers []metav1.ManagedFieldsEntry
@@ -163,7 +163,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		return writeOutcome{result: "unchanged"}
 	}
 	if deletes && err == nil {
-		spell = c.guard.wrote(target, digest, time.Now())
+		c.guard.forget(target)
 	}
 	if err != nil {
 		if creates {
