@@ -331,9 +331,6 @@ func (c *Controller) fighting(op writeOp, writers []metav1.ManagedFieldsEntry) {
 		if len(others) == 0 {
 			msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time", target)
 		}
-	} else if op.change.Action == Delete {
-		on = op.report
-		msg = fmt.Sprintf("another writer keeps creating %s again, and the replicator deletes it each time", target)
 	} else {
 		on = op.report
 		msg = fmt.Sprintf("another writer keeps deleting %s, and the replicator creates it again each time", target)
