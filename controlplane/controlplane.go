@@ -145,6 +145,22 @@ func (c *ControlPlane) start(name string, args ...string) (*process, error) {
 	return p, nil
 }
 
+// Pids returns the process IDs of the running etcd and kube-apiserver, by
+// name (to measure what they use).
+func (c *ControlPlane) Pids() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for name, p := range c.procs {
+		select {
+		case <-p.done:
+		default:
+			out[name] = p.cmd.Process.Pid
+		}
+	}
+	return out
+}
+
 func (c *ControlPlane) stop(name string) error {
 	c.mu.Lock()
 	p := c.procs[name]

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -756,4 +757,49 @@ func TestControllerRepeatedDeletesOfAGoneReplicaAreNoFight(t *testing.T) {
 	assert.Empty(t, fightEvents(h))
 	assert.Zero(t, testutil.ToFloat64(h.metrics.fights.WithLabelValues("Secret", "push")))
 	assert.Zero(t, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "delete")), "nothing was deleted")
+}
+
+// The cache shares equal maps between objects (sharedMaps): a write to one
+// cached map would change every object holding it. After fan-outs and
+// updates through live informers, each cached object is still what the
+// transform makes of the stored one.
+func TestControllerLeavesTheSharedCacheAsStored(t *testing.T) {
+	objs := []runtime.Object{namespaceObj("certs", nil)}
+	for i := range 20 {
+		ns := "team-" + strconv.Itoa(i)
+		objs = append(objs, namespaceObj(ns, map[string]string{"tls": "yes"}),
+			secret(ns, "pulled", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/pull-source"}))
+	}
+	objs = append(objs,
+		secret("certs", "pull-source", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "team-.*"}),
+		secret("certs", "push-source", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateToMatching: "tls=yes"}))
+	h := newLiveHarness(t, Secrets(), pushFromAnywhere, objs...)
+	h.drain(t)
+	for _, name := range []string{"pull-source", "push-source"} {
+		s, err := h.client.CoreV1().Secrets("certs").Get(context.Background(), name, metav1.GetOptions{})
+		require.NoError(t, err)
+		for k := range s.Data {
+			s.Data[k] = []byte("renewed " + k)
+		}
+		_, err = h.client.CoreV1().Secrets("certs").Update(context.Background(), s, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	h.drain(t)
+
+	list, err := h.client.CoreV1().Secrets("").List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 2+2*20)
+	annotations := map[any]bool{}
+	for i := range list.Items {
+		stored := &list.Items[i]
+		cached, ok, err := h.ctrl.objects.GetIndexer().Get(stored)
+		require.NoError(t, err)
+		require.True(t, ok, stored.Name)
+		assert.True(t, equality.Semantic.DeepEqual(h.cached(t, stored), cached), "%s/%s", stored.Namespace, stored.Name)
+		if stored.Name == "push-source" && stored.Namespace != "certs" {
+			assert.Equal(t, "renewed k", string(stored.Data["k"]))
+			annotations[reflect.ValueOf(cached.(*corev1.Secret).Annotations).UnsafePointer()] = true
+		}
+	}
+	assert.Len(t, annotations, 1, "the 20 replicas hold one map of annotations")
 }

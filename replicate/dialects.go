@@ -291,7 +291,7 @@ func (s *namespaceSet) contains(ns Namespace) bool {
 		return true
 	}
 	for _, sel := range s.selectors {
-		if sel.Matches(labels.Set(ns.Labels)) {
+		if sel.Matches(ns.labels()) {
 			return true
 		}
 	}

@@ -99,9 +99,33 @@ func (o *Object) Key() string { return o.Namespace + "/" + o.Name }
 
 // Namespace is the planner's view of a namespace.
 type Namespace struct {
-	Name        string
+	Name string
+	// Labels may lack kubernetes.io/metadata.name, which the API server
+	// sets to the name on every namespace: the cache does not hold it, and
+	// selectors see it (labels).
 	Labels      map[string]string
 	Terminating bool
+}
+
+// labels returns the namespace's labels as selectors see them: with
+// kubernetes.io/metadata.name.
+func (n Namespace) labels() labels.Labels { return namespaceLabels(n) }
+
+type namespaceLabels Namespace
+
+// namespaceNameLabel is corev1.LabelMetadataName.
+const namespaceNameLabel = "kubernetes.io/metadata.name"
+
+func (n namespaceLabels) Has(k string) bool   { _, ok := n.Lookup(k); return ok }
+func (n namespaceLabels) Get(k string) string { v, _ := n.Lookup(k); return v }
+func (n namespaceLabels) Lookup(k string) (string, bool) {
+	if v, ok := n.Labels[k]; ok {
+		return v, true
+	}
+	if k == namespaceNameLabel {
+		return n.Name, true
+	}
+	return "", false
 }
 
 // Rules are what a kind contributes to the decisions.

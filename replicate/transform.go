@@ -2,6 +2,10 @@ package replicate
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
+	"maps"
+	"slices"
+	"sync"
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,11 +27,14 @@ import (
 //     as digests (see digestMark);
 //   - a namespace keeps its name, labels and phase;
 //   - an object with none of the annotations read keeps only its name,
-//     namespace and version (unless another tool's dialect is read).
+//     namespace and version (unless another tool's dialect is read);
+//   - equal label, annotation and digest maps are held once (see shared).
 //
 // With allowAll every object may be a pull source, so data is kept.
 func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
+	shared := newSharedMaps()
 	return func(obj any) (any, error) {
+		defer shareMaps(shared, obj)
 		if m, ok := obj.(metav1.Object); ok {
 			// Who wrote which field: the bulk of many small objects, and
 			// read only when the replicator fights another writer (then
@@ -53,6 +60,7 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 		}
 		switch o := obj.(type) {
 		case *corev1.Secret:
+			o.Type = corev1.SecretType(unique.Make(string(o.Type)).Value())
 			switch {
 			case !a.Relevant(o.Annotations):
 				o.Data, o.StringData = nil, nil
@@ -87,6 +95,12 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 			// is terminating: the rest (annotations can hold a copy of the
 			// whole object) is not kept.
 			o.Annotations = nil
+			// The API server sets this label to the name on every
+			// namespace (since 1.21): views give it back (see
+			// Namespace.labels), the cache need not hold the name twice.
+			if o.Labels[corev1.LabelMetadataName] == o.Name {
+				delete(o.Labels, corev1.LabelMetadataName)
+			}
 			o.Spec = corev1.NamespaceSpec{}
 			o.Status = corev1.NamespaceStatus{Phase: o.Status.Phase}
 		}
@@ -152,4 +166,89 @@ func (a Annotations) mayBeSource(annotations map[string]string) bool {
 		}
 	}
 	return a.IsPushSource(annotations) || a.reflectorSource(annotations)
+}
+
+// sharedMaps holds one copy of each small map the cache keeps on many objects:
+// the annotations every target of a fan-out carries (the same source, keys,
+// version and, within a second, time), the labels copied from a push source,
+// the digests of what was written (the same for every target of a source),
+// the labels of namespaces made alike. Ten thousand targets then hold a few
+// dozen maps instead of three each. Shared maps are never written to: nothing
+// writes to cached objects (writes are built from copies), and the transform
+// only changes maps it has not shared yet.
+//
+// The table forgets everything when it is full: maps shared until then stay
+// shared, later ones start a new table. Maps whose content is long (kubectl's
+// last-applied-configuration, a placeholder's own keys) are not shared: they
+// are seldom equal, and the table would keep them alive.
+type sharedMaps struct {
+	mu      sync.Mutex
+	strings map[string]map[string]string
+	bytes   map[string]map[string][]byte
+	key     []byte
+}
+
+const (
+	// sharedMapsMax bounds the maps the table keeps alive on its own.
+	sharedMapsMax = 4096
+	// sharedMapMaxKey is the longest content (keys and values) shared.
+	sharedMapMaxKey = 1024
+)
+
+func newSharedMaps() *sharedMaps {
+	return &sharedMaps{strings: map[string]map[string]string{}, bytes: map[string]map[string][]byte{}}
+}
+
+// shareMaps replaces the maps of a transformed object with shared copies.
+func shareMaps(s *sharedMaps, obj any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetLabels(shareMap(s, s.strings, m.GetLabels()))
+		m.SetAnnotations(shareMap(s, s.strings, m.GetAnnotations()))
+	}
+	switch o := obj.(type) {
+	case *corev1.Secret:
+		o.Data = shareMap(s, s.bytes, o.Data)
+	case *corev1.ConfigMap:
+		o.Data = shareMap(s, s.strings, o.Data)
+		o.BinaryData = shareMap(s, s.bytes, o.BinaryData)
+	}
+}
+
+// shareMap returns the table's copy of m, adding m if it has none. Called
+// with s.mu held.
+func shareMap[V string | []byte](s *sharedMaps, table map[string]map[string]V, m map[string]V) map[string]V {
+	if len(m) == 0 {
+		return m
+	}
+	key := mapKey(s.key[:0], m)
+	s.key = key
+	if len(key) > sharedMapMaxKey {
+		return m
+	}
+	if c, ok := table[string(key)]; ok {
+		return c
+	}
+	if len(table) >= sharedMapsMax {
+		clear(table)
+	}
+	table[string(key)] = m
+	return m
+}
+
+// mapKey appends m's content to b in an order-independent, unambiguous form
+// (each key and value prefixed by its length, keys sorted). It stops once the
+// content is too long to share.
+func mapKey[V string | []byte](b []byte, m map[string]V) []byte {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if len(b) > sharedMapMaxKey {
+			break
+		}
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(m[k])))
+		b = append(b, m[k]...)
+	}
+	return b
 }

@@ -2,7 +2,10 @@ package replicate
 
 import (
 	"maps"
+	"reflect"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"unique"
 	"unsafe"
@@ -11,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -261,5 +265,70 @@ func TestCacheTransformKeepsOnlyTheNameOfUnrelatedObjects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCacheTransformSharesEqualMaps(t *testing.T) {
+	target := func(namespace string, extra ...string) *corev1.Secret {
+		annotations := map[string]string{ann.ReplicatedFrom: "certs/wildcard", ann.ReplicatedKeys: "tls.crt", ann.ReplicatedAt: "2026-11-29T06:00:00Z"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			annotations[extra[i]] = extra[i+1]
+		}
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "tls", Annotations: annotations, Labels: map[string]string{"team": "web"}},
+			Data:       map[string][]byte{"tls.crt": []byte("C")},
+		}
+	}
+	same := func(a, b any) bool { return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() }
+	transform := CacheTransform(ann, false)
+	cache := func(s *corev1.Secret) *corev1.Secret {
+		out, err := transform(s)
+		require.NoError(t, err)
+		return out.(*corev1.Secret)
+	}
+	a, b := cache(target("a")), cache(target("b"))
+	assert.True(t, same(a.Annotations, b.Annotations), "the targets of a fan-out share their annotations")
+	assert.True(t, same(a.Labels, b.Labels), "and their labels")
+	assert.True(t, same(a.Data, b.Data), "and the digests of what was written")
+	assert.Equal(t, map[string][]byte{"#tls.crt": digest([]byte("C"))}, b.Data)
+
+	c := cache(target("c", ann.ReplicatedAt, "2026-11-29T06:00:01Z"))
+	assert.False(t, same(a.Annotations, c.Annotations), "other content, another map")
+	assert.Equal(t, "2026-11-29T06:00:01Z", c.Annotations[ann.ReplicatedAt])
+	assert.True(t, same(a.Data, c.Data))
+
+	long := strings.Repeat("x", sharedMapMaxKey)
+	d, e := cache(target("d", corev1.LastAppliedConfigAnnotation, long)), cache(target("e", corev1.LastAppliedConfigAnnotation, long))
+	assert.False(t, same(d.Annotations, e.Annotations), "long content is not shared")
+	assert.Equal(t, long, e.Annotations[corev1.LastAppliedConfigAnnotation])
+
+	s := newSharedMaps()
+	for i := range sharedMapsMax + 10 {
+		shareMaps(s, &corev1.ConfigMap{Data: map[string]string{"k": strconv.Itoa(i)}})
+	}
+	assert.LessOrEqual(t, len(s.strings), sharedMapsMax, "the table is bounded")
+	assert.Len(t, s.strings, 10, "and starts afresh when full")
+}
+
+func TestCacheTransformLeavesTheNameLabelToViews(t *testing.T) {
+	out, err := CacheTransform(ann, false)(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a",
+		Labels: map[string]string{corev1.LabelMetadataName: "team-a", "tier": "web"}}})
+	require.NoError(t, err)
+	ns := out.(*corev1.Namespace)
+	assert.Equal(t, map[string]string{"tier": "web"}, ns.Labels, "the API server's name label is not held")
+	view := Namespace{Name: ns.Name, Labels: ns.Labels}
+	for selector, matches := range map[string]bool{
+		"kubernetes.io/metadata.name=team-a":       true,
+		"kubernetes.io/metadata.name in (team-a)":  true,
+		"kubernetes.io/metadata.name":              true,
+		"kubernetes.io/metadata.name!=team-a":      false,
+		"kubernetes.io/metadata.name=team-b":       false,
+		"tier=web,kubernetes.io/metadata.name":     true,
+		"!kubernetes.io/metadata.name":             false,
+		"tier=web,kubernetes.io/metadata.name=x-y": false,
+	} {
+		sel, err := labels.Parse(selector)
+		require.NoError(t, err)
+		assert.Equal(t, matches, sel.Matches(view.labels()), selector)
 	}
 }

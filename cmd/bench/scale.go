@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -41,6 +42,7 @@ type scaleRow struct {
 	// fan-outs, each from its first request to the last target seen
 	// holding the new content.
 	RawCreate       float64 `json:"rawCreateSeconds"`
+	RawUpdate       float64 `json:"rawUpdateSeconds"`
 	PlaceholdersIn  float64 `json:"placeholdersCreatedSeconds"`
 	Fill            float64 `json:"fillSeconds"`
 	PullUpdate      float64 `json:"pullUpdateSeconds"`
@@ -58,6 +60,10 @@ type scaleRow struct {
 	RestartPeakRSS  float64 `json:"restartPeakRSSMiB"`
 	RestartLiveHeap float64 `json:"restartLiveHeapMiB"`
 	SecretBytes     int     `json:"secretBytes"`
+	// CPU is what each timed phase cost: CPU seconds of the replicator,
+	// kube-apiserver, etcd and the bench itself, and how busy the machine
+	// was.
+	CPU map[string]cpuUse `json:"cpu"`
 }
 
 // certificate returns a TLS Secret's data as cert-manager writes it: a leaf
@@ -230,10 +236,10 @@ func scale(ctx context.Context, sizes []int, modes []fanOutMode, binDir, profile
 		}
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "N\tmode\traw create s\tfill s\t(placeholders created s)\tpull update s\tpush s\tpush update s\twrites/update (pull, push)\tidle writes\tpeak RSS MiB\tsteady RSS MiB\tlive heap MiB\trestart: ready s\tsettled s\twrites\tpeak RSS MiB\t")
+	fmt.Fprintln(w, "N\tmode\traw create s\traw update s\tfill s\t(placeholders created s)\tpull update s\tpush s\tpush update s\twrites/update (pull, push)\tidle writes\tpeak RSS MiB\tsteady RSS MiB\tlive heap MiB\trestart: ready s\tsettled s\twrites\tpeak RSS MiB\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%d\t%s\t%.2f\t%.2f\t(%.2f)\t%.2f\t%.2f\t%.2f\t%.0f, %.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.0f\t%.1f\t\n",
-			r.N, r.Mode, r.RawCreate, r.Fill, r.PlaceholdersIn, r.PullUpdate, r.Push, r.PushUpdate, r.PullWrites, r.PushWrites, r.IdleWrites,
+		fmt.Fprintf(w, "%d\t%s\t%.2f\t%.2f\t%.2f\t(%.2f)\t%.2f\t%.2f\t%.2f\t%.0f, %.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.0f\t%.1f\t\n",
+			r.N, r.Mode, r.RawCreate, r.RawUpdate, r.Fill, r.PlaceholdersIn, r.PullUpdate, r.Push, r.PushUpdate, r.PullWrites, r.PushWrites, r.IdleWrites,
 			r.PeakRSS, r.SteadyRSS, r.LiveHeap, r.RestartReady, r.RestartSettled, r.RestartWrites, r.RestartPeakRSS)
 	}
 	w.Flush()
@@ -268,7 +274,7 @@ type fanOutMode struct {
 }
 
 func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string, idle time.Duration, extra []string) (scaleRow, error) {
-	row := scaleRow{N: n, Mode: m.name}
+	row := scaleRow{N: n, Mode: m.name, CPU: map[string]cpuUse{}}
 	lab, err := testsupport.NewLab(ctx, "scale", binDir)
 	if err != nil {
 		return row, err
@@ -341,18 +347,62 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		return row, err
 	}
 	timeout := 10 * time.Minute
+	// profileCPU saves a CPU profile of the replicator over the next
+	// fan-out's expected length (N ms: N writes, 32 at a time).
+	profileCPU := func(phase string) {
+		if profiles == "" {
+			return
+		}
+		go func() {
+			path := filepath.Join(profiles, fmt.Sprintf("cpu-%d-%s-%s.pb.gz", n, m.key, strings.ReplaceAll(phase, " ", "-")))
+			if err := r.SaveCPUProfile(path, max(time.Second, time.Duration(n)*2*time.Millisecond)); err == nil {
+				say("CPU profile of the %s in %s", phase, path)
+			}
+		}()
+	}
+	meter := func() cpuTimes {
+		pids := lab.Cluster.Pids()
+		pids["replicator"], pids["bench"] = r.Pid(), os.Getpid()
+		t := sampleCPU(pids)
+		if mm, err := r.Metrics(); err == nil {
+			t.requests = mm.Sum("rest_client_requests_total", "method")
+		}
+		return t
+	}
+	// cost records and prints the CPU a phase used since before.
+	cost := func(phase string, before cpuTimes) {
+		row.CPU[phase] = meter().since(before)
+		say("%s: %s", phase, row.CPU[phase])
+	}
 
 	// The physical limit: the bench's own parallel create of N Secrets of
 	// the same size in the same namespaces, while the replicator watches
 	// (as it does during the fan-outs). They are deleted again.
 	start = time.Now()
-	if err := parallel(n, func(i int) error {
-		_, err := b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "raw"}, Type: corev1.SecretTypeTLS, Data: v1}, metav1.CreateOptions{})
+	cpu := meter()
+	raw := make([]*corev1.Secret, n)
+	if err := parallel(n, func(i int) (err error) {
+		raw[i], err = b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "raw"}, Type: corev1.SecretTypeTLS, Data: v1}, metav1.CreateOptions{})
 		return err
 	}); err != nil {
 		return row, err
 	}
 	row.RawCreate = time.Since(start).Seconds()
+	say("raw create %.2f s", row.RawCreate)
+	cost("raw create", cpu)
+	// And updating them all to new content: what an update costs the API
+	// server, against which the replicator's update fan-outs compare too.
+	start, cpu = time.Now(), meter()
+	if err := parallel(n, func(i int) error {
+		raw[i].Data = v2
+		_, err := b.client.CoreV1().Secrets(ns(i)).Update(ctx, raw[i], metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		return row, err
+	}
+	row.RawUpdate = time.Since(start).Seconds()
+	say("raw update %.2f s", row.RawUpdate)
+	cost("raw update", cpu)
 	if err := parallel(n, func(i int) error {
 		return b.client.CoreV1().Secrets(ns(i)).Delete(ctx, "raw", metav1.DeleteOptions{})
 	}); err != nil {
@@ -361,6 +411,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 
 	// Pull: N placeholders created while the replicator runs.
 	start = time.Now()
+	cpu = meter()
 	if err := parallel(n, func(i int) error {
 		_, err := b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "wildcard", Labels: map[string]string{"scale-target": "pull"},
@@ -378,6 +429,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 	}
 	row.Fill = done.Sub(start).Seconds()
 	say("fill %.2f s (placeholders created in %.2f s)", row.Fill, row.PlaceholdersIn)
+	cost("fill", cpu)
 
 	update := func(name string, data map[string][]byte) (float64, float64, error) {
 		// The writes of what came before are counted when their answers
@@ -387,7 +439,9 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		if err != nil {
 			return 0, 0, err
 		}
-		start := time.Now()
+		start, cpu := time.Now(), meter()
+		phase := map[string]string{"wildcard": "pull update", "pushed": "push update"}[name]
+		profileCPU(phase)
 		if err := b.setData("src", name, data); err != nil {
 			return 0, 0, err
 		}
@@ -395,6 +449,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		if err != nil {
 			return 0, 0, err
 		}
+		cost(phase, cpu)
 		// The writer counts a write when its answer arrives, which can
 		// be after the watch showed it.
 		var writes float64
@@ -411,7 +466,8 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 	say("pull update %.2f s, %.0f writes", row.PullUpdate, row.PullWrites)
 
 	// Push: one source labelled like the targets (the watch counts it too).
-	start = time.Now()
+	start, cpu = time.Now(), meter()
+	profileCPU("push")
 	if _, err := b.client.CoreV1().Secrets("src").Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "pushed", Labels: map[string]string{"scale-target": "push"},
 			Annotations: map[string]string{prefix + "replicate-to-matching": "team=t"}},
@@ -423,6 +479,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		return row, fmt.Errorf("push: %w", err)
 	}
 	row.Push = done.Sub(start).Seconds()
+	cost("push", cpu)
 	if profiles != "" {
 		// What the process holds in the middle of the largest fan-out.
 		go func() {

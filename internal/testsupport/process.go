@@ -75,6 +75,9 @@ func Start(binary, kubeconfig string, out io.Writer, args ...string) (*Process, 
 // Addr is the address of the status endpoints.
 func (p *Process) Addr() string { return p.status }
 
+// Pid is the process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
@@ -115,7 +118,17 @@ func (p *Process) Metrics() (*Metrics, error) { return Scrape("http://" + p.stat
 // SaveHeapProfile writes /debug/pprof/heap (the process must run with
 // --profiling) to path, after a garbage collection: what it shows is live.
 func (p *Process) SaveHeapProfile(path string) error {
-	resp, err := http.Get("http://" + p.status + "/debug/pprof/heap?gc=1")
+	return p.saveProfile(path, "heap?gc=1")
+}
+
+// SaveCPUProfile writes a CPU profile of the next d to path (the process
+// must run with --profiling).
+func (p *Process) SaveCPUProfile(path string, d time.Duration) error {
+	return p.saveProfile(path, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())))
+}
+
+func (p *Process) saveProfile(path, query string) error {
+	resp, err := http.Get("http://" + p.status + "/debug/pprof/" + query)
 	if err != nil {
 		return err
 	}
