@@ -47,6 +47,20 @@ func TestPushByNamesPatternsAndLabels(t *testing.T) {
 	e.explainAgrees(nil, "secret/"+src+"/wildcard", "secret/"+byName+"/wildcard", "secret/"+byLabel+"/wildcard")
 }
 
+// The API server labels every namespace with its name; the cache does not
+// keep that label (it repeats the name) and selectors still see it.
+func TestPushByTheNamespaceNameLabel(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	src, chosen, other := e.ns("src", nil), e.ns("chosen", nil), e.ns("other", nil)
+	e.create(secret(src, "shared", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{
+		e.a.ReplicateToMatching: "kubernetes.io/metadata.name in (" + chosen + ")",
+	}))
+	e.waitData(chosen, "shared", map[string]string{"k": "v"})
+	e.absent(time.Second, other, "shared")
+	e.explainAgrees(nil, "secret/"+src+"/shared", "secret/"+chosen+"/shared")
+}
+
 func TestPushFollowsNewAndRelabelledNamespaces(t *testing.T) {
 	e := newEnv(t)
 	e.start()

@@ -94,7 +94,13 @@ type Controller struct {
 	// work counts the items reconciled and the writes made (a push
 	// source's fan-out is one item and many writes).
 	work atomic.Uint64
+	// busy counts the items being reconciled now.
+	busy atomic.Int64
 }
+
+// idle reports whether nothing is queued or being reconciled: a push
+// source's fan-out is one item, out of the queue while it writes.
+func (c *Controller) idle() bool { return c.queue.Len() == 0 && c.busy.Load() == 0 }
 
 // Settled is closed once the controller has reconciled everything it found at
 // start-up.
@@ -223,9 +229,11 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	if shutdown {
 		return false
 	}
+	c.busy.Add(1)
 	defer func() {
 		c.queue.Done(key)
 		c.work.Add(1)
+		c.busy.Add(-1)
 		if c.queue.Len() == 0 {
 			c.settledOnce.Do(func() { close(c.settled) })
 		}

@@ -803,3 +803,30 @@ func TestControllerLeavesTheSharedCacheAsStored(t *testing.T) {
 	}
 	assert.Len(t, annotations, 1, "the 20 replicas hold one map of annotations")
 }
+
+// Memory is given back once the work is done (releaseAfterBursts): a push
+// source's fan-out is one item, out of the queue while it writes, and the
+// controller is not idle until it is written.
+func TestControllerIsNotIdleWhileAFanOutWrites(t *testing.T) {
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil),
+		secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateTo: "app"}))
+	writing, release := make(chan struct{}), make(chan struct{})
+	h.client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		close(writing)
+		<-release
+		return false, nil, nil
+	})
+	require.Equal(t, 1, h.ctrl.queue.Len(), "the source")
+	assert.False(t, h.ctrl.idle(), "queued")
+	done := make(chan struct{})
+	go func() {
+		h.ctrl.processNextItem(context.Background())
+		close(done)
+	}()
+	<-writing
+	assert.Zero(t, h.ctrl.queue.Len())
+	assert.False(t, h.ctrl.idle(), "writing a replica, nothing queued")
+	close(release)
+	<-done
+	assert.True(t, h.ctrl.idle(), "written")
+}

@@ -137,14 +137,13 @@ func (r *Replicator) Run(ctx context.Context) error {
 }
 
 // Work reports how much work the controllers have done so far (items
-// reconciled and writes made), and whether their queues are empty now.
+// reconciled and writes made), and whether nothing is queued or being
+// reconciled now.
 func (r *Replicator) Work() (done uint64, idle bool) {
 	idle = true
 	for _, c := range r.controllers {
 		done += c.work.Load()
-		if c.queue.Len() > 0 {
-			idle = false
-		}
+		idle = idle && c.idle()
 	}
 	return done, idle
 }

@@ -147,12 +147,13 @@ type watcher struct {
 	mu      sync.Mutex
 	changed *sync.Cond
 	seen    map[string]string    // namespace/name -> digest
-	last    map[string]time.Time // digest -> when the last Secret took it
+	holding map[string]int       // name=digest -> how many hold it
+	last    map[string]time.Time // name=digest -> when the last Secret took it
 	stop    context.CancelFunc
 }
 
 func newWatcher(b *bench) (*watcher, error) {
-	w := &watcher{seen: map[string]string{}, last: map[string]time.Time{}}
+	w := &watcher{seen: map[string]string{}, holding: map[string]int{}, last: map[string]time.Time{}}
 	w.changed = sync.NewCond(&w.mu)
 	ctx, cancel := context.WithCancel(b.ctx)
 	w.stop = cancel
@@ -174,8 +175,14 @@ func newWatcher(b *bench) (*watcher, error) {
 		}
 		d := string(s.Data["digest"])
 		w.mu.Lock()
-		if w.seen[s.Namespace+"/"+s.Name] != d {
+		// Counted as they arrive: a wait never scans all Secrets, and the
+		// watch is never held up by one.
+		if old, ok := w.seen[s.Namespace+"/"+s.Name]; !ok || old != d {
+			if ok {
+				w.holding[s.Name+"="+old]--
+			}
 			w.seen[s.Namespace+"/"+s.Name] = d
+			w.holding[s.Name+"="+d]++
 			w.last[s.Name+"="+d] = time.Now()
 			w.changed.Broadcast()
 		}
@@ -198,12 +205,7 @@ func (w *watcher) wait(name string, data map[string][]byte, n int, timeout time.
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for {
-		c := 0
-		for k, v := range w.seen {
-			if v == d && nameOf(k) == name {
-				c++
-			}
-		}
+		c := w.holding[name+"="+d]
 		if c >= n {
 			return w.last[name+"="+d], nil
 		}
@@ -214,14 +216,6 @@ func (w *watcher) wait(name string, data map[string][]byte, n int, timeout time.
 	}
 }
 
-func nameOf(key string) string {
-	for i := len(key) - 1; i >= 0; i-- {
-		if key[i] == '/' {
-			return key[i+1:]
-		}
-	}
-	return key
-}
 
 // scale runs the scale mode for each n and mode and prints its table.
 func scale(ctx context.Context, sizes []int, modes []fanOutMode, binDir, profiles string, idle time.Duration, extra []string) ([]scaleRow, error) {
