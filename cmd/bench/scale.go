@@ -216,7 +216,6 @@ func (w *watcher) wait(name string, data map[string][]byte, n int, timeout time.
 	}
 }
 
-
 // scale runs the scale mode for each n and mode and prints its table.
 func scale(ctx context.Context, sizes []int, modes []fanOutMode, binDir, profiles string, idle time.Duration, extra []string) ([]scaleRow, error) {
 	var rows []scaleRow
