@@ -135,11 +135,23 @@ func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string)
 		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", refKey))
 		return nil, "refused", ReasonCycle
 	}
-	if FindCycle(self, ref, c.nextRef, maxChain) {
+	_, source := c.get(ref.Namespace + "/" + ref.Name)
+	if source == nil {
+		return nil, "", ""
+	}
+	// The cycle is looked for from the source just read: looked up again,
+	// it could have arrived in the cache in between, unchecked (a target
+	// filled from a source that pulls from it).
+	next := func(r Ref) (Ref, bool) {
+		if r == ref {
+			return c.pullRef(source)
+		}
+		return c.nextRef(r)
+	}
+	if FindCycle(self, ref, next, maxChain) {
 		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", refKey, maxChain, ref))
 		return nil, "refused", ReasonCycle
 	}
-	_, source := c.get(ref.Namespace + "/" + ref.Name)
 	return source, "", ""
 }
 
@@ -176,6 +188,11 @@ func (c *Controller) nextRef(r Ref) (Ref, bool) {
 	if o == nil {
 		return Ref{}, false
 	}
+	return c.pullRef(o)
+}
+
+// pullRef returns the pull reference o carries, if any, in this cluster.
+func (c *Controller) pullRef(o *Object) (Ref, bool) {
 	v, _, ok := c.opts.Annotations.pullReference(o.Annotations)
 	if !ok {
 		return Ref{}, false

@@ -120,5 +120,8 @@ func (u cpuUse) String() string {
 	for _, method := range slices.Sorted(maps.Keys(u.Requests)) {
 		requests = append(requests, fmt.Sprintf("%s %.0f", method, u.Requests[method]))
 	}
+	if len(requests) == 0 {
+		requests = []string{"none"}
+	}
 	return fmt.Sprintf("CPU s: %s; machine %.0f%% busy; replicator requests: %s", strings.Join(parts, ", "), 100*u.Busy, strings.Join(requests, ", "))
 }
