@@ -3,6 +3,7 @@ package replicate
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"sync"
@@ -31,6 +32,12 @@ import (
 //   - equal label, annotation and digest maps are held once (see shared).
 //
 // With allowAll every object may be a pull source, so data is kept.
+//
+// The transform never writes into a map the object holds: it replaces
+// maps instead. client-go passes an object through it twice when it streams
+// an informer's initial state (into a temporary store, then into the
+// queue), and by the second time the object's maps may be held by other
+// cached objects too (see sharedMaps).
 func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 	shared := newSharedMaps()
 	return func(obj any) (any, error) {
@@ -53,42 +60,33 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 				m.SetOwnerReferences(nil)
 				m.SetFinalizers(nil)
 			}
-			intern(m)
+			// The same names in every namespace: default,
+			// kube-root-ca.crt, the name of a pushed Secret.
+			m.SetNamespace(intern(m.GetNamespace()))
+			m.SetName(intern(m.GetName()))
 		}
 		if allowAll {
 			return obj, nil
 		}
 		switch o := obj.(type) {
 		case *corev1.Secret:
-			o.Type = corev1.SecretType(unique.Make(string(o.Type)).Value())
+			o.Type = corev1.SecretType(intern(string(o.Type)))
 			switch {
 			case !a.Relevant(o.Annotations):
 				o.Data, o.StringData = nil, nil
-				delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+				o.Annotations = without(o.Annotations, corev1.LastAppliedConfigAnnotation)
 			case !a.mayBeSource(o.Annotations):
-				for _, k := range parseKeys(o.Annotations[a.ReplicatedKeys]) {
-					if v, ok := o.Data[k]; ok {
-						delete(o.Data, k)
-						o.Data[digestKey(k)] = digest(v)
-					}
-				}
+				o.Data = digested(o.Data, parseKeys(o.Annotations[a.ReplicatedKeys]), digest)
 			}
 		case *corev1.ConfigMap:
 			switch {
 			case !a.Relevant(o.Annotations):
 				o.Data, o.BinaryData = nil, nil
-				delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+				o.Annotations = without(o.Annotations, corev1.LastAppliedConfigAnnotation)
 			case !a.mayBeSource(o.Annotations):
-				for _, k := range parseKeys(o.Annotations[a.ReplicatedKeys]) {
-					if v, ok := o.Data[k]; ok {
-						delete(o.Data, k)
-						o.Data[digestKey(k)] = string(digest([]byte(v)))
-					}
-					if v, ok := o.BinaryData[k]; ok {
-						delete(o.BinaryData, k)
-						o.BinaryData[digestKey(k)] = digest(v)
-					}
-				}
+				keys := parseKeys(o.Annotations[a.ReplicatedKeys])
+				o.Data = digested(o.Data, keys, func(v string) string { return string(digest([]byte(v))) })
+				o.BinaryData = digested(o.BinaryData, keys, digest)
 			}
 		case *corev1.Namespace:
 			// The planner reads a namespace's name, labels and whether it
@@ -99,13 +97,42 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 			// namespace (since 1.21): views give it back (see
 			// Namespace.labels), the cache need not hold the name twice.
 			if o.Labels[corev1.LabelMetadataName] == o.Name {
-				delete(o.Labels, corev1.LabelMetadataName)
+				o.Labels = without(o.Labels, corev1.LabelMetadataName)
 			}
 			o.Spec = corev1.NamespaceSpec{}
 			o.Status = corev1.NamespaceStatus{Phase: o.Status.Phase}
 		}
 		return obj, nil
 	}
+}
+
+// without returns m without key: m itself if it has no such key, else a
+// copy.
+func without(m map[string]string, key string) map[string]string {
+	if _, ok := m[key]; !ok {
+		return m
+	}
+	c := maps.Clone(m)
+	delete(c, key)
+	return c
+}
+
+// digested returns data with the keys the replicator wrote (keys) held as
+// digests under digestKey: data itself when it holds none of them in full
+// (already digested), else a new map.
+func digested[V string | []byte](data map[string]V, keys []string, sum func(V) V) map[string]V {
+	if !slices.ContainsFunc(keys, func(k string) bool { _, ok := data[k]; return ok }) {
+		return data
+	}
+	c := make(map[string]V, len(data))
+	for k, v := range data {
+		if slices.Contains(keys, k) {
+			c[digestKey(k)] = sum(v)
+			continue
+		}
+		c[k] = v
+	}
+	return c
 }
 
 // adoptableCopy reports whether m may be a copy the tool being replaced made
@@ -120,25 +147,14 @@ func adoptableCopy(m metav1.Object, a Annotations) bool {
 	return version || at || reflects || kubed
 }
 
-// intern makes the strings of an object's metadata that repeat across
-// objects share one copy: the namespace and name, annotation and label keys,
-// and their values (the same source reference, keys and stamps on every
-// target of a fan-out, the same description on every kube-root-ca.crt).
-// Assigning to a key a map already holds replaces the key's string too. The
-// unique package forgets a string once no handle to it is left, at a garbage
-// collection, so the objects decoded between two collections share a copy:
-// a fan-out keeps a copy per collection, not one per object.
-func intern(m metav1.Object) {
-	m.SetNamespace(unique.Make(m.GetNamespace()).Value())
-	// The same names in every namespace: default, kube-root-ca.crt, the
-	// name of a pushed Secret.
-	m.SetName(unique.Make(m.GetName()).Value())
-	for _, kv := range []map[string]string{m.GetLabels(), m.GetAnnotations()} {
-		for k, v := range kv {
-			kv[unique.Make(k).Value()] = unique.Make(v).Value()
-		}
-	}
-}
+// intern returns the shared copy of s. Names, namespaces, annotation and
+// label keys and values repeat across objects (the same source reference,
+// keys and stamps on every target of a fan-out, the same description on
+// every kube-root-ca.crt). The unique package forgets a string once no
+// handle to it is left, at a garbage collection, so the objects decoded
+// between two collections share a copy: a fan-out keeps a copy per
+// collection, not one per object.
+func intern(s string) string { return unique.Make(s).Value() }
 
 // A pull target or push replica that is no source is cached with the keys
 // the replicator wrote into it (replicated-keys) held as SHA-256 digests:
@@ -182,21 +198,23 @@ func (a Annotations) mayBeSource(annotations map[string]string) bool {
 // last-applied-configuration, a placeholder's own keys) are not shared: they
 // are seldom equal, and the table would keep them alive.
 type sharedMaps struct {
-	mu      sync.Mutex
-	strings map[string]map[string]string
-	bytes   map[string]map[string][]byte
+	mu sync.Mutex
+	// The maps by a hash of their content (mapKey).
+	strings map[uint64]map[string]string
+	bytes   map[uint64]map[string][]byte
+	seed    maphash.Seed
 	key     []byte
 }
 
 const (
 	// sharedMapsMax bounds the maps the table keeps alive on its own.
-	sharedMapsMax = 4096
+	sharedMapsMax = 1024
 	// sharedMapMaxKey is the longest content (keys and values) shared.
 	sharedMapMaxKey = 1024
 )
 
 func newSharedMaps() *sharedMaps {
-	return &sharedMaps{strings: map[string]map[string]string{}, bytes: map[string]map[string][]byte{}}
+	return &sharedMaps{strings: map[uint64]map[string]string{}, bytes: map[uint64]map[string][]byte{}, seed: maphash.MakeSeed()}
 }
 
 // shareMaps replaces the maps of a transformed object with shared copies.
@@ -204,38 +222,59 @@ func shareMaps(s *sharedMaps, obj any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m, ok := obj.(metav1.Object); ok {
-		m.SetLabels(shareMap(s, s.strings, m.GetLabels()))
-		m.SetAnnotations(shareMap(s, s.strings, m.GetAnnotations()))
+		m.SetLabels(shareMap(s, s.strings, m.GetLabels(), internedCopy))
+		m.SetAnnotations(shareMap(s, s.strings, m.GetAnnotations(), internedCopy))
 	}
 	switch o := obj.(type) {
 	case *corev1.Secret:
-		o.Data = shareMap(s, s.bytes, o.Data)
+		o.Data = shareMap(s, s.bytes, o.Data, asIs)
 	case *corev1.ConfigMap:
-		o.Data = shareMap(s, s.strings, o.Data)
-		o.BinaryData = shareMap(s, s.bytes, o.BinaryData)
+		o.Data = shareMap(s, s.strings, o.Data, internedCopy)
+		o.BinaryData = shareMap(s, s.bytes, o.BinaryData, asIs)
 	}
 }
 
-// shareMap returns the table's copy of m, adding m if it has none. Called
-// with s.mu held.
-func shareMap[V string | []byte](s *sharedMaps, table map[string]map[string]V, m map[string]V) map[string]V {
+// shareMap returns the table's copy of m, adding keep(m) if it has none; a
+// map too long to share is kept as keep(m). keep must return m or a new map:
+// m is never written to. Called with s.mu held.
+func shareMap[V string | []byte](s *sharedMaps, table map[uint64]map[string]V, m map[string]V, keep func(map[string]V) map[string]V) map[string]V {
 	if len(m) == 0 {
 		return m
 	}
-	key := mapKey(s.key[:0], m)
-	s.key = key
-	if len(key) > sharedMapMaxKey {
-		return m
+	s.key = mapKey(s.key[:0], m)
+	if len(s.key) > sharedMapMaxKey {
+		return keep(m)
 	}
-	if c, ok := table[string(key)]; ok {
-		return c
+	h := maphash.Bytes(s.seed, s.key)
+	if c, ok := table[h]; ok {
+		if equalMaps(c, m) {
+			return c
+		}
+		return keep(m) // another content with the same hash: not shared
 	}
 	if len(table) >= sharedMapsMax {
 		clear(table)
 	}
-	table[string(key)] = m
-	return m
+	c := keep(m)
+	table[h] = c
+	return c
 }
+
+func equalMaps[V string | []byte](a, b map[string]V) bool {
+	return maps.EqualFunc(a, b, func(x, y V) bool { return string(x) == string(y) })
+}
+
+// internedCopy is a copy of m whose keys and values are shared strings
+// (intern).
+func internedCopy(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[intern(k)] = intern(v)
+	}
+	return c
+}
+
+func asIs[V any](m map[string]V) map[string]V { return m }
 
 // mapKey appends m's content to b in an order-independent, unambiguous form
 // (each key and value prefixed by its length, keys sorted). It stops once the

@@ -332,3 +332,81 @@ func TestCacheTransformLeavesTheNameLabelToViews(t *testing.T) {
 		assert.Equal(t, matches, sel.Matches(view.labels()), selector)
 	}
 }
+
+// client-go passes an object through the transform twice when it streams an
+// informer's initial state (into a temporary store, then into its queue); by
+// the second pass the object's maps may be shared with objects other
+// goroutines read. The transform never writes into a map an object holds.
+func TestCacheTransformNeverWritesIntoAMap(t *testing.T) {
+	objects := func() []metav1.Object {
+		return []metav1.Object{
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "tls", Labels: map[string]string{"team": "web"},
+				Annotations: map[string]string{ann.ReplicateFrom: "certs/wildcard", ann.ReplicatedKeys: "tls.crt", corev1.LastAppliedConfigAnnotation: "{}"}},
+				Data: map[string][]byte{"tls.crt": []byte("C"), "own": []byte("O")}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "helm", Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}", "x": "y"}},
+				Data: map[string][]byte{"k": []byte("v")}},
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "settings", Annotations: map[string]string{ann.ReplicatedFrom: "a/b", ann.ReplicatedKeys: "k,b"}},
+				Data: map[string]string{"k": "v"}, BinaryData: map[string][]byte{"b": []byte("B")}},
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app", Labels: map[string]string{corev1.LabelMetadataName: "app", "team": "web"}}},
+		}
+	}
+	// Every map an object holds, with a copy of its content.
+	type held struct{ live, was any }
+	mapsOf := func(o metav1.Object) []held {
+		out := []held{{o.GetLabels(), maps.Clone(o.GetLabels())}, {o.GetAnnotations(), maps.Clone(o.GetAnnotations())}}
+		switch o := o.(type) {
+		case *corev1.Secret:
+			out = append(out, held{o.Data, maps.Clone(o.Data)})
+		case *corev1.ConfigMap:
+			out = append(out, held{o.Data, maps.Clone(o.Data)}, held{o.BinaryData, maps.Clone(o.BinaryData)})
+		}
+		return out
+	}
+	transform := CacheTransform(ann, false)
+	once := objects()
+	var before []held
+	for _, o := range once {
+		before = append(before, mapsOf(o)...)
+		_, err := transform(o)
+		require.NoError(t, err)
+	}
+	for _, h := range before {
+		assert.Equal(t, h.was, h.live, "a map the object held as it came")
+	}
+	var transformed []held
+	for _, o := range once {
+		transformed = append(transformed, mapsOf(o)...)
+	}
+	// Cached objects are read by other goroutines meanwhile (go test
+	// -race sees a write).
+	stop, read := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, o := range once {
+				_ = maps.Clone(o.GetAnnotations())
+				_ = maps.Clone(o.GetLabels())
+			}
+		}
+	}()
+	twice := objects()
+	for _, o := range twice {
+		_, err := transform(o)
+		require.NoError(t, err)
+		_, err = transform(o)
+		require.NoError(t, err)
+	}
+	close(stop)
+	<-read
+	for _, h := range transformed {
+		assert.Equal(t, h.was, h.live, "a map held after the first pass")
+	}
+	for i := range once {
+		assert.Equal(t, once[i], twice[i], "a second pass changes nothing")
+	}
+}
