@@ -213,10 +213,21 @@ const wait = 15 * time.Second
 // message.
 func (e *env) waitEvent(namespace, name, reason string) string {
 	e.t.Helper()
+	return e.waitKindEvent("", namespace, name, reason)
+}
+
+// waitKindEvent is waitEvent on an object of kind (objects of two kinds may
+// share a name); "" is any kind.
+func (e *env) waitKindEvent(kind, namespace, name, reason string) string {
+	e.t.Helper()
+	selector := fields.Set{"involvedObject.name": name, "reason": reason}
+	if kind != "" {
+		selector["involvedObject.kind"] = kind
+	}
 	var msg string
-	e.eventually(wait, "event "+reason+" on "+namespace+"/"+name, func() error {
+	e.eventually(wait, "event "+reason+" on "+kind+" "+namespace+"/"+name, func() error {
 		list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
-			FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
+			FieldSelector: selector.String(),
 		})
 		if err != nil {
 			return err

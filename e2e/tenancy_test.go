@@ -108,8 +108,9 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 	e.create(secret(shared, "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "shared-cert"}, e.allow(mine)))
 	source("relay", with(map[string]string{a.ReplicateFrom: shared + "/wildcard"}))
 
+	// A RoleBinding is named "planted" too.
 	for _, name := range []string{tokenName, "planted", "allow-annotations", "posing-as-replica", "relay"} {
-		assert.Contains(t, e.waitEvent(mine, name, replicate.ReasonPushDenied), replicate.SettingPushFrom, name)
+		assert.Contains(t, e.waitKindEvent("Secret", mine, name, replicate.ReasonPushDenied), replicate.SettingPushFrom, name)
 	}
 	for _, name := range []string{reader, signer} {
 		assert.Contains(t, e.waitEvent(mine, name, replicate.ReasonPushDenied), replicate.SettingPushRBACFrom, name)

@@ -29,7 +29,7 @@ import (
 //   - a namespace keeps its name, labels and phase;
 //   - an object with none of the annotations read keeps only its name,
 //     namespace and version (unless another tool's dialect is read);
-//   - equal label, annotation and digest maps are held once (see shared).
+//   - equal label, annotation and digest maps are held once (see sharedMaps).
 //
 // With allowAll every object may be a pull source, so data is kept.
 //
@@ -191,7 +191,7 @@ func (a Annotations) mayBeSource(annotations map[string]string) bool {
 // the labels of namespaces made alike. Ten thousand targets then hold a few
 // dozen maps instead of three each. Shared maps are never written to: nothing
 // writes to cached objects (writes are built from copies), and the transform
-// only changes maps it has not shared yet.
+// replaces maps instead of writing into them.
 //
 // The table forgets everything when it is full: maps shared until then stay
 // shared, later ones start a new table. Maps whose content is long (kubectl's
