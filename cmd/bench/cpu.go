@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -107,13 +106,8 @@ func (t cpuTimes) since(before cpuTimes) cpuUse {
 }
 
 func (u cpuUse) String() string {
-	names := make([]string, 0, len(u.Seconds))
-	for name := range u.Seconds {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	var parts []string
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(u.Seconds)) {
 		parts = append(parts, fmt.Sprintf("%s %.1f", name, u.Seconds[name]))
 	}
 	var requests []string
