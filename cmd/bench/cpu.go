@@ -20,7 +20,8 @@ type cpuTimes struct {
 	at      time.Time
 	procs   map[string]float64
 	machine float64
-	// requests are the replicator's API requests so far, by method.
+	// requests are the replicator's API requests so far, by method (see
+	// requestsByMethod).
 	requests map[string]float64
 }
 

@@ -60,9 +60,11 @@ func main() {
 	extra := flag.String("replicator-args", "", "further space-separated flags for every replicator run")
 	scaleSizes := flag.String("scale", "", "scale mode instead: comma-separated N, e.g. 1000,3000,10000; each N and mode in a fresh control plane, with ~5 KiB TLS Secrets")
 	profiles := flag.String("profiles", "", "scale mode: folder to save a heap profile of each run in (empty: none)")
+	rounds := flag.Int("rounds", 3, "scale mode with rate limits off: rounds of the raw create and update and the update fan-outs (medians reported; each fan-out compared with the raw create of its round)")
 	flag.Parse()
 	if *scaleSizes != "" {
-		if err := runScale(*scaleSizes, strings.Split(*modes, ","), *binDir, *profiles, *out, *idle, strings.Fields(*extra)); err != nil {
+		o := scaleOptions{binDir: *binDir, profiles: *profiles, idle: *idle, extra: strings.Fields(*extra), rounds: *rounds}
+		if err := runScale(*scaleSizes, strings.Split(*modes, ","), *out, o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -110,7 +112,7 @@ func run(n, unrelated, size int, idle time.Duration, out, binDir string, modes, 
 // fanOutModes are the replicator's flag sets each fan-out runs with.
 var fanOutModes = []fanOutMode{{"default", "default flags", nil}, {"unlimited", "rate limit off", []string{"--kube-api-qps=-1"}}}
 
-func runScale(sizes string, modes []string, binDir, profiles, out string, idle time.Duration, extra []string) error {
+func runScale(sizes string, modes []string, out string, o scaleOptions) error {
 	var ns []int
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -125,12 +127,12 @@ func runScale(sizes string, modes []string, binDir, profiles, out string, idle t
 			ms = append(ms, m)
 		}
 	}
-	if profiles != "" {
-		if err := os.MkdirAll(profiles, 0o755); err != nil {
+	if o.profiles != "" {
+		if err := os.MkdirAll(o.profiles, 0o755); err != nil {
 			return err
 		}
 	}
-	rows, err := scale(context.Background(), ns, ms, binDir, profiles, idle, extra)
+	rows, err := scale(context.Background(), ns, ms, o)
 	j, _ := json.MarshalIndent(rows, "", "  ")
 	if werr := os.WriteFile(out, append(j, '\n'), 0o644); err == nil {
 		err = werr

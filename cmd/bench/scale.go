@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,9 @@ type scaleRow struct {
 	// replicas (the physical limit), the placeholders' creation, and the
 	// fan-outs, each from its first request to the last target seen
 	// holding the new content.
+	// With rate limits off, the raw create and update and the update
+	// fan-outs are timed in several rounds (Rounds); these four are then
+	// the median over the rounds.
 	RawCreate       float64 `json:"rawCreateSeconds"`
 	RawUpdate       float64 `json:"rawUpdateSeconds"`
 	PlaceholdersIn  float64 `json:"placeholdersCreatedSeconds"`
@@ -67,6 +71,52 @@ type scaleRow struct {
 	// kube-apiserver, etcd and the bench itself, and how busy the machine
 	// was.
 	CPU map[string]cpuUse `json:"cpu"`
+	// Rounds are the timings of each round, the first one before the
+	// restart and the others after it.
+	Rounds []scaleRound `json:"rounds,omitempty"`
+}
+
+// scaleRound is one round of timings: a fan-out compares with the raw
+// create of its own round, timed just before it on the same cluster.
+type scaleRound struct {
+	RawCreate  float64 `json:"rawCreateSeconds"`
+	RawUpdate  float64 `json:"rawUpdateSeconds"`
+	PullUpdate float64 `json:"pullUpdateSeconds"`
+	PushUpdate float64 `json:"pushUpdateSeconds"`
+	PullWrites float64 `json:"pullUpdateWrites"`
+	PushWrites float64 `json:"pushUpdateWrites"`
+}
+
+// scaleOptions are what every scale run shares.
+type scaleOptions struct {
+	binDir, profiles string
+	idle             time.Duration
+	extra            []string
+	// rounds is how many times the runs with rate limits off time the raw
+	// create and update and the update fan-outs.
+	rounds int
+}
+
+// median of xs (not empty).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// ratios are a row's fan-out times over the raw create of the same round:
+// the median, the lowest and the highest.
+func (r scaleRow) ratios(fanOut func(scaleRound) float64) (med, lo, hi float64) {
+	var xs []float64
+	for _, rd := range r.Rounds {
+		xs = append(xs, fanOut(rd)/rd.RawCreate)
+	}
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	return median(xs), slices.Min(xs), slices.Max(xs)
 }
 
 // certificate returns a TLS Secret's data as cert-manager writes it: a leaf
@@ -228,11 +278,11 @@ func (w *watcher) wait(name string, data map[string][]byte, n int, timeout time.
 }
 
 // scale runs the scale mode for each n and mode and prints its table.
-func scale(ctx context.Context, sizes []int, modes []fanOutMode, binDir, profiles string, idle time.Duration, extra []string) ([]scaleRow, error) {
+func scale(ctx context.Context, sizes []int, modes []fanOutMode, o scaleOptions) ([]scaleRow, error) {
 	var rows []scaleRow
 	for _, n := range sizes {
 		for _, m := range modes {
-			row, err := scaleOnce(ctx, n, m, binDir, profiles, idle, extra)
+			row, err := scaleOnce(ctx, n, m, o)
 			if err != nil {
 				return rows, fmt.Errorf("N=%d, %s: %w", n, m.name, err)
 			}
@@ -247,6 +297,21 @@ func scale(ctx context.Context, sizes []int, modes []fanOutMode, binDir, profile
 			r.PeakRSS, r.SteadyRSS, r.LiveHeap, r.RestartReady, r.RestartSettled, r.RestartWrites, r.RestartPeakRSS)
 	}
 	w.Flush()
+	// Each fan-out against the raw create of its own round.
+	for _, r := range rows {
+		if len(r.Rounds) == 0 {
+			continue
+		}
+		pull, pullLo, pullHi := r.ratios(func(rd scaleRound) float64 { return rd.PullUpdate })
+		pushUpd, pushLo, pushHi := r.ratios(func(rd scaleRound) float64 { return rd.PushUpdate })
+		rawUpd, rawLo, rawHi := r.ratios(func(rd scaleRound) float64 { return rd.RawUpdate })
+		fmt.Printf("N=%d %s: over the raw create of the same round, median of %d (lowest-highest): pull update %.2fx (%.2f-%.2f), push update %.2fx (%.2f-%.2f), raw update %.2fx (%.2f-%.2f); push %.2fx (first round)\n",
+			r.N, r.Mode, len(r.Rounds), pull, pullLo, pullHi, pushUpd, pushLo, pushHi, rawUpd, rawLo, rawHi, r.Push/r.Rounds[0].RawCreate)
+		for i, rd := range r.Rounds {
+			fmt.Printf("  round %d: raw create %.2f s, raw update %.2f s, pull update %.2f s (%.0f writes), push update %.2f s (%.0f writes)\n",
+				i+1, rd.RawCreate, rd.RawUpdate, rd.PullUpdate, rd.PullWrites, rd.PushUpdate, rd.PushWrites)
+		}
+	}
 	// The cost of one more namespace (a placeholder and a replica of a
 	// ~5 KiB Secret): the slope between the smallest and the largest N.
 	for _, m := range modes {
@@ -277,9 +342,10 @@ type fanOutMode struct {
 	args      []string
 }
 
-func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string, idle time.Duration, extra []string) (scaleRow, error) {
+func scaleOnce(ctx context.Context, n int, m fanOutMode, o scaleOptions) (scaleRow, error) {
 	row := scaleRow{N: n, Mode: m.name, CPU: map[string]cpuUse{}}
-	lab, err := testsupport.NewLab(ctx, "scale", binDir)
+	profiles := o.profiles
+	lab, err := testsupport.NewLab(ctx, "scale", o.binDir)
 	if err != nil {
 		return row, err
 	}
@@ -296,7 +362,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 	if err != nil {
 		return row, err
 	}
-	b := &bench{ctx: ctx, lab: lab, client: client, n: n, extra: extra}
+	b := &bench{ctx: ctx, lab: lab, client: client, n: n, extra: o.extra}
 	say := func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "bench: N=%d %s: %s\n", n, m.name, fmt.Sprintf(format, a...))
 	}
@@ -392,7 +458,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		pids["replicator"], pids["bench"] = r.Pid(), os.Getpid()
 		t := sampleCPU(pids)
 		if mm, err := r.Metrics(); err == nil {
-			t.requests = mm.Sum("rest_client_requests_total", "method")
+			t.requests = requestsByMethod(mm)
 		}
 		return t
 	}
@@ -404,54 +470,57 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 
 	// The physical limit: the bench's own parallel create of N Secrets of
 	// the same size in the same namespaces, while the replicator watches
-	// (as it does during the fan-outs). They are deleted again.
+	// (as it does during the fan-outs), then their update to new content
+	// (what an update costs the API server). They are deleted again.
 	// Timed like the fan-outs: from the first request until the watch
 	// has seen the last Secret hold the content.
-	start = time.Now()
-	cpu := meter()
-	raw := make([]*corev1.Secret, n)
-	if err := parallel(n, func(i int) (err error) {
-		raw[i], err = b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "raw", Labels: map[string]string{"scale-target": "raw"}},
-			Type:       corev1.SecretTypeTLS, Data: v1,
-		}, metav1.CreateOptions{})
-		return err
-	}); err != nil {
-		return row, err
+	rawRound := func(round string) (created, updated float64, err error) {
+		start, cpu := time.Now(), meter()
+		raw := make([]*corev1.Secret, n)
+		if err := parallel(n, func(i int) (err error) {
+			raw[i], err = b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "raw", Labels: map[string]string{"scale-target": "raw"}},
+				Type:       corev1.SecretTypeTLS, Data: v1,
+			}, metav1.CreateOptions{})
+			return err
+		}); err != nil {
+			return 0, 0, err
+		}
+		done, err := w.wait("raw", v1, n, timeout)
+		if err != nil {
+			return 0, 0, fmt.Errorf("raw create: %w", err)
+		}
+		created = done.Sub(start).Seconds()
+		say("raw create%s %.2f s", round, created)
+		cost("raw create"+round, cpu)
+		start, cpu = time.Now(), meter()
+		if round == "" {
+			profileCPU("raw update")
+		}
+		if err := parallel(n, func(i int) error {
+			raw[i].Data = v2
+			_, err := b.client.CoreV1().Secrets(ns(i)).Update(ctx, raw[i], metav1.UpdateOptions{})
+			return err
+		}); err != nil {
+			return 0, 0, err
+		}
+		if done, err = w.wait("raw", v2, n, timeout); err != nil {
+			return 0, 0, fmt.Errorf("raw update: %w", err)
+		}
+		updated = done.Sub(start).Seconds()
+		say("raw update%s %.2f s", round, updated)
+		cost("raw update"+round, cpu)
+		return created, updated, parallel(n, func(i int) error {
+			return b.client.CoreV1().Secrets(ns(i)).Delete(ctx, "raw", metav1.DeleteOptions{})
+		})
 	}
-	done, err := w.wait("raw", v1, n, timeout)
-	if err != nil {
-		return row, fmt.Errorf("raw create: %w", err)
-	}
-	row.RawCreate = done.Sub(start).Seconds()
-	say("raw create %.2f s", row.RawCreate)
-	cost("raw create", cpu)
-	// And updating them all to new content: what an update costs the API
-	// server, against which the replicator's update fan-outs compare too.
-	start, cpu = time.Now(), meter()
-	profileCPU("raw update")
-	if err := parallel(n, func(i int) error {
-		raw[i].Data = v2
-		_, err := b.client.CoreV1().Secrets(ns(i)).Update(ctx, raw[i], metav1.UpdateOptions{})
-		return err
-	}); err != nil {
-		return row, err
-	}
-	if done, err = w.wait("raw", v2, n, timeout); err != nil {
-		return row, fmt.Errorf("raw update: %w", err)
-	}
-	row.RawUpdate = done.Sub(start).Seconds()
-	say("raw update %.2f s", row.RawUpdate)
-	cost("raw update", cpu)
-	if err := parallel(n, func(i int) error {
-		return b.client.CoreV1().Secrets(ns(i)).Delete(ctx, "raw", metav1.DeleteOptions{})
-	}); err != nil {
+	if row.RawCreate, row.RawUpdate, err = rawRound(""); err != nil {
 		return row, err
 	}
 
 	// Pull: N placeholders created while the replicator runs.
 	start = time.Now()
-	cpu = meter()
+	cpu := meter()
 	if err := parallel(n, func(i int) error {
 		_, err := b.client.CoreV1().Secrets(ns(i)).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "wildcard", Labels: map[string]string{"scale-target": "pull"},
@@ -463,7 +532,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		return row, err
 	}
 	row.PlaceholdersIn = time.Since(start).Seconds()
-	done, err = w.wait("wildcard", v1, n, timeout)
+	done, err := w.wait("wildcard", v1, n, timeout)
 	if err != nil {
 		return row, fmt.Errorf("fill: %w", err)
 	}
@@ -471,7 +540,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 	say("fill %.2f s (placeholders created in %.2f s)", row.Fill, row.PlaceholdersIn)
 	cost("fill", cpu)
 
-	update := func(name string, data map[string][]byte) (float64, float64, error) {
+	update := func(name string, data map[string][]byte, round string) (float64, float64, error) {
 		// The writes of what came before are counted when their answers
 		// arrive, which can be after the watch showed them: wait until
 		// the count stands still.
@@ -481,7 +550,10 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		}
 		start, cpu := time.Now(), meter()
 		phase := map[string]string{"wildcard": "pull update", "pushed": "push update"}[name]
-		profileCPU(phase)
+		if round == "" {
+			profileCPU(phase)
+		}
+		phase += round
 		if err := b.setData("src", name, data); err != nil {
 			return 0, 0, err
 		}
@@ -500,7 +572,7 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 		})
 		return done.Sub(start).Seconds(), writes, nil
 	}
-	if row.PullUpdate, row.PullWrites, err = update("wildcard", v2); err != nil {
+	if row.PullUpdate, row.PullWrites, err = update("wildcard", v2, ""); err != nil {
 		return row, fmt.Errorf("pull update: %w", err)
 	}
 	say("pull update %.2f s, %.0f writes", row.PullUpdate, row.PullWrites)
@@ -530,14 +602,14 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 			}
 		}()
 	}
-	if row.PushUpdate, row.PushWrites, err = update("pushed", v2); err != nil {
+	if row.PushUpdate, row.PushWrites, err = update("pushed", v2, ""); err != nil {
 		return row, fmt.Errorf("push update: %w", err)
 	}
 	say("push %.2f s, push update %.2f s, %.0f writes", row.Push, row.PushUpdate, row.PushWrites)
 
 	// Steady: idle, then what the process holds.
 	before, _ := r.writes()
-	time.Sleep(idle)
+	time.Sleep(o.idle)
 	after, _ := r.writes()
 	row.IdleWrites = after - before
 	row.PeakRSS = r.peakRSS()
@@ -584,6 +656,45 @@ func scaleOnce(ctx context.Context, n int, m fanOutMode, binDir, profiles string
 	row.RestartPeakRSS = r.peakRSS()
 	row.RestartLiveHeap = liveHeap(r)
 	say("restart: ready in %.2f s, settled in %.2f s, %.0f writes, peak RSS %.1f MiB", row.RestartReady, row.RestartSettled, row.RestartWrites, row.RestartPeakRSS)
+
+	// More rounds of the timed phases with rate limits off: one round
+	// varies by a fifth or more on a machine the API server keeps busy.
+	// Each round's fan-outs follow its own raw create; the contents
+	// alternate so that every update changes them.
+	row.Rounds = []scaleRound{{row.RawCreate, row.RawUpdate, row.PullUpdate, row.PushUpdate, row.PullWrites, row.PushWrites}}
+	if m.key != "unlimited" {
+		return row, nil
+	}
+	for i := 2; i <= o.rounds; i++ {
+		round := fmt.Sprintf(", round %d", i)
+		var rd scaleRound
+		if rd.RawCreate, rd.RawUpdate, err = rawRound(round); err != nil {
+			return row, err
+		}
+		data := v1
+		if i%2 == 1 {
+			data = v2
+		}
+		if rd.PullUpdate, rd.PullWrites, err = update("wildcard", data, round); err != nil {
+			return row, fmt.Errorf("pull update%s: %w", round, err)
+		}
+		if rd.PushUpdate, rd.PushWrites, err = update("pushed", data, round); err != nil {
+			return row, fmt.Errorf("push update%s: %w", round, err)
+		}
+		say("pull update%s %.2f s, %.0f writes; push update %.2f s, %.0f writes", round, rd.PullUpdate, rd.PullWrites, rd.PushUpdate, rd.PushWrites)
+		row.Rounds = append(row.Rounds, rd)
+	}
+	pick := func(f func(scaleRound) float64) float64 {
+		var xs []float64
+		for _, rd := range row.Rounds {
+			xs = append(xs, f(rd))
+		}
+		return median(xs)
+	}
+	row.RawCreate = pick(func(rd scaleRound) float64 { return rd.RawCreate })
+	row.RawUpdate = pick(func(rd scaleRound) float64 { return rd.RawUpdate })
+	row.PullUpdate = pick(func(rd scaleRound) float64 { return rd.PullUpdate })
+	row.PushUpdate = pick(func(rd scaleRound) float64 { return rd.PushUpdate })
 	return row, nil
 }
 
@@ -640,6 +751,28 @@ func waitSettled(r *replicator, timeout time.Duration) error {
 		busy := m.Sum("workqueue_unfinished_work_seconds", "")[""]
 		return adds > 0 && depth == 0 && busy == 0, nil
 	})
+}
+
+// requestsByMethod counts the replicator's API requests by method, those
+// answered with an error apart by method and code (e.g. "PUT 409").
+func requestsByMethod(m *testsupport.Metrics) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range m.Families["rest_client_requests_total"].GetMetric() {
+		var method, code string
+		for _, l := range s.GetLabel() {
+			switch l.GetName() {
+			case "method":
+				method = l.GetValue()
+			case "code":
+				code = l.GetValue()
+			}
+		}
+		if !strings.HasPrefix(code, "2") {
+			method += " " + code
+		}
+		out[method] += s.GetCounter().GetValue()
+	}
+	return out
 }
 
 // liveHeap is what the last garbage collection kept, in MiB.
