@@ -57,7 +57,7 @@ fmt-check:
 bench:
 	$(GO) run ./cmd/bench -bin-dir "$$(tools/build.sh)" -json bench.json $(BENCH_FLAGS)
 
-## bench-scale: 1,000, 3,000 and 10,000 namespaces with ~5 KiB TLS data: fan-outs against the raw create time, RSS, live heap, restart (BENCH_SCALE_FLAGS="-scale 1000 -modes unlimited")
+## bench-scale: 1,000, 3,000 and 10,000 namespaces with ~5 KiB TLS data: fan-outs against the raw create time (three rounds without the client-side limit), RSS, live heap, restart (BENCH_SCALE_FLAGS="-scale 1000 -modes unlimited")
 bench-scale:
 	$(GO) run ./cmd/bench -bin-dir "$$(tools/build.sh)" -scale 1000,3000,10000 -json bench-scale.json $(BENCH_SCALE_FLAGS)
 

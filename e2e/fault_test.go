@@ -274,6 +274,14 @@ func TestEtcdRestartAndExpiredWatches(t *testing.T) {
 		return c, nil
 	}
 	e.waitCount(time.Minute, "the update after the faults", count2, func(c int) bool { return c == n })
+	// As above: the last replicas can be seen before their writes are
+	// counted.
+	e.eventually(wait, "the update's writes counted", func() error {
+		if w := writes(); w < before+n {
+			return fmt.Errorf("%v writes", w-before)
+		}
+		return nil
+	})
 	assert.Equal(t, before+n, writes(), "one write per replica for the update")
 }
 

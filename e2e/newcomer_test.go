@@ -34,10 +34,12 @@ func TestNewcomerPathFromTheReadme(t *testing.T) {
 	gomodcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
 	run := exec.Command("make", "run")
 	run.Dir = ".."
-	// A home without a kubeconfig; the caches of Go and of the tools
-	// stay where they are.
+	// A home without a kubeconfig, and a control plane of its own (make
+	// run keeps the data of .local between runs: a second run would find
+	// the walkthrough's namespace there); the caches of Go and of the
+	// tools stay where they are.
 	toolsCache := "REPLICATOR_TOOLS_CACHE=" + filepath.Dir(os.Getenv("REPLICATOR_TOOLS_BIN"))
-	run.Env = append(withoutEnv(os.Environ(), "KUBECONFIG", "HOME"), "HOME="+home, toolsCache,
+	run.Env = append(withoutEnv(os.Environ(), "KUBECONFIG", "HOME", "REPLICATOR_LOCAL_DIR"), "HOME="+home, toolsCache, "REPLICATOR_LOCAL_DIR="+t.TempDir(),
 		"GOCACHE="+strings.TrimSpace(string(gocache)), "GOMODCACHE="+strings.TrimSpace(string(gomodcache)))
 	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := run.StdoutPipe()

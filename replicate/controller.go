@@ -85,8 +85,8 @@ type Controller struct {
 	patterns PatternParser
 	// guard holds back writes of objects someone keeps changing back.
 	guard *writeGuard
-	// creations are push replicas created and not yet seen in the cache.
-	creations *creations
+	// expected are the writes to push replicas not yet seen in the cache.
+	expected *expectations
 	// dryRun holds what a dry run reported.
 	dryRun *dryRunLog
 	// states are the managed objects' current states (replicator_objects).
@@ -126,17 +126,17 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	opts.Annotations = opts.Annotations.WithDialects(kind.Name(), opts.Kubed, opts.Reflector)
 	c := &Controller{
-		kind:      kind,
-		settled:   make(chan struct{}),
-		patterns:  CachedPatternParser(512),
-		guard:     newWriteGuard(),
-		creations: newCreations(),
-		dryRun:    &dryRunLog{seen: map[string]string{}},
-		states:    newStateBook(),
-		client:    client,
-		opts:      opts,
-		log:       opts.Log.WithField("kind", kind.Name()),
-		objects:   kind.Informer(factory),
+		kind:     kind,
+		settled:  make(chan struct{}),
+		patterns: CachedPatternParser(512),
+		guard:    newWriteGuard(),
+		expected: newExpectations(),
+		dryRun:   &dryRunLog{seen: map[string]string{}},
+		states:   newStateBook(),
+		client:   client,
+		opts:     opts,
+		log:      opts.Log.WithField("kind", kind.Name()),
+		objects:  kind.Informer(factory),
 		namespaces: factory.InformerFor(&corev1.Namespace{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 			return coreinformers.NewNamespaceInformer(c, resync, cache.Indexers{})
 		}),

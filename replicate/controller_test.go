@@ -216,7 +216,9 @@ func (h *harness) catchUp(t *testing.T) bool {
 		if !seen[key] {
 			old, _, _ := indexer.GetByKey(key)
 			require.NoError(t, indexer.Delete(old))
-			h.ctrl.objectChanged(nil, old)
+			// As an informer that missed the delete event (the fake
+			// API server gives deletes no version of their own).
+			h.ctrl.objectChanged(nil, cache.DeletedFinalStateUnknown{Key: key, Obj: old})
 			changed = true
 		}
 	}
@@ -697,12 +699,14 @@ func TestWritesNeverCarryDigests(t *testing.T) {
 	client := fake.NewClientset()
 	desired := &Object{Namespace: "app", Name: "tls", Data: Data{"tls.crt": {Bytes: digest([]byte("A")), Digest: true}}}
 	for _, k := range []Kind{Secrets(), ConfigMaps()} {
-		assert.ErrorIs(t, k.Create(context.Background(), client, desired), errDigest, k.Name())
+		_, err := k.Create(context.Background(), client, desired)
+		assert.ErrorIs(t, err, errDigest, k.Name())
 		var current runtime.Object = &corev1.Secret{}
 		if k.Name() == "ConfigMap" {
 			current = &corev1.ConfigMap{}
 		}
-		assert.ErrorIs(t, k.Update(context.Background(), client, current, desired), errDigest, k.Name())
+		_, err = k.Update(context.Background(), client, current, desired)
+		assert.ErrorIs(t, err, errDigest, k.Name())
 	}
 	assert.Empty(t, client.Actions(), "nothing reached the API")
 }
@@ -829,4 +833,75 @@ func TestControllerIsNotIdleWhileAFanOutWrites(t *testing.T) {
 	close(release)
 	<-done
 	assert.True(t, h.ctrl.idle(), "written")
+}
+
+// A push source enqueued again by its replicas' events while the cache does
+// not show all of its writes yet plans from stale replicas: the writes it
+// would send again carry the versions they replaced, and the API server
+// refuses them with conflicts after doing most of an update's work. It waits
+// for the cache instead.
+func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
+	objs := []runtime.Object{namespaceObj("certs", nil)}
+	for i := range 3 {
+		ns := "team-" + strconv.Itoa(i)
+		objs = append(objs, namespaceObj(ns, map[string]string{"tls": "yes"}),
+			secret(ns, "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v1"},
+				map[string]string{ann.ReplicatedFrom: "certs/wildcard", ann.ReplicatedKeys: "k"}))
+	}
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v2"}, map[string]string{ann.ReplicateToMatching: "tls=yes"})
+	objs = append(objs, source)
+	h, _ := newController(t, Secrets(), pushFromAnywhere, objs...)
+	// As the API server: every write gives the object a version of its own
+	// (the fake keeps the one sent).
+	version := 100
+	h.client.PrependReactor("update", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj := a.(k8stesting.UpdateAction).GetObject().(*corev1.Secret).DeepCopy()
+		version++
+		obj.ResourceVersion = strconv.Itoa(version)
+		return true, obj, h.client.Tracker().Update(a.GetResource(), obj, obj.Namespace)
+	})
+	h.seed(t, objs...)
+	ctx := context.Background()
+	work := func() {
+		for h.ctrl.queue.Len() > 0 {
+			h.ctrl.processNextItem(ctx)
+		}
+	}
+	count := func(verb string) int {
+		n := 0
+		for _, w := range writes(h.client) {
+			if w.GetVerb() == verb {
+				n++
+			}
+		}
+		return n
+	}
+
+	work()
+	require.Equal(t, 3, count("update"), "the fan-out")
+	h.ctrl.queue.Add("certs/wildcard") // as a replica's event does
+	work()
+	assert.Equal(t, 3, count("update"), "the cache does not show the updates yet: nothing is sent again")
+	assert.True(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()))
+
+	require.True(t, h.catchUp(t))
+	assert.False(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()), "each update seen in its new version")
+	work()
+	assert.Equal(t, 3, count("update"), "in sync")
+
+	// The source stops pushing: its replicas are deleted, once each.
+	stopped := source.DeepCopy()
+	stopped.Annotations = nil
+	stopped.ResourceVersion = "2"
+	require.NoError(t, h.client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("secrets"), stopped, "certs"))
+	require.True(t, h.catchUp(t))
+	work()
+	require.Equal(t, 3, count("delete"))
+	h.ctrl.queue.Add("certs/wildcard")
+	work()
+	assert.Equal(t, 3, count("delete"), "the cache still shows the replicas: they are not deleted again")
+	require.True(t, h.catchUp(t))
+	assert.False(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()), "each delete seen")
+	work()
+	assert.Equal(t, 3, count("delete"))
 }

@@ -8,21 +8,67 @@ import (
 )
 
 func TestCreationsAreAwaitedUntilObservedOrExpired(t *testing.T) {
-	c := newCreations()
-	assert.False(t, c.awaited("certs/s", now), "nothing created, nothing awaited")
+	e := newExpectations()
+	assert.False(t, e.awaited("certs/s", now), "nothing written, nothing awaited")
 
-	c.expect("certs/s", "a/s", now)
-	c.expect("certs/s", "b/s", now)
-	assert.True(t, c.awaited("certs/s", now))
-	assert.False(t, c.awaited("certs/other", now), "per source")
-	c.observed("certs/s", "a/s")
-	assert.True(t, c.awaited("certs/s", now), "b/s not seen yet")
-	c.observed("certs/s", "b/s")
-	assert.False(t, c.awaited("certs/s", now))
-	c.observed("certs/s", "b/s") // a later event of the same replica
+	e.expect("certs/s", "a/s", "", now)
+	e.expect("certs/s", "b/s", "", now)
+	assert.True(t, e.awaited("certs/s", now))
+	assert.False(t, e.awaited("certs/other", now), "per source")
+	e.observed("certs/s", "a/s", "7")
+	assert.True(t, e.awaited("certs/s", now), "b/s not seen yet")
+	e.observed("certs/s", "b/s", "8")
+	assert.False(t, e.awaited("certs/s", now))
+	e.observed("certs/s", "b/s", "9") // a later event of the same replica
 
-	c.expect("certs/s", "c/s", now)
-	assert.True(t, c.awaited("certs/s", now.Add(expectationTTL)))
-	assert.False(t, c.awaited("certs/s", now.Add(expectationTTL+time.Second)), "a replica never seen is not waited for forever")
-	assert.Empty(t, c.pending)
+	e.expect("certs/s", "c/s", "", now)
+	assert.True(t, e.awaited("certs/s", now.Add(expectationTTL)))
+	assert.False(t, e.awaited("certs/s", now.Add(expectationTTL+time.Second)), "a replica never seen is not waited for forever")
+	assert.Empty(t, e.pending)
+}
+
+func TestUpdatesAndDeletesAreAwaitedUntilTheCacheShowsAnotherVersion(t *testing.T) {
+	for name, tt := range map[string]struct {
+		shown   []string // versions of the replica the cache shows, in order
+		awaited bool
+	}{
+		"nothing shown yet": {nil, true},
+		"the version the write replaced, again (a relist)": {[]string{"5"}, true},
+		"the write's result":                                   {[]string{"6"}, false},
+		"a later version (someone wrote after it)":             {[]string{"9"}, false},
+		"the replaced version, then the result":                {[]string{"5", "6"}, false},
+		"the result, then the replaced version cannot undo it": {[]string{"6", "5"}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newExpectations()
+			e.expect("certs/s", "a/s", "5", now)
+			for _, v := range tt.shown {
+				e.observed("certs/s", "a/s", v)
+			}
+			assert.Equal(t, tt.awaited, e.awaited("certs/s", now))
+		})
+	}
+}
+
+func TestAWriteThatShowsNothingIsNotAwaited(t *testing.T) {
+	e := newExpectations()
+	e.expect("certs/s", "a/s", "5", now)
+	e.expect("certs/s", "b/s", "5", now)
+	e.forget("certs/s", "a/s")
+	assert.True(t, e.awaited("certs/s", now), "b/s still awaited")
+	e.forget("certs/s", "b/s")
+	assert.False(t, e.awaited("certs/s", now))
+	e.forget("certs/s", "b/s") // nothing left to forget
+	assert.Empty(t, e.pending)
+}
+
+func TestExpiredWritesAreForgottenOneByOne(t *testing.T) {
+	e := newExpectations()
+	e.expect("certs/s", "old/s", "5", now)
+	e.expect("certs/s", "new/s", "5", now.Add(20*time.Second))
+	later := now.Add(expectationTTL + time.Second)
+	assert.True(t, e.awaited("certs/s", later), "the newer write is still young")
+	assert.Len(t, e.pending["certs/s"].writes, 1, "the expired one is gone")
+	assert.False(t, e.awaited("certs/s", now.Add(20*time.Second+expectationTTL+time.Second)))
+	assert.Empty(t, e.pending)
 }

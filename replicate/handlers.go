@@ -35,8 +35,11 @@ const (
 // it, the push source owning it, and push sources of the same name (whose
 // target slot may have been taken or freed).
 func (c *Controller) objectChanged(old, obj any) {
+	missed := false
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
+		// Deleted while the watch was down: obj is the last version the
+		// cache held.
+		obj, missed = d.Obj, true
 	}
 	m, err := metaOf(obj)
 	if err != nil {
@@ -57,7 +60,11 @@ func (c *Controller) objectChanged(old, obj any) {
 		c.queue.Add(key)
 	}
 	if marker := m.GetAnnotations()[a.ReplicatedFrom]; marker != "" {
-		c.creations.observed(marker, key)
+		if missed {
+			c.expected.forget(marker, key)
+		} else {
+			c.expected.observed(marker, key, m.GetResourceVersion())
+		}
 		c.queue.Add(marker)
 	}
 	c.enqueueIndexed(indexPullSource, key)

@@ -25,9 +25,10 @@ type Kind interface {
 	ValidName(name string) []string
 	// Create, Update and Delete write desired (built over current, which
 	// is nil for Create) through the API. Update sends desired's
-	// resourceVersion: the version the change was planned from.
-	Create(ctx context.Context, c kubernetes.Interface, desired *Object) error
-	Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) error
+	// resourceVersion: the version the change was planned from. Create and
+	// Update return the version the API server answered with.
+	Create(ctx context.Context, c kubernetes.Interface, desired *Object) (string, error)
+	Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) (string, error)
 	Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error
 	// ManagedFields reads an object's managedFields from the API server:
 	// the cache does not keep them. Only a fight asks who else writes.
@@ -100,9 +101,9 @@ func setMeta(obj metav1.Object, desired *Object) {
 // place of content: it would replace the content with its hash.
 var errDigest = errors.New("the planned write holds a digest in place of content; not written")
 
-func (k *typedKind[T]) Create(ctx context.Context, c kubernetes.Interface, desired *Object) error {
+func (k *typedKind[T]) Create(ctx context.Context, c kubernetes.Interface, desired *Object) (string, error) {
 	if desired.Data.digested() {
-		return errDigest
+		return "", errDigest
 	}
 	var zero T
 	obj := k.build(zero, desired)
@@ -110,13 +111,12 @@ func (k *typedKind[T]) Create(ctx context.Context, c kubernetes.Interface, desir
 	obj.SetResourceVersion("")
 	obj.SetUID("")
 	obj.SetManagedFields(nil)
-	_, err := k.client(c, desired.Namespace).Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
-	return err
+	return versionOf(k.client(c, desired.Namespace).Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager}))
 }
 
-func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) error {
+func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) (string, error) {
 	if desired.Data.digested() {
-		return errDigest
+		return "", errDigest
 	}
 	obj := k.build(current.(T), desired)
 	setMeta(obj, desired)
@@ -126,8 +126,15 @@ func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, curre
 	// The cache holds no managedFields; sending none leaves the server's
 	// as they are.
 	obj.SetManagedFields(nil)
-	_, err := k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
-	return err
+	return versionOf(k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}))
+}
+
+// versionOf is the resourceVersion of a write's answer.
+func versionOf[T metav1.Object](obj T, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	return obj.GetResourceVersion(), nil
 }
 
 func (k *typedKind[T]) Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error {

@@ -24,11 +24,11 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		c.states.setPush(key, nil)
 		return nil
 	}
-	if c.creations.awaited(key, time.Now()) {
-		// The cache does not show every replica this source created yet:
-		// planning now would create them again. Their Add events enqueue
+	if c.expected.awaited(key, time.Now()) {
+		// The cache does not show every write to this source's replicas
+		// yet: planning now would make them again. Their events enqueue
 		// the source; the delay is a fallback.
-		return &requeue{after: time.Second, why: "push waits for the cache to show its own creates"}
+		return &requeue{after: time.Second, why: "push waits for the cache to show its own writes"}
 	}
 	plan := c.planPush(key, source, owned)
 	for i := range plan.Problems {

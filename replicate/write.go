@@ -151,13 +151,19 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 			log.WithError(err).Debug("cannot read the managed fields of a fought-over object")
 		}
 	}
-	creates := op.change.Action == Create || op.change.Action == Recreate
-	if creates {
-		// Before the request: the informer may show the new object before
-		// the request returns.
-		c.creations.expect(op.owner, target, time.Now())
+	// A push source waits for the cache to show its writes before it
+	// plans again (expectations). Recorded before the request: the
+	// informer may show the result before the request returns.
+	awaits := op.mode == "push"
+	from := plannedFrom(op.change)
+	if awaits {
+		c.expected.expect(op.owner, target, from, time.Now())
 	}
-	err := c.apply(ctx, op.change, op.current)
+	version, err := c.apply(ctx, op.change, op.current)
+	if awaits && (err != nil || (from != "" && version == from)) {
+		// Failed, or nothing changed: no new version will show.
+		c.expected.forget(op.owner, target)
+	}
 	if errors.Is(err, errGone) {
 		log.Debug("push replica already deleted")
 		return writeOutcome{result: "unchanged"}
@@ -166,9 +172,6 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		c.guard.forget(target)
 	}
 	if err != nil {
-		if creates {
-			c.creations.observed(op.owner, target)
-		}
 		what := string(op.change.Action)
 		if op.mode == "push" {
 			what += " in " + op.change.Object.Namespace
@@ -191,16 +194,29 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 // errGone: a delete found the object gone already; nothing was written.
 var errGone = errors.New("already deleted")
 
+// plannedFrom is the version of the object a change replaces or deletes
+// (empty for a create).
+func plannedFrom(ch Change) string {
+	switch ch.Action {
+	case Update, Adopt:
+		return ch.Object.ResourceVersion
+	case Delete:
+		return ch.Current.ResourceVersion
+	}
+	return ""
+}
+
 // apply carries out one change. current is the cached object the change was
-// computed from, if any.
-func (c *Controller) apply(ctx context.Context, ch Change, current any) error {
+// computed from, if any. It returns the version the API server answered a
+// create or update with.
+func (c *Controller) apply(ctx context.Context, ch Change, current any) (string, error) {
 	switch ch.Action {
 	case Create:
 		return c.kind.Create(ctx, c.client, &ch.Object)
 	case Update, Adopt:
 		if current == nil {
 			// Gone from the cache since planning: plan again.
-			return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.kind.Name()) + "s"}, ch.Object.Name)
+			return "", apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.kind.Name()) + "s"}, ch.Object.Name)
 		}
 		return c.kind.Update(ctx, c.client, current, &ch.Object)
 	case Delete, Recreate:
@@ -210,18 +226,18 @@ func (c *Controller) apply(ctx context.Context, ch Change, current any) error {
 			Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv},
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return err
+			return "", err
 		}
 		if ch.Action == Delete {
 			if err != nil {
-				return errGone
+				return "", errGone
 			}
-			return nil
+			return "", nil
 		}
 		ch.Object.UID, ch.Object.ResourceVersion = "", ""
 		return c.kind.Create(ctx, c.client, &ch.Object)
 	}
-	return fmt.Errorf("unknown action %q", ch.Action)
+	return "", fmt.Errorf("unknown action %q", ch.Action)
 }
 
 // writeFailed classifies a failed write for the object at key (obj, if it
