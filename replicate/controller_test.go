@@ -905,3 +905,35 @@ func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
 	work()
 	assert.Equal(t, 3, count("delete"))
 }
+
+// A write refused as a conflict was not made: a placeholder whose writes are
+// refused twice while the cache lags, then made, was written once, and no
+// other writer is named.
+func TestControllerConflictsAreNoFight(t *testing.T) {
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
+	target := secret("app", "copy", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
+	var attempts atomic.Int32
+	h.client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if attempts.Add(1) <= guardSpell-1 {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "copy", nil)
+		}
+		return false, nil, nil
+	})
+	// The source is queued too; each round retries the placeholder at
+	// once, as its backoff would.
+	for i := 0; i < 10 && attempts.Load() < guardSpell; i++ {
+		h.ctrl.queue.Add("app/copy")
+		for h.ctrl.queue.Len() > 0 && attempts.Load() < guardSpell {
+			h.ctrl.processNextItem(context.Background())
+		}
+	}
+	require.Equal(t, int32(guardSpell), attempts.Load())
+	got, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "copy", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "v", string(got.Data["k"]))
+	assert.Empty(t, fightEvents(h))
+	assert.Zero(t, testutil.ToFloat64(h.metrics.fights.WithLabelValues("Secret", "pull")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "pull", "update")))
+}

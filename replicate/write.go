@@ -133,14 +133,13 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 		log.WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
 		return writeOutcome{result: "held", err: &requeue{after: pause, why: "write held back"}}
 	}
+	// A delete is the replicator's own decision (the source stopped
+	// pushing there), not an answer to another writer: it is not counted,
+	// and a later create of the same content starts afresh. A write is
+	// counted once the API server has made it: one refused (a conflict
+	// while the cache lags) answered no other writer.
 	deletes := op.change.Action == Delete
-	var spell bool
-	if !deletes {
-		// A delete is the replicator's own decision (the source stopped
-		// pushing there), not an answer to another writer: it is not
-		// counted, and a later create of the same content starts afresh.
-		spell = c.guard.wrote(target, digest, time.Now())
-	}
+	spell := !deletes && c.guard.opens(target, digest, time.Now())
 	var writers []metav1.ManagedFieldsEntry
 	if spell && op.change.Action != Create && op.current != nil {
 		// Who else wrote the object, read before this write: once it
@@ -180,7 +179,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	}
 	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
 	c.work.Add(1)
-	if spell {
+	if !deletes && c.guard.wrote(target, digest, time.Now()) {
 		c.fighting(op, writers)
 	}
 	if op.mode == "pull" {
