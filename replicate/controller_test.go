@@ -276,18 +276,27 @@ func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
 	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.results.WithLabelValues("Secret", "pull", "unchanged")), 1.0, "the reconcile after the write")
 }
 
-func TestControllerRetriesConflictsQuietly(t *testing.T) {
+// conflictingPlaceholder is a harness with the placeholder app/copy of
+// certs/wildcard whose first conflicts updates are refused as conflicts, and
+// the count of update attempts.
+func conflictingPlaceholder(t *testing.T, conflicts int32) (*harness, *atomic.Int32) {
+	t.Helper()
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
 	target := secret("app", "copy", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
 	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
-	var attempts atomic.Int32
+	attempts := &atomic.Int32{}
 	h.client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
-		if attempts.Add(1) == 1 {
+		if attempts.Add(1) <= conflicts {
 			return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "copy", nil)
 		}
 		return false, nil, nil
 	})
+	return h, attempts
+}
+
+func TestControllerRetriesConflictsQuietly(t *testing.T) {
+	h, attempts := conflictingPlaceholder(t, 1)
 	h.ctrl.processNextItem(context.Background()) // first item fails with a conflict
 	assert.Eventually(t, func() bool {
 		if h.ctrl.queue.Len() > 0 {
@@ -910,17 +919,7 @@ func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
 // refused twice while the cache lags, then made, was written once, and no
 // other writer is named.
 func TestControllerConflictsAreNoFight(t *testing.T) {
-	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
-		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
-	target := secret("app", "copy", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
-	var attempts atomic.Int32
-	h.client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
-		if attempts.Add(1) <= guardSpell-1 {
-			return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "copy", nil)
-		}
-		return false, nil, nil
-	})
+	h, attempts := conflictingPlaceholder(t, guardSpell-1)
 	// The source is queued too; each round retries the placeholder at
 	// once, as its backoff would.
 	for i := 0; i < 10 && attempts.Load() < guardSpell; i++ {
