@@ -128,7 +128,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	c := &Controller{
 		kind:     kind,
 		settled:  make(chan struct{}),
-		patterns: CachedPatternParser(512),
+		patterns: CachedPatternParser(patternCacheBytes),
 		guard:    newWriteGuard(),
 		expected: newExpectations(),
 		dryRun:   &dryRunLog{seen: map[string]string{}},

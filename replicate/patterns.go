@@ -1,15 +1,21 @@
 package replicate
 
 import (
+	"container/list"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
-
-	"k8s.io/utils/lru"
+	"sync"
+	"unicode/utf8"
 )
 
-// Limits on pattern lists. A namespace name has at most 63 characters, so real
-// lists are short; these bound the time and memory an annotation can cost.
+// Limits on pattern lists. Whoever can write one namespace can write any
+// annotation there, so what a list costs the replicator is bounded, not only
+// its length: an entry of a few bytes such as "[a-z]{1,1000}" compiles to
+// thousands of instructions, and matching costs time in proportion. A
+// namespace name has at most 63 characters, so real lists are short and
+// cheap.
 const (
 	// MaxPatterns is the most entries a list may have; a longer list is
 	// refused as a whole and matches nothing.
@@ -17,49 +23,112 @@ const (
 	// MaxPatternLength is the longest entry, in bytes; a longer entry is
 	// refused and matches nothing.
 	MaxPatternLength = 1024
+	// MaxListBytes is the longest list, in bytes; a longer list is refused
+	// as a whole and matches nothing.
+	MaxListBytes = 16 * 1024
+	// MaxPatternCost is the most an entry that is a regular expression may
+	// cost: about one unit per instruction it compiles to (see
+	// PatternCost); a costlier entry is refused and matches nothing.
+	// "[a-z0-9-]{1,63}" costs about 140.
+	MaxPatternCost = 1000
+	// MaxListCost is the most the regular expressions of one list may cost
+	// together; a costlier list is refused as a whole and matches nothing.
+	// Plain names cost nothing: they are compared, not compiled.
+	MaxListCost = 4000
+	// MaxSelectorBytes is the longest label selector an annotation may hold
+	// (replicate-to-matching, kubed's sync, reflector's selectors); a
+	// longer one is refused and selects nothing.
+	MaxSelectorBytes = 4096
+	// MaxMetadataBytes bounds what the cache keeps of an object the
+	// replicator acts on: the labels and annotations it reads (of a source)
+	// or writes back (of a pull target or push replica). An object past it
+	// is refused: cached by name only, never read or written, with a
+	// Warning Event.
+	MaxMetadataBytes = 32 * 1024
 )
 
+// patternCacheBytes is what each controller's cache of parsed pattern lists
+// may hold (CachedPatternParser): a few hundred ordinary lists, or a handful
+// of the costliest.
+const patternCacheBytes = 4 << 20
+
+// entryOverhead is what PatternCost adds for every compiled expression
+// besides its instructions: a compiled expression of a few instructions
+// holds about 1.5 KB.
+const entryOverhead = 10
+
 // Patterns is a parsed pattern list: comma-separated RE2 expressions, each of
-// which must match a whole name.
+// which must match a whole name. Entries without metacharacters are plain
+// names, compared rather than compiled.
 type Patterns struct {
-	res []*regexp.Regexp
+	names map[string]bool
+	res   []*regexp.Regexp
 	// entries are the entries as written, one per compiled expression.
 	entries []string
+	// cost is the list's cost (MaxListCost), size what holding it takes,
+	// roughly, in bytes.
+	cost, size int
 }
 
-// PatternError reports one entry of a pattern list that does not compile.
+// PatternError reports one entry of a pattern list that does not compile or
+// is past a limit.
 type PatternError struct {
 	Entry string
 	Err   error
 }
 
 func (e *PatternError) Error() string {
-	entry := e.Entry
-	if len(entry) > 64 {
-		entry = entry[:64] + "..."
+	return fmt.Sprintf("pattern %q: %v", shorten(e.Entry), e.Err)
+}
+
+// ListError reports a pattern list refused as a whole: it matches nothing.
+type ListError struct {
+	// Limit names the limit, e.g. "MaxListCost 4000".
+	Limit string
+	Err   error
+}
+
+func (e *ListError) Error() string { return e.Err.Error() }
+
+// shorten keeps error messages short whatever an annotation holds.
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
 	}
-	return fmt.Sprintf("pattern %q: %v", entry, e.Err)
+	return s
 }
 
 // ParsePatterns parses a comma-separated pattern list. Whitespace around
 // entries is trimmed and empty entries are ignored. Each entry is anchored as
 // ^(?:entry)$ so that it matches whole names only ("a|b" does not match
-// "a-evil"). Entries that do not compile match nothing and are returned as
-// errors; the others still apply.
+// "a-evil"). Entries that do not compile or are past a limit match nothing
+// and are returned as errors; the others still apply. A list past a limit
+// of its own (MaxListBytes, MaxPatterns, MaxListCost) is refused whole: it
+// matches nothing, and the one error is a *ListError. No expression is
+// compiled before its cost is known.
 func ParsePatterns(list string) (Patterns, []error) {
 	var p Patterns
-	var errs []error
-	entries := strings.Split(list, ",")
+	if len(list) > MaxListBytes {
+		return p, []error{&ListError{Limit: fmt.Sprintf("MaxListBytes %d", MaxListBytes),
+			Err: fmt.Errorf("the list is %d bytes long, more than the %d accepted: it matches nothing", len(list), MaxListBytes)}}
+	}
 	n := 0
-	for _, entry := range entries {
+	for entry := range strings.SplitSeq(list, ",") {
 		if strings.TrimSpace(entry) != "" {
 			n++
 		}
 	}
 	if n > MaxPatterns {
-		return p, []error{fmt.Errorf("the list has %d entries, more than the %d accepted: it matches nothing", n, MaxPatterns)}
+		return p, []error{&ListError{Limit: fmt.Sprintf("MaxPatterns %d", MaxPatterns),
+			Err: fmt.Errorf("the list has %d entries, more than the %d accepted: it matches nothing", n, MaxPatterns)}}
 	}
-	for _, entry := range entries {
+	var errs []error
+	type pending struct {
+		entry string
+		re    *syntax.Regexp
+	}
+	var compile []pending
+	for entry := range strings.SplitSeq(list, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
@@ -68,15 +137,117 @@ func ParsePatterns(list string) (Patterns, []error) {
 			errs = append(errs, &PatternError{Entry: entry, Err: fmt.Errorf("%d bytes long, more than the %d accepted", len(entry), MaxPatternLength)})
 			continue
 		}
-		re, err := regexp.Compile("^(?:" + entry + ")$")
-		if err != nil {
+		if plainName(entry) {
+			if p.names == nil {
+				p.names = map[string]bool{}
+			}
+			p.names[entry] = true
+			p.size += len(entry) + 16
+			continue
+		}
+		re, cost, err := parseEntry(entry)
+		switch {
+		case err != nil:
 			errs = append(errs, &PatternError{Entry: entry, Err: fmt.Errorf("does not compile: %w", err)})
+			continue
+		case cost > MaxPatternCost:
+			errs = append(errs, &PatternError{Entry: entry, Err: fmt.Errorf("costs %d to compile and match, more than the %d accepted (MaxPatternCost)", cost, MaxPatternCost)})
+			continue
+		}
+		p.cost += cost
+		compile = append(compile, pending{entry, re})
+	}
+	if p.cost > MaxListCost {
+		return Patterns{}, []error{&ListError{Limit: fmt.Sprintf("MaxListCost %d", MaxListCost),
+			Err: fmt.Errorf("the list's expressions cost %d to compile and match, more than the %d accepted (plain names cost nothing): it matches nothing", p.cost, MaxListCost)}}
+	}
+	for _, c := range compile {
+		re, err := regexp.Compile("^(?:" + c.entry + ")$")
+		if err != nil {
+			errs = append(errs, &PatternError{Entry: c.entry, Err: fmt.Errorf("does not compile: %w", err)})
 			continue
 		}
 		p.res = append(p.res, re)
-		p.entries = append(p.entries, entry)
+		p.entries = append(p.entries, c.entry)
+		p.size += len(c.entry)
 	}
+	// About 150 bytes an instruction, the overhead included.
+	p.size += p.cost * 150
 	return p, errs
+}
+
+// plainName reports whether entry has no metacharacter: it then matches
+// exactly itself, and is compared rather than compiled.
+func plainName(entry string) bool {
+	return utf8.ValidString(entry) && regexp.QuoteMeta(entry) == entry
+}
+
+// parseEntry parses an entry as ParsePatterns anchors it and returns its
+// cost (PatternCost).
+func parseEntry(entry string) (*syntax.Regexp, int, error) {
+	re, err := syntax.Parse("^(?:"+entry+")$", syntax.Perl)
+	if err != nil {
+		return nil, 0, err
+	}
+	return re, progSize(re) + entryOverhead, nil
+}
+
+// PatternCost returns what an entry of a pattern list costs, as MaxPatternCost
+// and MaxListCost count it: nothing for a plain name, else the instructions
+// it compiles to plus a little for the expression itself. It is computed
+// from the parsed expression, without compiling it.
+func PatternCost(entry string) (int, error) {
+	entry = strings.TrimSpace(entry)
+	if plainName(entry) {
+		return 0, nil
+	}
+	_, cost, err := parseEntry(entry)
+	return cost, err
+}
+
+// costCap keeps progSize's sums far from overflowing: anything past it is
+// refused anyway.
+const costCap = 1 << 30
+
+// progSize is how many instructions re compiles to (an upper bound, close to
+// what regexp/syntax makes of it once simplified: a repetition x{n,m} is m
+// copies of x).
+func progSize(re *syntax.Regexp) int {
+	add := func(a, b int) int { return min(a+b, costCap) }
+	mul := func(a, b int) int {
+		if a == 0 || b == 0 {
+			return 0
+		}
+		if a > costCap/b {
+			return costCap
+		}
+		return a * b
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		return max(len(re.Rune), 1)
+	case syntax.OpCapture:
+		return add(progSize(re.Sub[0]), 2)
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
+		return add(progSize(re.Sub[0]), 1)
+	case syntax.OpRepeat:
+		sub := progSize(re.Sub[0])
+		n := re.Max
+		if n < 0 {
+			n = re.Min + 1
+		}
+		return add(mul(add(sub, 1), n), 1)
+	case syntax.OpConcat, syntax.OpAlternate:
+		n := len(re.Sub)
+		for _, s := range re.Sub {
+			n = add(n, progSize(s))
+		}
+		return n
+	default:
+		// A character class, an empty-width assertion, any character:
+		// one instruction.
+		return 1
+	}
 }
 
 // Match reports whether any entry matches the whole of name.
@@ -86,8 +257,11 @@ func (p Patterns) Match(name string) bool {
 }
 
 // MatchEntry returns the first entry, as written, that matches the whole of
-// name.
+// name: a plain name first, then the expressions in their order.
 func (p Patterns) MatchEntry(name string) (string, bool) {
+	if p.names[name] {
+		return name, true
+	}
 	for i, re := range p.res {
 		if re.MatchString(name) {
 			return p.entries[i], true
@@ -96,34 +270,68 @@ func (p Patterns) MatchEntry(name string) (string, bool) {
 	return "", false
 }
 
+// Empty reports whether the list has no entry that can match.
+func (p Patterns) Empty() bool { return len(p.names) == 0 && len(p.res) == 0 }
+
 // PatternParser parses pattern lists; see ParsePatterns.
 type PatternParser func(list string) (Patterns, []error)
 
-// maxCachedList is the longest list CachedPatternParser keeps, in bytes, so
-// that the cache stays small whatever annotations say.
-const maxCachedList = 4096
-
-// CachedPatternParser returns a ParsePatterns that remembers the last size
-// lists it parsed (of at most maxCachedList bytes): a source's list is read
+// CachedPatternParser returns a ParsePatterns that remembers the lists it
+// parsed lately, up to budget bytes of what holding them takes (their text
+// and an estimate of their compiled expressions): a source's list is read
 // once per target it is checked against, and compiling it each time would
-// cost a fan-out dearly.
-func CachedPatternParser(size int) PatternParser {
-	type parsed struct {
-		p    Patterns
-		errs []error
+// cost a fan-out dearly. The cache is bounded by what it holds, not by how
+// many lists: a tenant's costliest lists push out others, never grow it.
+func CachedPatternParser(budget int) PatternParser {
+	c := &patternCache{budget: budget, byList: map[string]*list.Element{}, lru: list.New()}
+	return c.parse
+}
+
+type patternCache struct {
+	mu     sync.Mutex
+	budget int
+	used   int
+	byList map[string]*list.Element
+	lru    *list.List // of *cachedList, most recent first
+}
+
+type cachedList struct {
+	list string
+	p    Patterns
+	errs []error
+	size int
+}
+
+func (c *patternCache) parse(l string) (Patterns, []error) {
+	c.mu.Lock()
+	if e, ok := c.byList[l]; ok {
+		c.lru.MoveToFront(e)
+		r := e.Value.(*cachedList)
+		c.mu.Unlock()
+		return r.p, r.errs
 	}
-	cache := lru.New(size)
-	return func(list string) (Patterns, []error) {
-		if v, ok := cache.Get(list); ok {
-			r := v.(parsed)
-			return r.p, r.errs
-		}
-		p, errs := ParsePatterns(list)
-		if len(list) <= maxCachedList {
-			cache.Add(list, parsed{p, errs})
-		}
+	c.mu.Unlock()
+	p, errs := ParsePatterns(l)
+	size := p.size + 2*len(l) + 128
+	if size > c.budget/4 {
+		// One list never takes more than a quarter of the cache.
 		return p, errs
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byList[l]; ok {
+		return p, errs
+	}
+	c.byList[l] = c.lru.PushFront(&cachedList{list: l, p: p, errs: errs, size: size})
+	c.used += size
+	for c.used > c.budget {
+		e := c.lru.Back()
+		r := e.Value.(*cachedList)
+		c.lru.Remove(e)
+		delete(c.byList, r.list)
+		c.used -= r.size
+	}
+	return p, errs
 }
 
 // parse is p, or ParsePatterns when p is nil.
