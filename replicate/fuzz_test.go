@@ -1,8 +1,11 @@
 package replicate
 
 import (
+	"container/list"
+	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"testing"
 	"time"
@@ -109,18 +112,23 @@ func FuzzPushSelector(f *testing.F) {
 }
 
 func TestPatternListLimits(t *testing.T) {
-	many := strings.Repeat("team-.*,", MaxPatterns+1)
+	many := strings.Repeat("team-a,", MaxPatterns+1)
 	start := time.Now()
 	p, errs := ParsePatterns(many)
 	assert.Less(t, time.Since(start), time.Second, "refused without compiling")
-	assert.Empty(t, p.res)
+	assert.True(t, p.Empty())
 	require.Len(t, errs, 1)
 	assert.Contains(t, errs[0].Error(), fmt.Sprintf("%d entries", MaxPatterns+1))
+	assert.Contains(t, errs[0].Error(), "MaxPatterns")
 
-	atLimit := strings.Repeat("team-.*,", MaxPatterns)
-	p, errs = ParsePatterns(atLimit)
-	assert.Empty(t, errs)
-	assert.True(t, p.Match("team-a"))
+	names := make([]string, MaxPatterns)
+	for i := range names {
+		names[i] = fmt.Sprintf("team-%d", i)
+	}
+	p, errs = ParsePatterns(strings.Join(names, ","))
+	assert.Empty(t, errs, "a thousand plain names are accepted")
+	assert.True(t, p.Match("team-999"))
+	assert.Empty(t, p.res, "and compared, not compiled")
 
 	long := strings.Repeat("a", MaxPatternLength+1)
 	p, errs = ParsePatterns(long + ",b")
@@ -131,16 +139,119 @@ func TestPatternListLimits(t *testing.T) {
 	assert.True(t, p.Match("b"))
 }
 
+// Entries are separated by commas, so a repetition written {n,m} splits
+// into two entries; the cases use {n}.
+func TestPatternCostLimits(t *testing.T) {
+	tests := map[string]struct {
+		list     string
+		match    string
+		matches  bool
+		refused  string // in the error; empty: no error
+		wholeBad bool   // the list is refused as a whole
+	}{
+		"a plain name costs nothing and matches itself only": {
+			list: "team-a", match: "team-a", matches: true,
+		},
+		"an ordinary expression is accepted": {
+			list: "team-[a-z0-9]+, ops-[0-9]{3}", match: "team-x1", matches: true,
+		},
+		"a few bytes that compile to thousands of instructions are refused": {
+			list: "(?i)[[:alpha:]]{1000},b", match: "b", matches: true, refused: "MaxPatternCost",
+		},
+		"nested repetitions are costed before they are compiled": {
+			list: "((a{10}){10}){10},b", match: "aaaa", refused: "MaxPatternCost",
+		},
+		"cheap entries that add up past the list's budget refuse the whole list": {
+			list: strings.Repeat("[a-z]{60}x,", 40), match: "ax", refused: "MaxListCost", wholeBad: true,
+		},
+		"a list longer than MaxListBytes is refused whole": {
+			list: strings.Repeat("a,", MaxListBytes), match: "a", refused: "MaxListBytes", wholeBad: true,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			p, errs := ParsePatterns(tt.list)
+			assert.Less(t, time.Since(start), 100*time.Millisecond)
+			assert.Equal(t, tt.matches, p.Match(tt.match))
+			if tt.refused == "" {
+				assert.Empty(t, errs)
+				return
+			}
+			require.NotEmpty(t, errs)
+			assert.Contains(t, errs[0].Error(), tt.refused)
+			var whole *ListError
+			assert.Equal(t, tt.wholeBad, errors.As(errs[0], &whole))
+			if tt.wholeBad {
+				assert.True(t, p.Empty())
+			}
+		})
+	}
+}
+
+// FuzzPatternCost checks that what ParsePatterns accepts costs what it says:
+// the compiled program of every accepted expression is no larger than its
+// cost, so the limits bound memory and matching time whatever is written.
+func FuzzPatternCost(f *testing.F) {
+	for _, seed := range []string{
+		"team-.*", "[a-z]{63}", "(?i)[[:alpha:]]{1000}", "((a{10}){10}){10}", "(a|b|c){2,5}x*", "x{0}", "a{3,}",
+		"(?:[a-z0-9]{63}[a-z]){15}", "a{2,}b{0,3}", `\pL{1,100}`, "(((a?)?)?){100}", "[^a]{200}",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		if strings.Contains(entry, ",") || len(entry) > MaxPatternLength {
+			return
+		}
+		start := time.Now()
+		cost, err := PatternCost(entry)
+		if err != nil || plainName(strings.TrimSpace(entry)) {
+			return
+		}
+		re, err := syntax.Parse("^(?:"+strings.TrimSpace(entry)+")$", syntax.Perl)
+		require.NoError(t, err)
+		if cost > MaxPatternCost {
+			assert.Less(t, time.Since(start), 50*time.Millisecond, "costed without compiling")
+			return
+		}
+		prog, err := syntax.Compile(re.Simplify())
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(prog.Inst), cost, "%q compiles to more than its cost", entry)
+		// Matching the longest name a label can be stays quick.
+		p, _ := ParsePatterns(entry)
+		start = time.Now()
+		p.Match(strings.Repeat("a", 63))
+		assert.Less(t, time.Since(start), 50*time.Millisecond)
+	})
+}
+
 func TestCachedPatternParser(t *testing.T) {
-	parse := CachedPatternParser(2)
+	parse := CachedPatternParser(1 << 20)
 	a1, _ := parse("a|b")
 	a2, _ := parse("a|b")
 	require.NotEmpty(t, a1.res)
 	assert.Same(t, a1.res[0], a2.res[0], "compiled once")
 	_, errs := parse("a(")
 	assert.Len(t, errs, 1, "errors are remembered too")
-	big := strings.Repeat("abcdefghij,", maxCachedList/10)
-	b1, _ := parse(big)
-	b2, _ := parse(big)
-	assert.NotSame(t, b1.res[0], b2.res[0], "long lists are not kept")
+
+	// The cache holds what fits in its budget, however many lists that is:
+	// the costliest lists push older ones out, never grow it.
+	costly := func(i int) string { return fmt.Sprintf("[a-z]{%d}x%d", 400+i%50, i) }
+	for i := range 200 {
+		parse(costly(i))
+	}
+	c1, _ := parse(costly(0))
+	c2, _ := parse(costly(0))
+	assert.Same(t, c1.res[0], c2.res[0], "the list read last is kept")
+	again, _ := parse("a|b")
+	assert.NotSame(t, a1.res[0], again.res[0], "older lists were pushed out")
+}
+
+func TestPatternCacheStaysWithinItsBudget(t *testing.T) {
+	c := &patternCache{budget: 1 << 20, byList: map[string]*list.Element{}, lru: list.New()}
+	for i := range 1000 {
+		c.parse(fmt.Sprintf("[a-z]{450}x%d", i))
+		require.LessOrEqual(t, c.used, c.budget)
+	}
+	assert.Less(t, c.lru.Len(), 100)
 }

@@ -83,7 +83,7 @@ func (e *PatternError) Error() string {
 
 // ListError reports a pattern list refused as a whole: it matches nothing.
 type ListError struct {
-	// Limit names the limit, e.g. "MaxListCost 4000".
+	// Limit names the limit and its value, e.g. "MaxListCost 4000".
 	Limit string
 	Err   error
 }
@@ -110,7 +110,7 @@ func ParsePatterns(list string) (Patterns, []error) {
 	var p Patterns
 	if len(list) > MaxListBytes {
 		return p, []error{&ListError{Limit: fmt.Sprintf("MaxListBytes %d", MaxListBytes),
-			Err: fmt.Errorf("the list is %d bytes long, more than the %d accepted: it matches nothing", len(list), MaxListBytes)}}
+			Err: fmt.Errorf("the list is %d bytes long, more than the %d accepted (MaxListBytes): it matches nothing", len(list), MaxListBytes)}}
 	}
 	n := 0
 	for entry := range strings.SplitSeq(list, ",") {
@@ -120,7 +120,7 @@ func ParsePatterns(list string) (Patterns, []error) {
 	}
 	if n > MaxPatterns {
 		return p, []error{&ListError{Limit: fmt.Sprintf("MaxPatterns %d", MaxPatterns),
-			Err: fmt.Errorf("the list has %d entries, more than the %d accepted: it matches nothing", n, MaxPatterns)}}
+			Err: fmt.Errorf("the list has %d entries, more than the %d accepted (MaxPatterns): it matches nothing", n, MaxPatterns)}}
 	}
 	var errs []error
 	type pending struct {
@@ -134,7 +134,7 @@ func ParsePatterns(list string) (Patterns, []error) {
 			continue
 		}
 		if len(entry) > MaxPatternLength {
-			errs = append(errs, &PatternError{Entry: entry, Err: fmt.Errorf("%d bytes long, more than the %d accepted", len(entry), MaxPatternLength)})
+			errs = append(errs, &PatternError{Entry: entry, Err: fmt.Errorf("%d bytes long, more than the %d accepted (MaxPatternLength)", len(entry), MaxPatternLength)})
 			continue
 		}
 		if plainName(entry) {
@@ -159,7 +159,7 @@ func ParsePatterns(list string) (Patterns, []error) {
 	}
 	if p.cost > MaxListCost {
 		return Patterns{}, []error{&ListError{Limit: fmt.Sprintf("MaxListCost %d", MaxListCost),
-			Err: fmt.Errorf("the list's expressions cost %d to compile and match, more than the %d accepted (plain names cost nothing): it matches nothing", p.cost, MaxListCost)}}
+			Err: fmt.Errorf("the list's expressions cost %d to compile and match, more than the %d accepted (MaxListCost; plain names cost nothing): it matches nothing", p.cost, MaxListCost)}}
 	}
 	for _, c := range compile {
 		re, err := regexp.Compile("^(?:" + c.entry + ")$")
