@@ -158,8 +158,16 @@ func TestPushPolicyFlags(t *testing.T) {
 		"the general list never opens Roles and RoleBindings": {
 			args: []string{"--push-from-namespaces=platform"}, source: "platform", rbac: true, target: "team-b", wantTarget: true,
 		},
-		"a system namespace named by the operator receives replicas": {
-			args: []string{"--push-to-system-namespaces=kube-public"}, source: "team-a", target: "kube-public", wantSource: true, wantTarget: true,
+		"a system namespace named by the operator receives replicas from the namespaces named to push": {
+			args:   []string{"--push-to-system-namespaces=kube-public", "--push-from-namespaces=team-a,team-.*"},
+			source: "team-a", target: "kube-public", wantSource: true, wantTarget: true,
+		},
+		"a system namespace named by the operator stays closed to namespaces only a pattern lets push": {
+			args:   []string{"--push-to-system-namespaces=kube-public", "--push-from-namespaces=team-a,team-.*"},
+			source: "team-b", target: "kube-public", wantSource: true,
+		},
+		"a system namespace named by the operator stays closed when every namespace may push": {
+			args: []string{"--push-to-system-namespaces=kube-public"}, source: "team-a", target: "kube-public", wantSource: true,
 		},
 		"an invalid pattern is refused at start": {
 			args: []string{"--push-rbac-from-namespaces=plat(form"}, fail: true,
@@ -175,7 +183,7 @@ func TestPushPolicyFlags(t *testing.T) {
 			require.NoError(t, err)
 			ok, _ := c.push.AllowsSource(tt.source, tt.rbac)
 			assert.Equal(t, tt.wantSource, ok, "source")
-			assert.Equal(t, tt.wantTarget, c.push.AllowsTarget(tt.target), "target")
+			assert.Equal(t, tt.wantTarget, c.push.AllowsTarget(tt.source, tt.target, tt.rbac), "target")
 		})
 	}
 }

@@ -270,6 +270,10 @@ func (p Patterns) MatchEntry(name string) (string, bool) {
 	return "", false
 }
 
+// Names reports whether the list holds name as a plain entry: named, not
+// matched by an expression.
+func (p Patterns) Names(name string) bool { return p.names[name] }
+
 // Empty reports whether the list has no entry that can match.
 func (p Patterns) Empty() bool { return len(p.names) == 0 && len(p.res) == 0 }
 

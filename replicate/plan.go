@@ -510,9 +510,13 @@ type PushPlan struct {
 	// Conflicts are namespaces holding an object of the source's name that
 	// this source does not own; they are never written.
 	Conflicts []string
-	// Refused are target namespaces the push policy refuses; they are never
-	// written, and replicas there are deleted.
+	// Refused are target namespaces the push policy closes to the source;
+	// they are never written, and replicas there are deleted.
 	Refused []string
+	// SourceRefused: the policy does not let the source push at all; its
+	// push annotations were not read, and every replica it made is
+	// deleted.
+	SourceRefused bool
 	// Adopted are namespaces whose copy, made by the replicator being
 	// replaced, is taken over.
 	Adopted []string
@@ -608,10 +612,19 @@ func PlanPush(in PushInput) PushPlan {
 	marker := in.SourceRef.Namespace + "/" + in.SourceRef.Name
 	var plan PushPlan
 
-	targets, problems := PushTargets(in.Source, in.Namespaces, in.Options)
-	refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, targets, a)
-	plan.Problems = append(problems, denials...)
-	plan.Refused = refused
+	// The policy first: what a source that may not push asks for is
+	// never parsed nor matched against the namespaces.
+	targets := map[string]bool{}
+	if denial, refused := refusePush(in.Options.Policy, in.Source, in.Options.GrantsRights, a); refused {
+		plan.Problems = []Event{*denial}
+		plan.SourceRefused = true
+	} else {
+		var problems []Event
+		targets, problems = PushTargets(in.Source, in.Namespaces, in.Options)
+		refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, targets)
+		plan.Problems = append(problems, denials...)
+		plan.Refused = refused
+	}
 	plan.Targets = slices.Sorted(maps.Keys(targets))
 	terminating := map[string]bool{}
 	for _, ns := range in.Namespaces {

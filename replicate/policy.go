@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -48,8 +47,14 @@ type PushPolicy struct {
 	// Their replicas grant rights, so From never applies to them.
 	RBACFrom Patterns
 	// ToSystem are the system namespaces (IsSystemNamespace) that may
-	// receive push replicas anyway.
+	// receive push replicas anyway, from the source namespaces that From
+	// (RBACFrom for kinds that grant rights) names by a plain name: a
+	// pattern that lets every namespace push never opens them.
 	ToSystem Patterns
+	// Protected are namespaces that never receive push replicas, whatever
+	// the rest says: the replicator's own, which holds the credentials of
+	// its source clusters.
+	Protected []string
 }
 
 // AllowsSource reports whether a source in namespace may push; grantsRights
@@ -68,36 +73,69 @@ func (p PushPolicy) AllowsSource(namespace string, grantsRights bool) (bool, str
 	return false, fmt.Sprintf("push refused: namespace %s is not allowed to push; an operator can add it to %s", namespace, SettingPushFrom)
 }
 
-// AllowsTarget reports whether push replicas may be written into namespace.
-func (p PushPolicy) AllowsTarget(namespace string) bool {
-	return !IsSystemNamespace(namespace) || p.ToSystem.Match(namespace)
+// AllowsTarget reports whether a source in namespace source may write push
+// replicas into namespace target: never into a protected namespace; into a
+// system namespace only when the operator opened it and named the source's
+// namespace plainly.
+func (p PushPolicy) AllowsTarget(source, target string, grantsRights bool) bool {
+	if slices.Contains(p.Protected, target) {
+		return false
+	}
+	if !IsSystemNamespace(target) {
+		return true
+	}
+	from := p.From
+	if grantsRights {
+		from = p.RBACFrom
+	}
+	return p.ToSystem.Match(target) && from.Names(source)
 }
 
-// applyPushPolicy removes from targets what the policy refuses, and returns
-// the refused namespaces (sorted) and the Events that explain the refusals.
-// A source that may not push loses every target, so that the replicas it
-// made before the policy tightened are deleted like those of a source whose
-// push annotations were removed.
-func applyPushPolicy(p PushPolicy, source *Object, grantsRights bool, targets map[string]bool, a Annotations) ([]string, []Event) {
+// refusePush is the outcome for a source the policy does not let push: no
+// target at all, so that the replicas it made before the policy tightened
+// are deleted like those of a source whose push annotations were removed.
+// Its target list is never read: what a refused source's annotations say
+// costs nothing. ok is false when the source may push.
+func refusePush(p PushPolicy, source *Object, grantsRights bool, a Annotations) (*Event, bool) {
 	if source == nil || !a.IsPushSource(source.Annotations) {
-		return nil, nil
+		return nil, false
 	}
 	if ok, why := p.AllowsSource(source.Namespace, grantsRights); !ok {
-		refused := slices.Sorted(maps.Keys(targets))
-		clear(targets)
-		return refused, []Event{*warning(ReasonPushDenied, "%s", why)}
+		return warning(ReasonPushDenied, "%s", why), true
 	}
-	var system []string
+	return nil, false
+}
+
+// applyPushPolicy removes from the targets of a source that may push the
+// namespaces the policy closes to it, and returns them (sorted) with the
+// Events that explain the refusals.
+func applyPushPolicy(p PushPolicy, source *Object, grantsRights bool, targets map[string]bool) ([]string, []Event) {
+	var system, protected []string
 	for ns := range targets {
-		if !p.AllowsTarget(ns) {
+		if p.AllowsTarget(source.Namespace, ns, grantsRights) {
+			continue
+		}
+		delete(targets, ns)
+		if slices.Contains(p.Protected, ns) {
+			protected = append(protected, ns)
+		} else {
 			system = append(system, ns)
-			delete(targets, ns)
 		}
 	}
-	if len(system) == 0 {
-		return nil, nil
+	var events []Event
+	if len(protected) > 0 {
+		slices.Sort(protected)
+		events = append(events, *warning(ReasonPushDenied, "push refused into namespaces %s: the replicator's own namespace never receives push replicas",
+			strings.Join(protected, ", ")))
 	}
-	slices.Sort(system)
-	return system, []Event{*warning(ReasonPushDenied, "push refused into system namespaces %s; an operator can name them in %s",
-		strings.Join(system, ", "), SettingPushToSystem)}
+	if len(system) > 0 {
+		slices.Sort(system)
+		setting := SettingPushFrom
+		if grantsRights {
+			setting = SettingPushRBACFrom
+		}
+		events = append(events, *warning(ReasonPushDenied, "push refused into system namespaces %s; an operator can name them in %s, and must name namespace %s by its plain name (not a pattern) in %s",
+			strings.Join(system, ", "), SettingPushToSystem, source.Namespace, setting))
+	}
+	return append(system, protected...), events
 }

@@ -39,19 +39,33 @@ func TestPushPolicy(t *testing.T) {
 }
 
 func TestPushPolicyTargets(t *testing.T) {
-	operator := PushPolicy{ToSystem: patterns("kube-public")}
-	for namespace, want := range map[string]bool{
-		"kube-system":     false,
-		"kube-node-lease": false,
-		"kube-public":     true, // named by the operator
-		"kube-systems":    true, // not a system namespace
-		"default":         true,
-		"team-a":          true,
-	} {
-		assert.Equal(t, want, operator.AllowsTarget(namespace), namespace)
+	operator := PushPolicy{
+		From: patterns("certs,team-.*"), RBACFrom: patterns("platform"), ToSystem: patterns("kube-public"),
+		Protected: []string{"replicator"},
+	}
+	tests := map[string]struct {
+		source, target string
+		grantsRights   bool
+		want           bool
+	}{
+		"an ordinary namespace receives":                                             {source: "team-a", target: "default", want: true},
+		"a name like a system namespace's is no system namespace":                    {source: "team-a", target: "kube-systems", want: true},
+		"kube-system stays closed":                                                   {source: "certs", target: "kube-system"},
+		"kube-node-lease stays closed":                                               {source: "certs", target: "kube-node-lease"},
+		"an opened system namespace receives from a namespace named plainly":         {source: "certs", target: "kube-public", want: true},
+		"an opened system namespace stays closed to a namespace a pattern lets push": {source: "team-a", target: "kube-public"},
+		"Roles reach an opened system namespace from the RBAC list's names":          {source: "platform", target: "kube-public", grantsRights: true, want: true},
+		"the general list's names do not open it to Roles":                           {source: "certs", target: "kube-public", grantsRights: true},
+		"the replicator's own namespace never receives":                              {source: "certs", target: "replicator"},
+		"the replicator's own namespace never receives Roles either":                 {source: "platform", target: "replicator", grantsRights: true},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tt.want, operator.AllowsTarget(tt.source, tt.target, tt.grantsRights))
+		})
 	}
 	for _, ns := range []string{"kube-system", "kube-public", "kube-node-lease"} {
 		assert.True(t, IsSystemNamespace(ns), ns)
-		assert.False(t, PushPolicy{}.AllowsTarget(ns), "%s closed by default", ns)
+		assert.False(t, PushPolicy{From: patterns("certs")}.AllowsTarget("certs", ns, false), "%s closed by default", ns)
 	}
 }

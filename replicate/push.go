@@ -34,7 +34,11 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	for i := range plan.Problems {
 		c.event(obj, source, &plan.Problems[i])
 	}
-	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(len(plan.Conflicts) + len(plan.Refused)))
+	refused := len(plan.Conflicts) + len(plan.Refused)
+	if plan.SourceRefused {
+		refused++
+	}
+	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(refused))
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}
