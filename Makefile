@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 IMAGE   ?= kubereplicator/replicator
 
-.PHONY: all build image image-oci test unit e2e vet fmt-check tools run clean manifests bench bench-scale soak
+.PHONY: all build image image-oci test unit e2e vet fmt-check tools run clean manifests bench bench-scale bench-hostile soak
 
 all: build
 
@@ -60,6 +60,10 @@ bench:
 ## bench-scale: 1,000, 3,000 and 10,000 namespaces with ~5 KiB TLS data: fan-outs against the raw create time (three rounds without the client-side limit), RSS, live heap, restart (BENCH_SCALE_FLAGS="-scale 1000 -modes unlimited")
 bench-scale:
 	$(GO) run ./cmd/bench -bin-dir "$$(tools/build.sh)" -scale 1000,3000,10000 -json bench-scale.json $(BENCH_SCALE_FLAGS)
+
+## bench-hostile: one tenant's 1,000 objects with annotations at and past every limit: the replicator's peak RSS and a legitimate pull's latency meanwhile and after a restart, with the chart's defaults and with the tenant allowed to push (BENCH_HOSTILE_FLAGS="-hostile 200 -hostile-kind secret")
+bench-hostile:
+	$(GO) run ./cmd/bench -bin-dir "$$(tools/build.sh)" -hostile 1000 -json bench-hostile.json $(BENCH_HOSTILE_FLAGS)
 
 ## run: the replicator against the current kubeconfig, or a local control plane
 run: build

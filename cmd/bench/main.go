@@ -1,7 +1,9 @@
 // Command bench measures the replicator as a separate process against a local
 // etcd + kube-apiserver: fan-out times to N namespaces, writes per update,
 // writes while idle and across a restart, and peak RSS with and without many
-// unrelated large Secrets. It reports; it does not pass or fail.
+// unrelated large Secrets; with -scale, the same at several sizes; with
+// -hostile, one tenant's hostile annotations against other tenants' pulls
+// (hostile.go). It reports; it does not pass or fail.
 package main
 
 import (
@@ -61,7 +63,24 @@ func main() {
 	scaleSizes := flag.String("scale", "", "scale mode instead: comma-separated N, e.g. 1000,3000,10000; each N and mode in a fresh control plane, with ~5 KiB TLS Secrets")
 	profiles := flag.String("profiles", "", "scale mode: folder to save a heap profile of each run in (empty: none)")
 	rounds := flag.Int("rounds", 3, "scale mode with rate limits off: rounds of the raw create and update and the update fan-outs (medians reported; each fan-out compared with the raw create of its round)")
+	hostile := flag.Int("hostile", 0, "hostile mode instead: N objects in one tenant's namespace with annotations at and past every limit, the replicator's memory and a legitimate pull's latency measured (0: off)")
+	hostileKind := flag.String("hostile-kind", "configmap", "hostile mode: the kind of the hostile objects, configmap or secret (the legitimate pull is a Secret's)")
+	hostileChart := flag.String("hostile-chart", "deploy/replicator.yaml", "hostile mode: the chart rendered with default values, whose Deployment's arguments the replicator runs with")
+	hostileBaseline := flag.Duration("hostile-baseline", 10*time.Second, "hostile mode: how long to probe before the hostile objects exist")
+	hostileAfter := flag.Duration("hostile-after", 30*time.Second, "hostile mode: the least time to wait (and probe) after the creation and after the restart, before the replicator counts as settled")
+	hostileMost := flag.Duration("hostile-settle-max", 5*time.Minute, "hostile mode: the most time to wait for the replicator to settle")
+	hostileNamespaces := flag.Int("hostile-namespaces", 0, "hostile mode: more namespaces (names of 63 bytes) for push lists and selectors to be matched against")
+	hostileCommit := flag.String("hostile-commit", "", "hostile mode: build the replicator from this commit (git archive) instead of the working tree")
 	flag.Parse()
+	if *hostile > 0 {
+		o := hostileOptions{n: *hostile, kind: *hostileKind, binDir: *binDir, manifest: *hostileChart, extra: strings.Fields(*extra),
+			baseline: *hostileBaseline, after: *hostileAfter, most: *hostileMost, namespaces: *hostileNamespaces, commit: *hostileCommit}
+		if err := runHostile(o, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *scaleSizes != "" {
 		o := scaleOptions{binDir: *binDir, profiles: *profiles, idle: *idle, extra: strings.Fields(*extra), rounds: *rounds}
 		if err := runScale(*scaleSizes, strings.Split(*modes, ","), *out, o); err != nil {
