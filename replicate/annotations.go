@@ -19,6 +19,7 @@ type Annotations struct {
 	ReplicatedFromVersion      string // replica: source resourceVersion of the last data change written
 	ReplicatedAt               string // replica: time of the last data change written
 	ReplicatedKeys             string // replica: sorted, comma-separated keys that came from the source
+	PulledFrom                 string // pull target: the source it was last filled from; marks it as a pull target, never adoptable
 	ReplicationAllowedClusters string // source: pattern list of clusters that may pull (cross-cluster)
 	// KubedSync is kubed's push annotation while that dialect is read
 	// (--dialects), for Secrets and ConfigMaps; empty otherwise.
@@ -44,6 +45,7 @@ func NewAnnotations(prefix string) Annotations {
 		ReplicatedFromVersion:      p + "replicated-from-version",
 		ReplicatedAt:               p + "replicated-at",
 		ReplicatedKeys:             p + "replicated-keys",
+		PulledFrom:                 p + "pulled-from",
 		ReplicationAllowedClusters: p + "replication-allowed-clusters",
 	}
 }

@@ -488,7 +488,10 @@ func TestControllerDryRunWritesNothing(t *testing.T) {
 	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "team-a,team-b"})
 	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
-	adoptable := secret("team-b", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD", "tls.key": "OLD"}, map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z"})
+	source.ResourceVersion = "41"
+	// kubernetes-replicator's copy of the source as it is now.
+	adoptable := secret("team-b", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD", "tls.key": "OLD"},
+		map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "41"})
 	stale := secret("team-c", "wildcard", corev1.SecretTypeTLS, nil, map[string]string{ann.ReplicatedFrom: "certs/wildcard"})
 	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), namespaceObj("team-c", nil),
 		source, placeholder, adoptable, stale)

@@ -34,28 +34,38 @@ const (
 
 // adoptable reports whether current, an object with the source's name in one
 // of its target namespaces that does not carry this source's marker, is a
-// copy of this source made by the tool being replaced:
+// copy of this source made by the tool being replaced, proven by something
+// the source's owner cannot forge (SPEC "Switching"):
 //
-//   - kubernetes-replicator: replicated-from-version or replicated-at, and
-//     neither a replicated-from marker (of any source) nor replicate-from (a
-//     pull target);
 //   - reflector: reflects naming this source and auto-reflects "True";
-//   - kubed: the origin.name and origin.namespace labels naming this source.
-func adoptable(current *Object, source Ref, a Annotations) bool {
+//   - kubed: the origin.name and origin.namespace labels naming this source;
+//   - kubernetes-replicator, whose copies do not name their source: its
+//     bookkeeping (replicated-from-version or replicated-at, and neither a
+//     replicated-from marker of any source, nor a pull reference, nor our
+//     pulled-from of a former pull target) plus a proof: the version it
+//     records is the source's current resourceVersion (resource versions
+//     are the cluster's, nobody chooses them), or the operator vouches for
+//     its namespace (unproven).
+//
+// Whoever can write the target namespace can always consent by writing the
+// source's marker (replicated-from) on the copy: it is then ours.
+func adoptable(current, source *Object, ref Ref, a Annotations, unproven Patterns) bool {
 	ann := current.Annotations
-	_, version := ann[a.ReplicatedFromVersion]
-	_, at := ann[a.ReplicatedAt]
-	_, marker := ann[a.ReplicatedFrom]
-	_, _, pull := a.pullReference(ann)
 	switch {
-	case (version || at) && !marker && !pull:
+	case ann[reflectorReflects] == ref.Namespace+"/"+ref.Name && strings.EqualFold(ann[reflectorAutoReflects], "true"):
 		return true
-	case ann[reflectorReflects] == source.Namespace+"/"+source.Name && strings.EqualFold(ann[reflectorAutoReflects], "true"):
-		return true
-	case current.Labels[kubedOriginName] == source.Name && current.Labels[kubedOriginNamespace] == source.Namespace:
+	case current.Labels[kubedOriginName] == ref.Name && current.Labels[kubedOriginNamespace] == ref.Namespace:
 		return true
 	}
-	return false
+	version, versioned := ann[a.ReplicatedFromVersion]
+	_, at := ann[a.ReplicatedAt]
+	_, marker := ann[a.ReplicatedFrom]
+	_, pulled := ann[a.PulledFrom]
+	_, _, pull := a.pullReference(ann)
+	if !(versioned || at) || marker || pulled || pull {
+		return false
+	}
+	return (version != "" && source != nil && version == source.ResourceVersion) || unproven.Match(current.Namespace)
 }
 
 // kubedSource reports whether annotations carry kubed's push annotation

@@ -377,6 +377,7 @@ func PlanPull(in PullInput) Decision {
 			}
 		}
 		delete(annotations, a.ReplicatedKeys)
+		delete(annotations, a.PulledFrom)
 		for _, k := range pullStamps(target, a) {
 			delete(annotations, k)
 		}
@@ -406,6 +407,10 @@ func PlanPull(in PullInput) Decision {
 		annotations = map[string]string{}
 	}
 	annotations[a.ReplicatedKeys] = keys
+	// Marks a pull target for good: with its bookkeeping, it could pass
+	// for a copy kubernetes-replicator pushed, and be adopted by a push
+	// source of its name once its reference is removed.
+	annotations[a.PulledFrom] = in.Ref.String()
 	stamps := pullStamps(target, a)
 	for i := 0; i+1 < len(stamps); i += 2 {
 		annotations[stamps[i]] = source.ResourceVersion
@@ -476,6 +481,10 @@ type PushOptions struct {
 	Now          time.Time
 	// Parse parses pattern lists; nil means ParsePatterns.
 	Parse PatternParser
+	// AdoptUnproven are the namespaces where the operator vouches for
+	// copies with kubernetes-replicator's bookkeeping: adopted without
+	// the proof of a current version (see adoptable).
+	AdoptUnproven Patterns
 }
 
 // Action is what to do with one replica.
@@ -648,7 +657,7 @@ func PlanPush(in PushInput) PushPlan {
 		switch {
 		case current == nil:
 			plan.Changes = append(plan.Changes, Change{Action: Create, Object: desired})
-		case current.Annotations[a.ReplicatedFrom] != marker && adoptable(current, in.SourceRef, a):
+		case current.Annotations[a.ReplicatedFrom] != marker && adoptable(current, in.Source, in.SourceRef, a, in.Options.AdoptUnproven):
 			c, _ := updateReplica(current, desired, a)
 			if c.Action == Update {
 				c.Action = Adopt

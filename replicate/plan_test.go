@@ -263,16 +263,18 @@ func TestPlanPush(t *testing.T) {
 	}
 	foreign := &Object{Namespace: "team-b", Name: "wildcard", Type: "kubernetes.io/tls", Data: data("tls.crt", "mine")}
 	tests := map[string]struct {
-		source    *Object
-		existing  []*Object
-		exclude   string
-		policy    *PushPolicy // nil: pushFromAnywhere
-		rbac      bool        // the kind grants rights
-		want      map[string]Action
-		conflicts []string
-		refused   []string
-		adopted   []string
-		problems  int
+		source   *Object
+		existing []*Object
+		exclude  string
+		// adoptUnproven: namespaces the operator vouches for (--adopt-unproven-copies-in).
+		adoptUnproven string
+		policy        *PushPolicy // nil: pushFromAnywhere
+		rbac          bool        // the kind grants rights
+		want          map[string]Action
+		conflicts     []string
+		refused       []string
+		adopted       []string
+		problems      int
 	}{
 		"names create replicas in matching namespaces only": {
 			source: pushSource(map[string]string{ann.ReplicateTo: "team-a,team-b"}),
@@ -382,8 +384,37 @@ func TestPlanPush(t *testing.T) {
 		},
 		"a copy kubernetes-replicator made is adopted in one write": {
 			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
-			existing: []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "3", ann.ReplicatedKeys: "tls.crt"}, nil)},
+			existing: []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "7", ann.ReplicatedKeys: "tls.crt"}, nil)},
 			want:     map[string]Action{"team-b": Adopt}, adopted: []string{"team-b"},
+		},
+		"a copy kubernetes-replicator made of an older version of the source stays foreign": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "3", ann.ReplicatedKeys: "tls.crt"}, nil)},
+			want:     map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"kubernetes-replicator's bookkeeping without a version proves nothing": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedKeys: "tls.crt"}, nil)},
+			want:     map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"in a namespace the operator vouches for, kubernetes-replicator's bookkeeping is enough": {
+			source:        pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing:      []*Object{copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "3", ann.ReplicatedKeys: "tls.crt"}, nil)},
+			adoptUnproven: "team-.*",
+			want:          map[string]Action{"team-b": Adopt}, adopted: []string{"team-b"},
+		},
+		"a former pull target is never adopted, even of this very source at its version": {
+			source: pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{
+				ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "7", ann.ReplicatedKeys: "tls.crt", ann.PulledFrom: "certs/wildcard",
+			}, nil)},
+			adoptUnproven: ".*",
+			want:          map[string]Action{}, conflicts: []string{"team-b"},
+		},
+		"a copy whose owner wrote the source's marker on it is ours": {
+			source:   pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
+			existing: []*Object{copyWith(map[string]string{ann.ReplicatedFrom: "certs/wildcard"}, nil)},
+			want:     map[string]Action{"team-b": Update},
 		},
 		"a copy reflector made of this source is adopted": {
 			source: pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
@@ -400,7 +431,7 @@ func TestPlanPush(t *testing.T) {
 		"a copy of another type is adopted by recreating it": {
 			source: pushSource(map[string]string{ann.ReplicateTo: "team-b"}),
 			existing: []*Object{func() *Object {
-				o := copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z"}, nil)
+				o := copyWith(map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "7"}, nil)
 				o.Type = "Opaque"
 				return o
 			}()},
@@ -513,6 +544,7 @@ func TestPlanPush(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			exclude, _ := ParsePatterns(tt.exclude)
+			unproven, _ := ParsePatterns(tt.adoptUnproven)
 			byNS := map[string]*Object{}
 			var owned []*Object
 			for _, o := range tt.existing {
@@ -528,7 +560,7 @@ func TestPlanPush(t *testing.T) {
 			plan := PlanPush(PushInput{
 				SourceRef: Ref{Namespace: "certs", Name: "wildcard"}, Source: tt.source, Namespaces: namespaces, Owned: owned,
 				Existing: func(n string) *Object { return byNS[n] },
-				Options:  PushOptions{Annotations: ann, Exclude: exclude, Now: now.Add(time.Hour), Policy: policy, GrantsRights: tt.rbac},
+				Options:  PushOptions{Annotations: ann, Exclude: exclude, Now: now.Add(time.Hour), Policy: policy, GrantsRights: tt.rbac, AdoptUnproven: unproven},
 			})
 			got := map[string]Action{}
 			for _, c := range plan.Changes {
