@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -186,7 +186,7 @@ func deploymentArgs(ctx context.Context, client kubernetes.Interface, ref string
 		if err != nil {
 			return nil, "", fmt.Errorf("reading deployment %s: %v", ref, err)
 		}
-		return containerArgs(d.Spec.Template.Spec.Containers), "deployment " + ref, nil
+		return containerArgs(d), "deployment " + ref, nil
 	}
 	list, err := client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=replicator"})
 	if err != nil {
@@ -197,7 +197,7 @@ func deploymentArgs(ctx context.Context, client kubernetes.Interface, ref string
 		return nil, "the binary's defaults (no Deployment labelled app.kubernetes.io/name=replicator)", nil
 	case 1:
 		d := list.Items[0]
-		return containerArgs(d.Spec.Template.Spec.Containers), "deployment " + d.Namespace + "/" + d.Name, nil
+		return containerArgs(&d), "deployment " + d.Namespace + "/" + d.Name, nil
 	}
 	var names []string
 	for _, d := range list.Items {
@@ -207,13 +207,16 @@ func deploymentArgs(ctx context.Context, client kubernetes.Interface, ref string
 }
 
 // containerArgs returns the replicator container's arguments, without the
-// source clusters (explain reads this cluster only).
-func containerArgs(containers []corev1.Container) []string {
+// source clusters (explain reads this cluster only), after the Deployment's
+// namespace as the replicator's own (which the pod learns from
+// POD_NAMESPACE).
+func containerArgs(d *appsv1.Deployment) []string {
+	containers := d.Spec.Template.Spec.Containers
 	for _, c := range containers {
 		if c.Name != "replicator" && len(containers) > 1 {
 			continue
 		}
-		var args []string
+		args := []string{"--namespace=" + d.Namespace}
 		for _, a := range c.Args {
 			if !strings.HasPrefix(a, "--source-cluster") {
 				args = append(args, a)

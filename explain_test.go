@@ -31,9 +31,9 @@ func TestExplainTakesTheDeploymentsSettings(t *testing.T) {
 		from    string
 		err     string
 	}{
-		"the one replicator Deployment":          {objects: []*appsv1.Deployment{chart}, want: []string{"--annotation-prefix=example.com", "--push-from-namespaces=", "--cluster-name=spoke"}, from: "deployment replicator/replicator"},
+		"the one replicator Deployment":          {objects: []*appsv1.Deployment{chart}, want: []string{"--namespace=replicator", "--annotation-prefix=example.com", "--push-from-namespaces=", "--cluster-name=spoke"}, from: "deployment replicator/replicator"},
 		"none: the binary's defaults":            {from: "the binary's defaults"},
-		"a Deployment named":                     {objects: []*appsv1.Deployment{chart, replicatorDeployment("other", "r", "--allow-all=true")}, ref: "other/r", want: []string{"--allow-all=true"}, from: "deployment other/r"},
+		"a Deployment named":                     {objects: []*appsv1.Deployment{chart, replicatorDeployment("other", "r", "--allow-all=true")}, ref: "other/r", want: []string{"--namespace=other", "--allow-all=true"}, from: "deployment other/r"},
 		"several: one must be named":             {objects: []*appsv1.Deployment{chart, replicatorDeployment("other", "r")}, err: "several replicator Deployments"},
 		"-: the binary's defaults":               {objects: []*appsv1.Deployment{chart}, ref: "-", from: "the binary's defaults"},
 		"a Deployment named that does not exist": {ref: "nowhere/r", err: "reading deployment nowhere/r"},
@@ -53,7 +53,7 @@ func TestExplainTakesTheDeploymentsSettings(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, args, "source clusters left out: explain reads this cluster only")
+			assert.Equal(t, tt.want, args, "source clusters left out: explain reads this cluster only; the Deployment's namespace is the replicator's own")
 			assert.Contains(t, from, tt.from)
 		})
 	}

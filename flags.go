@@ -32,6 +32,9 @@ type config struct {
 	pushFromRaw      string
 	pushRBACFromRaw  string
 	pushToSystemRaw  string
+	adoptUnproven    replicate.Patterns
+	adoptUnprovenRaw string
+	ownNamespace     string
 	replicateSecrets bool
 	replicateCMs     bool
 	replicateRoles   bool
@@ -90,6 +93,15 @@ func parseFlags(args []string, output io.Writer) (*config, error) {
 	if err := c.parsePatterns(); err != nil {
 		return nil, err
 	}
+	if c.ownNamespace == "" {
+		c.ownNamespace = inClusterNamespace()
+	}
+	if c.ownNamespace != "" {
+		if errs := validation.IsDNS1123Label(c.ownNamespace); len(errs) > 0 {
+			return nil, fmt.Errorf("-namespace: %s", strings.Join(errs, "; "))
+		}
+		c.push.Protected = []string{c.ownNamespace}
+	}
 	return c, nil
 }
 
@@ -104,7 +116,9 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.StringVar(&c.excludeRaw, "exclude-namespaces", "", "comma-separated regular expressions of namespaces never written (each matches whole names)")
 	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none")
 	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)")
-	fs.StringVar(&c.pushToSystemRaw, "push-to-system-namespaces", "", "comma-separated regular expressions of the system namespaces (kube-system, kube-public, kube-node-lease) that may receive push replicas; empty: none")
+	fs.StringVar(&c.pushToSystemRaw, "push-to-system-namespaces", "", "comma-separated regular expressions of the system namespaces (kube-system, kube-public, kube-node-lease) that may receive push replicas, from the namespaces --push-from-namespaces names plainly (not by a pattern); empty: none")
+	fs.StringVar(&c.adoptUnprovenRaw, "adopt-unproven-copies-in", "", "comma-separated regular expressions of namespaces where copies with kubernetes-replicator's bookkeeping are adopted without proof that they came from the pushing source (their recorded version being the source's current one); empty: none")
+	fs.StringVar(&c.ownNamespace, "namespace", os.Getenv("POD_NAMESPACE"), "the replicator's own namespace, which never receives push replicas (default: $POD_NAMESPACE, set by the chart)")
 	fs.Bool("sync-by-content", false, "accepted for compatibility with kubernetes-replicator; content is always compared")
 	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
 	fs.BoolVar(&c.replicateCMs, "replicate-configmaps", true, "replicate ConfigMaps")
@@ -209,6 +223,7 @@ func (c *config) parsePatterns() error {
 		{"push-from-namespaces", c.pushFromRaw, &c.push.From},
 		{"push-rbac-from-namespaces", c.pushRBACFromRaw, &c.push.RBACFrom},
 		{"push-to-system-namespaces", c.pushToSystemRaw, &c.push.ToSystem},
+		{"adopt-unproven-copies-in", c.adoptUnprovenRaw, &c.adoptUnproven},
 	} {
 		var errs []error
 		if *list.to, errs = replicate.ParsePatterns(list.raw); len(errs) > 0 {
@@ -314,8 +329,17 @@ func defaultLeaseNamespace() string {
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 		return ns
 	}
+	if ns := inClusterNamespace(); ns != "" {
+		return ns
+	}
+	return "default"
+}
+
+// inClusterNamespace is the namespace of the pod's ServiceAccount when
+// running in a cluster, else "".
+func inClusterNamespace() string {
 	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
 		return strings.TrimSpace(string(b))
 	}
-	return "default"
+	return ""
 }

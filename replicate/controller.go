@@ -35,6 +35,10 @@ type Options struct {
 	// Push is what the operator allows push to do; its zero value allows
 	// no push.
 	Push PushPolicy
+	// AdoptUnproven are the namespaces where the operator vouches for
+	// copies with kubernetes-replicator's bookkeeping: adopted without
+	// proof that they came from the source (PushOptions.AdoptUnproven).
+	AdoptUnproven Patterns
 	// DryRun writes nothing, Events included: each write is logged and
 	// counted instead.
 	DryRun bool

@@ -93,7 +93,7 @@ func (c *Controller) planPush(key string, source *Object, owned []any) PushPlan 
 		},
 		Options: PushOptions{
 			Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns,
-			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights,
+			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights, AdoptUnproven: c.opts.AdoptUnproven,
 		},
 	})
 }
