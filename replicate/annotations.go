@@ -53,6 +53,9 @@ func NewAnnotations(prefix string) Annotations {
 // Relevant reports whether annotations carry anything this replicator acts on
 // (as a source, a pull target or a push replica).
 func (a Annotations) Relevant(annotations map[string]string) bool {
+	if _, ok := annotations[refusedMark]; ok {
+		return true
+	}
 	for _, k := range []string{a.ReplicateFrom, a.ReplicationAllowed, a.ReplicateTo, a.ReplicateToMatching, a.ReplicatedFrom} {
 		if _, ok := annotations[k]; ok {
 			return true
@@ -88,4 +91,19 @@ func (a Annotations) pushesOnlyAsReflector(annotations map[string]string) bool {
 	_, to := annotations[a.ReplicateTo]
 	_, matching := annotations[a.ReplicateToMatching]
 	return a.reflectorPushSource(annotations) && !to && !matching && !a.kubedSource(annotations)
+}
+
+// reads reports whether key is an annotation the replicator reads on a
+// source: its own, or one of the dialects' it reads.
+func (a Annotations) reads(key string) bool {
+	prefix := a.ReplicateFrom[:strings.LastIndex(a.ReplicateFrom, "/")+1]
+	switch {
+	case strings.HasPrefix(key, prefix):
+		return true
+	case a.Reflector.on() && strings.HasPrefix(key, ReflectorPrefix):
+		return true
+	case a.KubedSync != "" && key == a.KubedSync:
+		return true
+	}
+	return false
 }

@@ -279,7 +279,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	obj, view := c.get(key)
 	var errs []error
 	pull := false
-	if view != nil {
+	if why, refused := view.refused(); refused {
+		c.event(obj, view, warning(ReasonInvalidAnnotation, "%s", why))
+	} else if view != nil {
 		c.reportSourceProblems(obj, view)
 		_, _, pull = c.opts.Annotations.pullReference(view.Annotations)
 		if pull {

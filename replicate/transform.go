@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"encoding/binary"
 	"hash/maphash"
 	"maps"
@@ -64,6 +65,15 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 			// kube-root-ca.crt, the name of a pushed Secret.
 			m.SetNamespace(intern(m.GetNamespace()))
 			m.SetName(intern(m.GetName()))
+			if _, ns := obj.(*corev1.Namespace); !ns && boundMetadata(m, a) {
+				switch o := obj.(type) {
+				case *corev1.Secret:
+					o.Data, o.StringData = nil, nil
+				case *corev1.ConfigMap:
+					o.Data, o.BinaryData = nil, nil
+				}
+				return obj, nil
+			}
 		}
 		if allowAll {
 			return obj, nil
@@ -104,6 +114,66 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 		}
 		return obj, nil
 	}
+}
+
+// refusedMark is the annotation an object past MaxMetadataBytes is cached
+// with, in place of its labels and annotations: it says why. '#' is not
+// allowed in annotation keys, so no object can carry it, and nothing with
+// it is ever written (the cut object is no source and no target: a push
+// finds it foreign).
+const refusedMark = "replicator#refused"
+
+// boundMetadata keeps what the cache holds of an object the replicator acts
+// on within MaxMetadataBytes, whatever its owner wrote. An object that is only
+// a source (never written: not a pull target, no replica, no copy another
+// tool made) keeps only the annotations the replicator reads; kubectl's
+// last-applied-configuration and the like go. An object that is written
+// keeps them all, since a write carries them. If what is left is still past
+// the limit, the object is cut to its name with refusedMark, and reports
+// true; the controller raises a Warning naming the limit.
+func boundMetadata(m metav1.Object, a Annotations) bool {
+	ann := m.GetAnnotations()
+	if !a.Relevant(ann) && !adoptableCopy(m, a) {
+		return false
+	}
+	_, _, pull := a.pullReference(ann)
+	_, marker := ann[a.ReplicatedFrom]
+	if a.mayBeSource(ann) && !pull && !marker && !adoptableCopy(m, a) {
+		kept := make(map[string]string, len(ann))
+		for k, v := range ann {
+			if a.reads(k) {
+				kept[k] = v
+			}
+		}
+		if len(kept) < len(ann) {
+			ann = kept
+			m.SetAnnotations(kept)
+		}
+	}
+	size := 0
+	for _, meta := range []map[string]string{ann, m.GetLabels()} {
+		for k, v := range meta {
+			size += len(k) + len(v)
+		}
+	}
+	if size <= MaxMetadataBytes {
+		return false
+	}
+	m.SetAnnotations(map[string]string{refusedMark: fmt.Sprintf(
+		"its labels and annotations take %d bytes, more than the %d the replicator accepts on an object it acts on (MaxMetadataBytes): it is neither read nor written", size, MaxMetadataBytes)})
+	m.SetLabels(nil)
+	m.SetOwnerReferences(nil)
+	m.SetFinalizers(nil)
+	return true
+}
+
+// refused returns why the cache holds o cut to its name, if it does.
+func (o *Object) refused() (string, bool) {
+	if o == nil {
+		return "", false
+	}
+	why, ok := o.Annotations[refusedMark]
+	return why, ok
 }
 
 // without returns m without key: m itself if it has no such key, else a

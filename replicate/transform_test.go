@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"maps"
+	"slices"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -408,5 +409,64 @@ func TestCacheTransformNeverWritesIntoAMap(t *testing.T) {
 	}
 	for i := range once {
 		assert.Equal(t, once[i], twice[i], "a second pass changes nothing")
+	}
+}
+
+func TestCacheTransformBoundsWhatAnObjectBrings(t *testing.T) {
+	big := strings.Repeat("x", MaxMetadataBytes)
+	tests := map[string]struct {
+		annotations map[string]string
+		labels      map[string]string
+		refused     bool
+		kept        []string // annotation keys left, when not refused
+	}{
+		"a source keeps only the annotations the replicator reads": {
+			annotations: map[string]string{ann.ReplicateTo: "team-a", corev1.LastAppliedConfigAnnotation: big, "other.example/x": "y"},
+			kept:        []string{ann.ReplicateTo},
+		},
+		"a pull target keeps every annotation: a write carries them": {
+			annotations: map[string]string{ann.ReplicateFrom: "a/b", "other.example/x": "y"},
+			kept:        []string{ann.ReplicateFrom, "other.example/x"},
+		},
+		"a pull target past the limit is cut to its name": {
+			annotations: map[string]string{ann.ReplicateFrom: "a/b", "other.example/x": big},
+			refused:     true,
+		},
+		"a source whose own annotations are past the limit is cut to its name": {
+			annotations: map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: big},
+			refused:     true,
+		},
+		"labels count too: they are copied onto replicas": {
+			annotations: map[string]string{ann.ReplicateTo: "team-a"},
+			labels:      map[string]string{"a": big[:MaxMetadataBytes/2], "b": big[:MaxMetadataBytes/2]},
+			refused:     true,
+		},
+		"a copy another tool made keeps everything, within the limit": {
+			annotations: map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", "other.example/x": "y"},
+			kept:        []string{ann.ReplicatedAt, "other.example/x"},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", Annotations: tt.annotations, Labels: tt.labels},
+				Data:       map[string][]byte{"k": []byte("v")},
+			}
+			out, err := CacheTransform(ann, false)(s)
+			require.NoError(t, err)
+			got := out.(*corev1.Secret)
+			view := Secrets().View(got)
+			why, refused := view.refused()
+			assert.Equal(t, tt.refused, refused)
+			if tt.refused {
+				assert.Contains(t, why, "MaxMetadataBytes")
+				assert.Nil(t, got.Data, "no data kept")
+				assert.Nil(t, got.Labels)
+				assert.Len(t, got.Annotations, 1, "only why")
+				assert.True(t, ann.Relevant(got.Annotations), "the controller looks at it, to say why")
+				return
+			}
+			assert.ElementsMatch(t, tt.kept, slices.Collect(maps.Keys(got.Annotations)))
+		})
 	}
 }
