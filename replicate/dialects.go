@@ -90,7 +90,7 @@ func kubedTargets(source *Object, a Annotations) (*namespaceSet, []Event) {
 	if v == "" || v == "true" {
 		return &namespaceSet{all: true}, nil
 	}
-	sel, err := labels.Parse(v)
+	sel, err := ParseSelector(v)
 	if err != nil {
 		return nil, []Event{*warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.KubedSync, err)}
 	}
@@ -261,7 +261,7 @@ func reflectorSet(annotations map[string]string, listKey, selectorKey string, pa
 		set.patterns = p
 	}
 	if selector != "" {
-		sel, err := labels.Parse(selector)
+		sel, err := ParseSelector(selector)
 		if err != nil {
 			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", selectorKey, err))
 		} else {

@@ -255,3 +255,38 @@ func TestPatternCacheStaysWithinItsBudget(t *testing.T) {
 	}
 	assert.Less(t, c.lru.Len(), 100)
 }
+
+func TestCostlyAnnotationsMatchNothingAndSaySo(t *testing.T) {
+	costly := strings.Repeat("(?i)[[:alpha:]]{450}x,", 10) + "team-a"
+	tests := map[string]struct {
+		annotations map[string]string
+		say         string
+	}{
+		"a pull consent past MaxListCost allows nobody": {
+			annotations: map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: costly}, say: "MaxListCost",
+		},
+		"a pull consent past MaxListBytes allows nobody": {
+			annotations: map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: strings.Repeat("team-a,", MaxListBytes/7+1)}, say: "MaxListBytes",
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			source := &Object{Namespace: "certs", Name: "s", Annotations: tt.annotations}
+			ok, why := Gate{Annotations: ann}.Allows(source, Ref{Namespace: "certs", Name: "s"}, Namespace{Name: "team-a"})
+			assert.False(t, ok)
+			assert.Contains(t, why, tt.say)
+		})
+	}
+
+	source := &Object{Namespace: "certs", Name: "s", Annotations: map[string]string{
+		ann.ReplicateTo: costly, ann.ReplicateToMatching: "team in (" + strings.Repeat("a,", MaxSelectorBytes/2) + "b)",
+	}}
+	targets, problems := PushTargets(source, []Namespace{{Name: "team-a", Labels: map[string]string{"team": "b"}}}, PushOptions{Annotations: ann})
+	assert.Empty(t, targets, "push targets past their limits match nothing")
+	var said []string
+	for _, p := range problems {
+		said = append(said, p.Message)
+	}
+	assert.Contains(t, strings.Join(said, "\n"), "MaxListCost")
+	assert.Contains(t, strings.Join(said, "\n"), "MaxSelectorBytes")
+}

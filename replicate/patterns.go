@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Limits on pattern lists. Whoever can write one namespace can write any
@@ -344,4 +346,14 @@ func (p PatternParser) parse(list string) (Patterns, []error) {
 		return ParsePatterns(list)
 	}
 	return p(list)
+}
+
+// ParseSelector parses a label selector an annotation holds, within
+// MaxSelectorBytes: its parse and its matching against every namespace then
+// cost little whatever it says.
+func ParseSelector(s string) (labels.Selector, error) {
+	if len(s) > MaxSelectorBytes {
+		return nil, fmt.Errorf("%d bytes long, more than the %d accepted (MaxSelectorBytes)", len(s), MaxSelectorBytes)
+	}
+	return labels.Parse(s)
 }

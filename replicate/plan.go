@@ -279,9 +279,16 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 		if !ok {
 			return check(key, false, "", missing)
 		}
-		patterns, _ := g.Parse.parse(list)
+		patterns, errs := g.Parse.parse(list)
 		entry, match := patterns.MatchEntry(name)
-		return check(key, match, fmt.Sprintf("%q matches %s (entry %q)", list, name, entry), mismatch)
+		if !match && len(errs) > 0 {
+			// Say which limit or error kept an entry from matching.
+			mismatch += fmt.Sprintf("; %s: %v", key, errs[0])
+			if len(errs) > 1 {
+				mismatch += fmt.Sprintf(" (and %d more refused entries)", len(errs)-1)
+			}
+		}
+		return check(key, match, fmt.Sprintf("%q matches %s (entry %q)", shorten(list), name, entry), mismatch)
 	}
 	if !listCheck(a.ReplicationAllowedNS, namespace, fmt.Sprintf("source %s has no %s", ref, a.ReplicationAllowedNS),
 		fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)) || ref.Cluster == "" {
@@ -594,7 +601,7 @@ func pushSets(source *Object, opts PushOptions) ([]*namespaceSet, []Event) {
 		ours.patterns = patterns
 	}
 	if s := strings.TrimSpace(source.Annotations[a.ReplicateToMatching]); s != "" {
-		sel, err := labels.Parse(s)
+		sel, err := ParseSelector(s)
 		if err != nil {
 			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.ReplicateToMatching, err))
 		} else {

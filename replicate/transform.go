@@ -2,8 +2,8 @@ package replicate
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"maps"
 	"slices"

@@ -2,9 +2,9 @@ package replicate
 
 import (
 	"maps"
-	"slices"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
