@@ -30,8 +30,13 @@ func TestSwitchingAdoptsTheCopiesOtherReplicatorsMade(t *testing.T) {
 		s.Labels = labels
 		e.create(s)
 	}
-	// kubernetes-replicator: its bookkeeping under our prefix, no marker.
-	copyIn(byReplicator, map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z", e.a.ReplicatedFromVersion: "12345", e.a.ReplicatedKeys: "tls.crt,tls.key"}, nil)
+	// The source as kubernetes-replicator left it, pushing.
+	all := byReplicator + "," + byReflector + "," + byKubed + "," + lookAlike
+	source := e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicateTo: all}))
+	// kubernetes-replicator: its bookkeeping under our prefix, no marker,
+	// the version of the source it copied (the source has not changed
+	// since).
+	copyIn(byReplicator, map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z", e.a.ReplicatedFromVersion: source.ResourceVersion, e.a.ReplicatedKeys: "tls.crt,tls.key"}, nil)
 	// reflector: an auto copy naming its source.
 	copyIn(byReflector, map[string]string{
 		"reflector.v1.k8s.emberstack.com/reflects":          certs + "/wildcard",
@@ -46,8 +51,6 @@ func TestSwitchingAdoptsTheCopiesOtherReplicatorsMade(t *testing.T) {
 	e.create(secret(lookAlike, "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
 
 	e.start()
-	all := byReplicator + "," + byReflector + "," + byKubed + "," + lookAlike
-	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicateTo: all}))
 	adopted := []string{byReplicator, byReflector, byKubed}
 	for _, ns := range adopted {
 		s := e.waitData(ns, "wildcard", tlsV1)
@@ -82,11 +85,12 @@ func TestSwitchingAdoptsTheCopiesOtherReplicatorsMade(t *testing.T) {
 func TestDryRunWritesNothingAndSaysWhatItWould(t *testing.T) {
 	e := newEnv(t)
 	certs, app, fresh, copied, stale := e.ns("certs", nil), e.ns("app", nil), e.ns("fresh", nil), e.ns("copied", nil), e.ns("stale", nil)
-	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, map[string]string{
+	source := e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, map[string]string{
 		e.a.ReplicationAllowed: "true", e.a.ReplicationAllowedNS: app, e.a.ReplicateTo: fresh + "," + copied,
 	}))
 	e.create(e.tlsPlaceholder(app, "wildcard", certs+"/wildcard"))
-	e.create(secret(copied, "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD-CERT", "tls.key": "OLD-KEY"}, map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z"}))
+	e.create(secret(copied, "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD-CERT", "tls.key": "OLD-KEY"},
+		map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z", e.a.ReplicatedFromVersion: source.ResourceVersion}))
 	e.create(secret(stale, "wildcard", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicatedFrom: certs + "/wildcard"}))
 
 	p := e.startReplicator("dry-run", "--annotation-prefix", e.prefix, "--dry-run", "--log-format=json")
@@ -326,8 +330,8 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 		e.create(s)
 	}
 	// kubernetes-replicator's source and its copy.
-	e.create(secret(certs, "kr-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicateTo: krNS + "," + plain}))
-	copyOf(krNS, "kr-tls", map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z", e.a.ReplicatedFromVersion: "12345", e.a.ReplicatedKeys: "tls.crt,tls.key"}, nil)
+	krSource := e.create(secret(certs, "kr-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{e.a.ReplicateTo: krNS + "," + plain}))
+	copyOf(krNS, "kr-tls", map[string]string{e.a.ReplicatedAt: "2026-01-01T00:00:00Z", e.a.ReplicatedFromVersion: krSource.ResourceVersion, e.a.ReplicatedKeys: "tls.crt,tls.key"}, nil)
 	// reflector's source, its auto copy and a mirror it filled.
 	e.create(secret(certs, "reflector-tls", corev1.SecretTypeTLS, tlsV1, reflectorRecipe(reflNS+","+plain+","+fresh)))
 	copyOf(reflNS, "reflector-tls", map[string]string{
