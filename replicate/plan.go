@@ -288,7 +288,7 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 				mismatch += fmt.Sprintf(" (and %d more refused entries)", len(errs)-1)
 			}
 		}
-		return check(key, match, fmt.Sprintf("%q matches %s (entry %q)", shorten(list), name, entry), mismatch)
+		return check(key, match, fmt.Sprintf("%q matches %s (entry %q)", list, name, entry), mismatch)
 	}
 	if !listCheck(a.ReplicationAllowedNS, namespace, fmt.Sprintf("source %s has no %s", ref, a.ReplicationAllowedNS),
 		fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)) || ref.Cluster == "" {
