@@ -270,3 +270,41 @@ spec:
 		t.Error("no Deployment: want an error")
 	}
 }
+
+func TestVersionOf(t *testing.T) {
+	for in, want := range map[string]int{"v0": 0, "v1": 1, "v123": 123, "": 0, "1": 0, "v": 0, "vx": 0, "v-1": -1} {
+		if got := versionOf(in); got != want {
+			t.Errorf("versionOf(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestProberObserve(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	p := newProber(nil, t0)
+	for v := 1; v <= 4; v++ {
+		p.pending[v] = probeSample{At: float64(v), start: at(float64(v))}
+	}
+	p.observe(0, at(1.5)) // nothing arrived yet
+	if len(p.samples) != 0 {
+		t.Fatalf("samples %v", p.samples)
+	}
+	p.observe(2, at(2.5)) // 1 and 2 arrived together (1 skipped is fine)
+	p.observe(1, at(2.6)) // a placeholder read late never goes back
+	end := 3 + probeTimeout.Seconds() + 0.5
+	p.observe(2, at(end)) // 3 timed out, 4 not yet
+	p.pending[5] = probeSample{At: end - 0.5, start: at(end - 0.5)}
+	p.finish(at(end)) // 4 waited past the target: counted; 5 waited 0.5 s: dropped
+	var got []string
+	for _, s := range p.all() {
+		got = append(got, fmt.Sprintf("%.0f:%.1f:%v", s.At, s.Seconds, s.OK))
+	}
+	want := []string{"1:1.5:true", "2:0.5:true", fmt.Sprintf("3:%.1f:false", probeTimeout.Seconds()), fmt.Sprintf("4:%.1f:false", end-4)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("samples %v, want %v", got, want)
+	}
+	if len(p.pending) != 0 {
+		t.Errorf("pending after finish: %v", p.pending)
+	}
+}
