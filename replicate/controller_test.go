@@ -939,3 +939,27 @@ func TestControllerConflictsAreNoFight(t *testing.T) {
 	assert.Zero(t, testutil.ToFloat64(h.metrics.fights.WithLabelValues("Secret", "pull")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "pull", "update")))
 }
+
+func TestControllerRefusesWhatIsPastTheLimitsAndSaysSoBriefly(t *testing.T) {
+	big := strings.Repeat("x", MaxMetadataBytes)
+	// A placeholder whose annotations are past MaxMetadataBytes: never
+	// read nor written, whatever it asks.
+	bloated := secret("tenant", "bloated", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard", "other.example/pad": big})
+	// A reference too long to be one, quoted in the Warning.
+	long := secret("tenant", "long", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/" + strings.Repeat("n", 20000)})
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "tenant"})
+	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("tenant", nil), source, bloated, long)
+	h.drain(t)
+	assert.Empty(t, writes(h.client), "nothing written")
+	var events []string
+	for len(h.recorder.Events) > 0 {
+		events = append(events, <-h.recorder.Events)
+	}
+	all := strings.Join(events, "\n")
+	assert.Contains(t, all, "Warning InvalidAnnotation its labels and annotations take")
+	assert.Contains(t, all, "MaxMetadataBytes")
+	for _, e := range events {
+		assert.LessOrEqual(t, len(e), maxEventMessage+100, "an Event quotes at most a little of what an annotation says")
+	}
+}

@@ -294,6 +294,13 @@ func isNamespaceGone(err error) bool {
 
 // event records an Event on obj and logs warnings with the object's fields.
 func (c *Controller) event(obj any, o *Object, e *Event) {
+	if len(e.Message) > maxEventMessage {
+		// Messages quote annotations, which anyone can make long: the
+		// recorder, its correlator and the log hold each one.
+		short := *e
+		short.Message = strings.ToValidUTF8(e.Message[:maxEventMessage], "") + "..."
+		e = &short
+	}
 	if e.Type == Warning {
 		c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), e.Reason).Inc()
 	}
@@ -304,6 +311,10 @@ func (c *Controller) event(obj any, o *Object, e *Event) {
 		c.recordEvent(obj, e.Type, e.Reason, e.Message)
 	}
 }
+
+// maxEventMessage is the longest Event message recorded and logged, in
+// bytes.
+const maxEventMessage = 2048
 
 func (c *Controller) recordEvent(obj any, typ EventType, reason, message string) {
 	ro, ok := obj.(runtime.Object)
