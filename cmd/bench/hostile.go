@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -718,6 +719,13 @@ type hostilePhase struct {
 	RestartPeakRSS       float64    `json:"restartPeakRSSMiB"`
 	RestartLogBytes      int64      `json:"restartLogBytes"`
 	RestartUse           processUse `json:"restartUse"`
+	// CPU is what the phase cost from the first probe to the last: CPU
+	// seconds of the lab's processes (the replicators' are in Use and
+	// RestartUse), how busy the machine was, and the CPU seconds spent
+	// outside the lab (other work on the machine, which the figures share
+	// it with).
+	CPU        cpuUse  `json:"cpu"`
+	OutsideLab float64 `json:"outsideLabCPUSeconds"`
 	// Exited says how a replicator process ended before it was stopped.
 	Exited  string                    `json:"exited,omitempty"`
 	Windows map[string]latencySummary `json:"windows"`
@@ -744,22 +752,23 @@ func runHostile(o hostileOptions, out string) error {
 	if o.kind != "configmap" && o.kind != "secret" {
 		return fmt.Errorf("-hostile-kind: %q is neither configmap nor secret", o.kind)
 	}
-	manifest, err := os.ReadFile(o.manifest)
+	dir, err := os.MkdirTemp("", "replicator-hostile-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	binary, src, from, err := buildReplicator(dir, o.commit)
+	if err != nil {
+		return err
+	}
+	// The chart of the same commit.
+	manifest, err := os.ReadFile(filepath.Join(src, o.manifest))
 	if err != nil {
 		return err
 	}
 	args, err := chartArgs(manifest)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.manifest, err)
-	}
-	dir, err := os.MkdirTemp("", "replicator-hostile-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	binary, from, err := buildReplicator(dir, o.commit)
-	if err != nil {
-		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: the replicator built from %s\n", from)
 	o.binary = binary
@@ -810,22 +819,23 @@ func met(ok bool) string {
 
 // buildReplicator builds the replicator once, for every phase: from the
 // working tree, or from the commit rev names (through git archive, leaving
-// the working tree and the repository as they are). It returns the binary
-// and what it was built from: the commit, with "+dirty" and a digest of the
-// differences when the working tree differs from it.
-func buildReplicator(dir, rev string) (binary, from string, err error) {
-	src := "."
+// the working tree and the repository as they are). It returns the binary,
+// the folder it was built in, and what it was built from: the commit, with
+// "+dirty" and a digest of the differences when the working tree differs
+// from it.
+func buildReplicator(dir, rev string) (binary, src, from string, err error) {
+	src = "."
 	if rev != "" {
 		src = filepath.Join(dir, "src")
 		if err := os.MkdirAll(src, 0o755); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 		if out, err := exec.Command("sh", "-c", `git archive "$1" | tar -x -C "$2"`, "sh", rev, src).CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("git archive %s: %v: %s", rev, err, out)
+			return "", "", "", fmt.Errorf("git archive %s: %v: %s", rev, err, out)
 		}
 		c, err := exec.Command("git", "rev-parse", "--short", rev+"^{commit}").Output()
 		if err != nil {
-			return "", "", fmt.Errorf("git rev-parse %s: %v", rev, err)
+			return "", "", "", fmt.Errorf("git rev-parse %s: %v", rev, err)
 		}
 		from = strings.TrimSpace(string(c))
 	} else {
@@ -835,9 +845,9 @@ func buildReplicator(dir, rev string) (binary, from string, err error) {
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Dir = src
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("building the replicator from %s: %v: %s", from, err, out)
+		return "", "", "", fmt.Errorf("building the replicator from %s: %v: %s", from, err, out)
 	}
-	return binary, from, nil
+	return binary, src, from, nil
 }
 
 // binaryPaths are the files the replicator's binary is built from (a
@@ -1003,6 +1013,13 @@ func (b *bench) hostilePhase(name string, args []string, flavours []flavour, o h
 		return res, fmt.Errorf("the placeholders were not filled within a minute (%v)\n%s", err, logs.String())
 	}
 
+	labPids := func() map[string]int {
+		pids := lab.Cluster.Pids()
+		pids["bench"] = os.Getpid()
+		return pids
+	}
+	cpuBefore := sampleCPU(labPids())
+	replicatorBefore, _ := processCPU(r.Pid())
 	begin := time.Now()
 	p := newProber(b, begin)
 	probeCtx, stopProbe := context.WithCancel(ctx)
@@ -1089,6 +1106,19 @@ func (b *bench) hostilePhase(name string, args []string, flavours []flavour, o h
 	}
 	stopProbe()
 	<-probing
+	cpuAfter := sampleCPU(labPids())
+	res.CPU = cpuAfter.since(cpuBefore)
+	inLab := res.Use.CPUSeconds - replicatorBefore + res.RestartUse.CPUSeconds
+	for _, s := range res.CPU.Seconds {
+		inLab += s
+	}
+	res.OutsideLab = cpuAfter.machine - cpuBefore.machine - inLab
+	var cpu []string
+	for _, n := range slices.Sorted(maps.Keys(res.CPU.Seconds)) {
+		cpu = append(cpu, fmt.Sprintf("%s %.0f", n, res.CPU.Seconds[n]))
+	}
+	b.record(name+": the machine", 100*res.CPU.Busy, "% busy", fmt.Sprintf("CPU s: %s, replicator %.0f; outside the lab (other work on this machine) %.0f",
+		strings.Join(cpu, ", "), res.Use.CPUSeconds-replicatorBefore+res.RestartUse.CPUSeconds, res.OutsideLab))
 
 	var counted []probeSample
 	byWindow := map[string][]probeSample{}

@@ -70,7 +70,7 @@ func main() {
 	hostileAfter := flag.Duration("hostile-after", 30*time.Second, "hostile mode: the least time to wait (and probe) after the creation and after the restart, before the replicator counts as settled")
 	hostileMost := flag.Duration("hostile-settle-max", 5*time.Minute, "hostile mode: the most time to wait for the replicator to settle")
 	hostileNamespaces := flag.Int("hostile-namespaces", 0, "hostile mode: more namespaces (names of 63 bytes) for push lists and selectors to be matched against")
-	hostileCommit := flag.String("hostile-commit", "", "hostile mode: build the replicator from this commit (git archive) instead of the working tree")
+	hostileCommit := flag.String("hostile-commit", "", "hostile mode: build the replicator, and read -hostile-chart, from this commit (git archive) instead of the working tree")
 	flag.Parse()
 	if *hostile > 0 {
 		o := hostileOptions{n: *hostile, kind: *hostileKind, binDir: *binDir, manifest: *hostileChart, extra: strings.Fields(*extra),
