@@ -1,6 +1,9 @@
 package replicate
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 // DefaultPrefix is kubernetes-replicator's annotation prefix, so that manifests
 // written for it (and cert-manager's documentation) work unchanged.
@@ -106,4 +109,25 @@ func (a Annotations) reads(key string) bool {
 		return true
 	}
 	return false
+}
+
+// pastItsLimit says what limit of its own the value of annotation key is
+// past, if it is a pattern list or a selector the replicator reads and is
+// longer than such a value may be; nil otherwise. It never compiles
+// anything.
+func (a Annotations) pastItsLimit(key, value string) error {
+	r := a.Reflector
+	switch key {
+	case "":
+		return nil
+	case a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo, r.AllowedNamespaces, r.AutoNamespaces:
+		if len(value) <= MaxListBytes {
+			return nil
+		}
+		_, errs := ParsePatterns(value)
+		return errors.Join(errs...)
+	case a.ReplicateToMatching, a.KubedSync, r.AllowedSelector, r.AutoSelector:
+		return selectorLength(value)
+	}
+	return nil
 }

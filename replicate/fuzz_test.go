@@ -165,7 +165,7 @@ func TestPatternCostLimits(t *testing.T) {
 			list: strings.Repeat("[a-z]{60}x,", 40), match: "ax", refused: "MaxListCost", wholeBad: true,
 		},
 		"a list longer than MaxListBytes is refused whole": {
-			list: strings.Repeat("a,", MaxListBytes), match: "a", refused: "MaxListBytes", wholeBad: true,
+			list: strings.Repeat(strings.Repeat("a", 39)+",", MaxListBytes/40+1), match: strings.Repeat("a", 39), refused: "MaxListBytes", wholeBad: true,
 		},
 	}
 	for name, tt := range tests {
@@ -266,7 +266,7 @@ func TestCostlyAnnotationsMatchNothingAndSaySo(t *testing.T) {
 			annotations: map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: costly}, say: "MaxListCost",
 		},
 		"a pull consent past MaxListBytes allows nobody": {
-			annotations: map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: strings.Repeat("team-a,", MaxListBytes/7+1)}, say: "MaxListBytes",
+			annotations: map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: strings.Repeat("team-a-with-a-longer-name-than-most,", MaxListBytes/36+1)}, say: "MaxListBytes",
 		},
 	}
 	for name, tt := range tests {

@@ -110,10 +110,6 @@ func shorten(s string) string {
 // compiled before its cost is known.
 func ParsePatterns(list string) (Patterns, []error) {
 	var p Patterns
-	if len(list) > MaxListBytes {
-		return p, []error{&ListError{Limit: fmt.Sprintf("MaxListBytes %d", MaxListBytes),
-			Err: fmt.Errorf("the list is %d bytes long, more than the %d accepted (MaxListBytes): it matches nothing", len(list), MaxListBytes)}}
-	}
 	n := 0
 	for entry := range strings.SplitSeq(list, ",") {
 		if strings.TrimSpace(entry) != "" {
@@ -123,6 +119,10 @@ func ParsePatterns(list string) (Patterns, []error) {
 	if n > MaxPatterns {
 		return p, []error{&ListError{Limit: fmt.Sprintf("MaxPatterns %d", MaxPatterns),
 			Err: fmt.Errorf("the list has %d entries, more than the %d accepted (MaxPatterns): it matches nothing", n, MaxPatterns)}}
+	}
+	if len(list) > MaxListBytes {
+		return p, []error{&ListError{Limit: fmt.Sprintf("MaxListBytes %d", MaxListBytes),
+			Err: fmt.Errorf("the list is %d bytes long, more than the %d accepted (MaxListBytes): it matches nothing", len(list), MaxListBytes)}}
 	}
 	var errs []error
 	type pending struct {
@@ -352,8 +352,16 @@ func (p PatternParser) parse(list string) (Patterns, []error) {
 // MaxSelectorBytes: its parse and its matching against every namespace then
 // cost little whatever it says.
 func ParseSelector(s string) (labels.Selector, error) {
-	if len(s) > MaxSelectorBytes {
-		return nil, fmt.Errorf("%d bytes long, more than the %d accepted (MaxSelectorBytes)", len(s), MaxSelectorBytes)
+	if err := selectorLength(s); err != nil {
+		return nil, err
 	}
 	return labels.Parse(s)
+}
+
+// selectorLength refuses a selector longer than MaxSelectorBytes.
+func selectorLength(s string) error {
+	if len(s) > MaxSelectorBytes {
+		return fmt.Errorf("%d bytes long, more than the %d accepted (MaxSelectorBytes)", len(s), MaxSelectorBytes)
+	}
+	return nil
 }

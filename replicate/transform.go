@@ -159,8 +159,13 @@ func boundMetadata(m metav1.Object, a Annotations) bool {
 	if size <= MaxMetadataBytes {
 		return false
 	}
-	m.SetAnnotations(map[string]string{refusedMark: fmt.Sprintf(
-		"its labels and annotations take %d bytes, more than the %d the replicator accepts on an object it acts on (MaxMetadataBytes): it is neither read nor written", size, MaxMetadataBytes)})
+	why := fmt.Sprintf("its labels and annotations take %d bytes, more than the %d the replicator accepts on an object it acts on (MaxMetadataBytes): it is neither read nor written", size, MaxMetadataBytes)
+	for _, k := range slices.Sorted(maps.Keys(ann)) {
+		if err := a.pastItsLimit(k, ann[k]); err != nil {
+			why += fmt.Sprintf("; %s: %v", k, err)
+		}
+	}
+	m.SetAnnotations(map[string]string{refusedMark: why})
 	m.SetLabels(nil)
 	m.SetOwnerReferences(nil)
 	m.SetFinalizers(nil)

@@ -418,8 +418,13 @@ func TestCacheTransformBoundsWhatAnObjectBrings(t *testing.T) {
 		annotations map[string]string
 		labels      map[string]string
 		refused     bool
+		says        string   // besides MaxMetadataBytes, when refused
 		kept        []string // annotation keys left, when not refused
 	}{
+		"a list past its own limits is named with the limit": {
+			annotations: map[string]string{ann.ReplicateTo: strings.Repeat("team-a,", 5000)},
+			refused:     true, says: ann.ReplicateTo + ": the list has 5000 entries, more than the 1000 accepted (MaxPatterns)",
+		},
 		"a source keeps only the annotations the replicator reads": {
 			annotations: map[string]string{ann.ReplicateTo: "team-a", corev1.LastAppliedConfigAnnotation: big, "other.example/x": "y"},
 			kept:        []string{ann.ReplicateTo},
@@ -460,6 +465,7 @@ func TestCacheTransformBoundsWhatAnObjectBrings(t *testing.T) {
 			assert.Equal(t, tt.refused, refused)
 			if tt.refused {
 				assert.Contains(t, why, "MaxMetadataBytes")
+				assert.Contains(t, why, tt.says)
 				assert.Nil(t, got.Data, "no data kept")
 				assert.Nil(t, got.Labels)
 				assert.Len(t, got.Annotations, 1, "only why")
