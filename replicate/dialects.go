@@ -255,9 +255,7 @@ func reflectorSet(annotations map[string]string, listKey, selectorKey string, pa
 	set := &namespaceSet{}
 	if list != "" {
 		p, errs := parse.parse(list)
-		for _, err := range errs {
-			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %v", listKey, err))
-		}
+		problems = append(problems, listProblems(listKey, errs)...)
 		set.patterns = p
 	}
 	if selector != "" {

@@ -128,7 +128,7 @@ func TestPatternListLimits(t *testing.T) {
 	p, errs = ParsePatterns(strings.Join(names, ","))
 	assert.Empty(t, errs, "a thousand plain names are accepted")
 	assert.True(t, p.Match("team-999"))
-	assert.Empty(t, p.res, "and compared, not compiled")
+	assert.Nil(t, p.exprs, "and compared, not compiled")
 
 	long := strings.Repeat("a", MaxPatternLength+1)
 	p, errs = ParsePatterns(long + ",b")
@@ -229,35 +229,52 @@ func TestCachedPatternParser(t *testing.T) {
 	parse := CachedPatternParser(1 << 20)
 	a1, _ := parse("a|b")
 	a2, _ := parse("a|b")
-	require.NotEmpty(t, a1.res)
-	assert.Same(t, a1.res[0], a2.res[0], "compiled once")
+	require.NotNil(t, a1.exprs)
+	assert.Same(t, a1.exprs, a2.exprs, "parsed once")
+	assert.True(t, a1.Match("a"))
+	assert.Same(t, a1.compiled()[0], a2.compiled()[0], "compiled once")
 	_, errs := parse("a(")
 	assert.Len(t, errs, 1, "errors are remembered too")
 
 	// The cache holds what fits in its budget, however many lists that is:
 	// the costliest lists push older ones out, never grow it.
-	costly := func(i int) string { return fmt.Sprintf("[a-z]{%d}x%d", 400+i%50, i) }
+	costly := func(i int) string { return fmt.Sprintf("[a-z]{%d}x%d", 100+i%40, i) }
 	for i := range 200 {
-		parse(costly(i))
+		p, errs := parse(costly(i))
+		require.Empty(t, errs)
+		require.False(t, p.Empty())
 	}
-	c1, _ := parse(costly(0))
-	c2, _ := parse(costly(0))
-	assert.Same(t, c1.res[0], c2.res[0], "the list read last is kept")
+	c1, _ := parse(costly(199))
+	c2, _ := parse(costly(199))
+	assert.Same(t, c1.exprs, c2.exprs, "the list read last is kept")
 	again, _ := parse("a|b")
-	assert.NotSame(t, a1.res[0], again.res[0], "older lists were pushed out")
+	assert.NotSame(t, a1.exprs, again.exprs, "older lists were pushed out")
 }
 
 func TestPatternCacheStaysWithinItsBudget(t *testing.T) {
 	c := &patternCache{budget: 1 << 20, byList: map[string]*list.Element{}, lru: list.New()}
 	for i := range 1000 {
-		c.parse(fmt.Sprintf("[a-z]{450}x%d", i))
+		_, errs := c.parse(fmt.Sprintf("[a-z]{130}x%d", i))
+		require.Empty(t, errs)
 		require.LessOrEqual(t, c.used, c.budget)
 	}
 	assert.Less(t, c.lru.Len(), 100)
 }
 
+// Reading a list to report on it, or to refuse it, compiles nothing: only
+// matching a name does.
+func TestPatternsCompileWhenMatched(t *testing.T) {
+	p, errs := ParsePatterns("team-[a-z]+,ops")
+	require.Empty(t, errs)
+	assert.Nil(t, p.exprs.res, "not compiled yet")
+	assert.True(t, p.Match("ops"), "a plain name needs no expression")
+	assert.Nil(t, p.exprs.res)
+	assert.True(t, p.Match("team-a"))
+	assert.Len(t, p.exprs.res, 1)
+}
+
 func TestCostlyAnnotationsMatchNothingAndSaySo(t *testing.T) {
-	costly := strings.Repeat("(?i)[[:alpha:]]{450}x,", 10) + "team-a"
+	costly := strings.Repeat("(?i)[[:alpha:]]{130}x,", 10) + "team-a"
 	tests := map[string]struct {
 		annotations map[string]string
 		say         string
@@ -289,4 +306,12 @@ func TestCostlyAnnotationsMatchNothingAndSaySo(t *testing.T) {
 	}
 	assert.Contains(t, strings.Join(said, "\n"), "MaxListCost")
 	assert.Contains(t, strings.Join(said, "\n"), "MaxSelectorBytes")
+
+	// A thousand refused entries are one Warning, not a thousand.
+	source.Annotations = map[string]string{ann.ReplicateTo: strings.Repeat("[a-z]{450},", 999) + "team-a"}
+	targets, problems = PushTargets(source, []Namespace{{Name: "team-a"}}, PushOptions{Annotations: ann})
+	assert.True(t, targets["team-a"], "the entries within the limits apply")
+	require.Len(t, problems, 1)
+	assert.Contains(t, problems[0].Message, "MaxPatternCost")
+	assert.Contains(t, problems[0].Message, "and 998 more refused entries")
 }

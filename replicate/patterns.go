@@ -31,12 +31,12 @@ const (
 	// MaxPatternCost is the most an entry that is a regular expression may
 	// cost: about one unit per instruction it compiles to (see
 	// PatternCost); a costlier entry is refused and matches nothing.
-	// "[a-z0-9-]{1,63}" costs about 140.
-	MaxPatternCost = 1000
+	// "team-[a-z0-9]+" costs 18, "[a-z0-9-]{63}" about 140.
+	MaxPatternCost = 300
 	// MaxListCost is the most the regular expressions of one list may cost
 	// together; a costlier list is refused as a whole and matches nothing.
 	// Plain names cost nothing: they are compared, not compiled.
-	MaxListCost = 4000
+	MaxListCost = 1000
 	// MaxSelectorBytes is the longest label selector an annotation may hold
 	// (replicate-to-matching, kubed's sync, reflector's selectors); a
 	// longer one is refused and selects nothing.
@@ -61,16 +61,42 @@ const entryOverhead = 10
 
 // Patterns is a parsed pattern list: comma-separated RE2 expressions, each of
 // which must match a whole name. Entries without metacharacters are plain
-// names, compared rather than compiled.
+// names, compared rather than compiled. Expressions are compiled the first
+// time the list is matched against a name: reading a list only to report
+// what is wrong with it, or to learn that it is refused, compiles nothing.
 type Patterns struct {
 	names map[string]bool
-	res   []*regexp.Regexp
-	// entries are the entries as written, one per compiled expression.
+	// entries are the expressions as written.
 	entries []string
+	exprs   *compiledExprs
 	// cost is the list's cost (MaxListCost), size what holding it takes,
-	// roughly, in bytes.
+	// roughly, in bytes, once compiled.
 	cost, size int
 }
+
+// compiledExprs are a list's expressions, compiled once.
+type compiledExprs struct {
+	once sync.Once
+	res  []*regexp.Regexp
+}
+
+// compiled returns the list's expressions compiled, one per entry (nil for
+// an entry that does not compile after all).
+func (p Patterns) compiled() []*regexp.Regexp {
+	if p.exprs == nil {
+		return nil
+	}
+	p.exprs.once.Do(func() {
+		p.exprs.res = make([]*regexp.Regexp, len(p.entries))
+		for i, e := range p.entries {
+			p.exprs.res[i], _ = regexp.Compile(anchored(e))
+		}
+	})
+	return p.exprs.res
+}
+
+// anchored is entry as it is compiled: matching whole names only.
+func anchored(entry string) string { return "^(?:" + entry + ")$" }
 
 // PatternError reports one entry of a pattern list that does not compile or
 // is past a limit.
@@ -125,11 +151,6 @@ func ParsePatterns(list string) (Patterns, []error) {
 			Err: fmt.Errorf("the list is %d bytes long, more than the %d accepted (MaxListBytes): it matches nothing", len(list), MaxListBytes)}}
 	}
 	var errs []error
-	type pending struct {
-		entry string
-		re    *syntax.Regexp
-	}
-	var compile []pending
 	for entry := range strings.SplitSeq(list, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
@@ -147,7 +168,7 @@ func ParsePatterns(list string) (Patterns, []error) {
 			p.size += len(entry) + 16
 			continue
 		}
-		re, cost, err := parseEntry(entry)
+		cost, err := PatternCost(entry)
 		switch {
 		case err != nil:
 			errs = append(errs, &PatternError{Entry: entry, Err: fmt.Errorf("does not compile: %w", err)})
@@ -157,41 +178,19 @@ func ParsePatterns(list string) (Patterns, []error) {
 			continue
 		}
 		p.cost += cost
-		compile = append(compile, pending{entry, re})
+		p.entries = append(p.entries, entry)
+		p.size += len(entry)
 	}
 	if p.cost > MaxListCost {
 		return Patterns{}, []error{&ListError{Limit: fmt.Sprintf("MaxListCost %d", MaxListCost),
 			Err: fmt.Errorf("the list's expressions cost %d to compile and match, more than the %d accepted (MaxListCost; plain names cost nothing): it matches nothing", p.cost, MaxListCost)}}
 	}
-	for _, c := range compile {
-		re, err := regexp.Compile("^(?:" + c.entry + ")$")
-		if err != nil {
-			errs = append(errs, &PatternError{Entry: c.entry, Err: fmt.Errorf("does not compile: %w", err)})
-			continue
-		}
-		p.res = append(p.res, re)
-		p.entries = append(p.entries, c.entry)
-		p.size += len(c.entry)
+	if len(p.entries) > 0 {
+		p.exprs = &compiledExprs{}
 	}
-	// About 150 bytes an instruction, the overhead included.
+	// About 150 bytes an instruction once compiled, the overhead included.
 	p.size += p.cost * 150
 	return p, errs
-}
-
-// plainName reports whether entry has no metacharacter: it then matches
-// exactly itself, and is compared rather than compiled.
-func plainName(entry string) bool {
-	return utf8.ValidString(entry) && regexp.QuoteMeta(entry) == entry
-}
-
-// parseEntry parses an entry as ParsePatterns anchors it and returns its
-// cost (PatternCost).
-func parseEntry(entry string) (*syntax.Regexp, int, error) {
-	re, err := syntax.Parse("^(?:"+entry+")$", syntax.Perl)
-	if err != nil {
-		return nil, 0, err
-	}
-	return re, progSize(re) + entryOverhead, nil
 }
 
 // PatternCost returns what an entry of a pattern list costs, as MaxPatternCost
@@ -203,8 +202,17 @@ func PatternCost(entry string) (int, error) {
 	if plainName(entry) {
 		return 0, nil
 	}
-	_, cost, err := parseEntry(entry)
-	return cost, err
+	re, err := syntax.Parse(anchored(entry), syntax.Perl)
+	if err != nil {
+		return 0, err
+	}
+	return progSize(re) + entryOverhead, nil
+}
+
+// plainName reports whether entry has no metacharacter: it then matches
+// exactly itself, and is compared rather than compiled.
+func plainName(entry string) bool {
+	return utf8.ValidString(entry) && regexp.QuoteMeta(entry) == entry
 }
 
 // costCap keeps progSize's sums far from overflowing: anything past it is
@@ -264,8 +272,8 @@ func (p Patterns) MatchEntry(name string) (string, bool) {
 	if p.names[name] {
 		return name, true
 	}
-	for i, re := range p.res {
-		if re.MatchString(name) {
+	for i, re := range p.compiled() {
+		if re != nil && re.MatchString(name) {
 			return p.entries[i], true
 		}
 	}
@@ -277,7 +285,7 @@ func (p Patterns) MatchEntry(name string) (string, bool) {
 func (p Patterns) Names(name string) bool { return p.names[name] }
 
 // Empty reports whether the list has no entry that can match.
-func (p Patterns) Empty() bool { return len(p.names) == 0 && len(p.res) == 0 }
+func (p Patterns) Empty() bool { return len(p.names) == 0 && len(p.entries) == 0 }
 
 // PatternParser parses pattern lists; see ParsePatterns.
 type PatternParser func(list string) (Patterns, []error)
@@ -364,4 +372,19 @@ func selectorLength(s string) error {
 		return fmt.Errorf("%d bytes long, more than the %d accepted (MaxSelectorBytes)", len(s), MaxSelectorBytes)
 	}
 	return nil
+}
+
+// listProblems is the one Warning that reports what is wrong with the
+// pattern list of annotation key: its first problem and how many more there
+// are. A list can hold a thousand bad entries; an Event and a log line for
+// each would cost more than the list.
+func listProblems(key string, errs []error) []Event {
+	if len(errs) == 0 {
+		return nil
+	}
+	e := warning(ReasonInvalidAnnotation, "%s: %v", key, errs[0])
+	if len(errs) > 1 {
+		e.Message += fmt.Sprintf(" (and %d more refused entries)", len(errs)-1)
+	}
+	return []Event{*e}
 }

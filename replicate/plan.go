@@ -595,9 +595,7 @@ func pushSets(source *Object, opts PushOptions) ([]*namespaceSet, []Event) {
 	list, to := source.Annotations[a.ReplicateTo]
 	if to {
 		patterns, errs := opts.Parse.parse(list)
-		for _, err := range errs {
-			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %v", a.ReplicateTo, err))
-		}
+		problems = append(problems, listProblems(a.ReplicateTo, errs)...)
 		ours.patterns = patterns
 	}
 	if s := strings.TrimSpace(source.Annotations[a.ReplicateToMatching]); s != "" {

@@ -29,8 +29,8 @@ func (c *Controller) reportSourceProblems(obj any, o *Object) {
 	for _, key := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters} {
 		if v, ok := o.Annotations[key]; ok {
 			_, errs := c.patterns(v)
-			for _, err := range errs {
-				c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %v", key, err))
+			for _, e := range listProblems(key, errs) {
+				c.event(obj, o, &e)
 			}
 		}
 	}
