@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +53,7 @@ const (
 	// annotations (TotalAnnotationSizeLimitB, 256 KiB) the objects past the
 	// replicator's limits stay.
 	hostileMargin = 64
-	// limitsMargin is how far under replicate.MaxMetadataBytes the objects
+	// limitsMargin is how far under MaxMetadataBytes the objects
 	// within the replicator's limits stay: room for the bookkeeping
 	// annotations the replicator adds when it writes a pull target.
 	limitsMargin = 512
@@ -96,8 +97,9 @@ var costlyEntries = []string{`(?:.?){1000}_`, `.{1000}_`, `[a-z0-9]{1000}_`, `(?
 // repetition count left open for entries of a given cost. Of the entries of
 // the same cost (replicate.PatternCost) these are by far the slowest to
 // match: an optional or starred any-character repeated makes the matcher
-// follow hundreds of threads at every byte of the name (about 0.1 ms for a
-// 15-byte name, 0.4 ms for 63 bytes, where "[a-z0-9]{491}_" takes 20 ns).
+// follow a thread per repetition at every byte of the name (at a cost of
+// 1,000, "(?:.?){327}_" takes about 0.1 ms for a 15-byte name and 0.4 ms for
+// 63 bytes, where "[a-z0-9]{491}_" takes 20 ns).
 var costlyTemplates = []string{`(?:.?){%d}_`, `(?:.*){%d}_`}
 
 // The unique first entry of each object's lists and selectors: no two
@@ -111,6 +113,59 @@ func uniqueRequirement(i int) string { return fmt.Sprintf("!u%05d,", i%100000) }
 func objectName(prefix string, i int) string {
 	n := fmt.Sprintf("%s-%05d-", prefix, i)
 	return n + strings.Repeat("x", 253-len(n))
+}
+
+// limits are the replicator's limits the objects within them are made for:
+// those of the replicator built (read from its replicate/patterns.go), the
+// bench's own (its replicate package) otherwise.
+type limits struct {
+	Patterns      int `json:"maxPatterns"`
+	ListBytes     int `json:"maxListBytes"`
+	PatternCost   int `json:"maxPatternCost"`
+	ListCost      int `json:"maxListCost"`
+	SelectorBytes int `json:"maxSelectorBytes"`
+	MetadataBytes int `json:"maxMetadataBytes"`
+}
+
+// ownLimits are the bench's own replicate package's.
+var ownLimits = limits{replicate.MaxPatterns, replicate.MaxListBytes, replicate.MaxPatternCost,
+	replicate.MaxListCost, replicate.MaxSelectorBytes, replicate.MaxMetadataBytes}
+
+// readLimits reads the limits from the source of replicate/patterns.go
+// ("MaxListBytes = 16 * 1024"); a limit it does not find keeps its value in
+// own, and is named in missing.
+func readLimits(source string, own limits) (l limits, missing []string) {
+	l = own
+	for name, v := range map[string]*int{"MaxPatterns": &l.Patterns, "MaxListBytes": &l.ListBytes, "MaxPatternCost": &l.PatternCost,
+		"MaxListCost": &l.ListCost, "MaxSelectorBytes": &l.SelectorBytes, "MaxMetadataBytes": &l.MetadataBytes} {
+		m := regexp.MustCompile(`(?m)^\s*` + name + `\s*=\s*([0-9_]+)(?:\s*\*\s*([0-9_]+))?\s*(?://.*)?$`).FindStringSubmatch(source)
+		if m == nil {
+			missing = append(missing, name)
+			continue
+		}
+		n, _ := strconv.Atoi(strings.ReplaceAll(m[1], "_", ""))
+		if m[2] != "" {
+			f, _ := strconv.Atoi(strings.ReplaceAll(m[2], "_", ""))
+			n *= f
+		}
+		*v = n
+	}
+	slices.Sort(missing)
+	return l, missing
+}
+
+// builtLimits are the limits of the replicator whose source is in src, and
+// a warning if they could not all be read (the bench's own are taken then).
+func builtLimits(src string) (limits, string) {
+	b, err := os.ReadFile(filepath.Join(src, "replicate", "patterns.go"))
+	if err != nil {
+		return ownLimits, fmt.Sprintf("%v: the bench's own limits taken", err)
+	}
+	l, missing := readLimits(string(b), ownLimits)
+	if len(missing) > 0 {
+		return l, fmt.Sprintf("%s not found in the replicator's replicate/patterns.go: the bench's own taken", strings.Join(missing, ", "))
+	}
+	return l, ""
 }
 
 // flavour is one shape of hostile object. The bodies of its lists and
@@ -155,15 +210,14 @@ func pastLimits() flavour {
 }
 
 // withinLimits is the flavour the replicator accepts: every list at
-// replicate.MaxListCost with its costliest entries (each at most
-// replicate.MaxPatternCost), padded with plain names; the whole within
-// replicate.MaxMetadataBytes, shared evenly by the lists and selectors
-// (five lists of MaxListBytes would not fit).
-func withinLimits() flavour {
-	f := flavour{name: "within limits", prefix: "l", limit: replicate.MaxMetadataBytes - limitsMargin}
+// MaxListCost with its costliest entries (each at most MaxPatternCost),
+// padded with plain names; the whole within MaxMetadataBytes, shared evenly
+// by the lists and selectors (five lists of MaxListBytes would not fit).
+func withinLimits(l limits) flavour {
+	f := flavour{name: "within limits", prefix: "l", limit: l.MetadataBytes - limitsMargin}
 	share := (f.limit - fixedBytes(f.prefix)) / (len(listKeys) + len(selectorKeys))
-	f.list = limitList(min(share, replicate.MaxListBytes-len(uniqueListEntry(0))), replicate.MaxPatterns-1)
-	f.selector = bigSelector(min(share, replicate.MaxSelectorBytes-len(uniqueRequirement(0))))
+	f.list = limitList(l, min(share, l.ListBytes-len(uniqueListEntry(0))), l.Patterns-1)
+	f.selector = bigSelector(min(share, l.SelectorBytes-len(uniqueRequirement(0))))
 	return f
 }
 
@@ -252,16 +306,17 @@ func costliest(template string, budget int) (string, int) {
 }
 
 // limitEntries are the costliest entries one list may hold together: each
-// as close to replicate.MaxPatternCost as its template allows, until the
-// list's cost is as close to replicate.MaxListCost as it gets.
-func limitEntries() []string {
+// as close to MaxPatternCost as its template allows, until the list's cost
+// is as close to MaxListCost as it gets (the last entry takes what is
+// left). Costs are replicate.PatternCost's.
+func limitEntries(l limits) []string {
 	var out []string
-	left := replicate.MaxListCost
+	left := l.ListCost
 	for i := 0; ; i++ {
 		found := false
 		// The next template in turn that still fits.
 		for j := range costlyTemplates {
-			e, c := costliest(costlyTemplates[(i+j)%len(costlyTemplates)], min(replicate.MaxPatternCost, left))
+			e, c := costliest(costlyTemplates[(i+j)%len(costlyTemplates)], min(l.PatternCost, left))
 			if e != "" {
 				out, left, found = append(out, e), left-c, true
 				break
@@ -275,8 +330,8 @@ func limitEntries() []string {
 
 // limitList is limitEntries, then distinct plain names, up to size bytes and
 // count entries.
-func limitList(size, count int) string {
-	entries := limitEntries()
+func limitList(l limits, size, count int) string {
+	entries := limitEntries(l)
 	return joinUpTo(size, count, func(i int) string {
 		if i < len(entries) {
 			return entries[i]
@@ -741,11 +796,15 @@ type hostileReport struct {
 	N      int    `json:"n"`
 	// Namespaces is how many namespaces the lab had besides the tenant's,
 	// the legitimate ones and the API server's own.
-	Namespaces int            `json:"otherNamespaces"`
-	Kind       string         `json:"kind"`
-	Phases     []hostilePhase `json:"phases"`
-	BenchMB    float64        `json:"benchPeakRSSMiB"`
-	Results    []result       `json:"results"`
+	Namespaces int    `json:"otherNamespaces"`
+	Kind       string `json:"kind"`
+	// Limits are those the objects within limits were made for, and
+	// LimitEntries the expressions each of their lists holds.
+	Limits       limits         `json:"limits"`
+	LimitEntries []string       `json:"limitEntries"`
+	Phases       []hostilePhase `json:"phases"`
+	BenchMB      float64        `json:"benchPeakRSSMiB"`
+	Results      []result       `json:"results"`
 }
 
 func runHostile(o hostileOptions, out string) error {
@@ -772,8 +831,14 @@ func runHostile(o hostileOptions, out string) error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: the replicator built from %s\n", from)
 	o.binary = binary
-	flavours := []flavour{pastLimits(), withinLimits()}
-	report := hostileReport{Commit: from, N: o.n, Kind: o.kind, Namespaces: o.namespaces}
+	l, warning := builtLimits(src)
+	if warning != "" {
+		fmt.Fprintln(os.Stderr, "bench: WARNING:", warning)
+	}
+	within := withinLimits(l)
+	flavours := []flavour{pastLimits(), within}
+	report := hostileReport{Commit: from, N: o.n, Kind: o.kind, Namespaces: o.namespaces, Limits: l, LimitEntries: limitEntries(l)}
+	fmt.Fprintf(os.Stderr, "bench: limits %+v; a list within them: %s, then plain names\n", l, strings.Join(report.LimitEntries, ","))
 	phases := []struct {
 		name string
 		args []string
