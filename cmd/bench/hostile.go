@@ -43,7 +43,10 @@ import (
 // then while the tenant creates N objects whose annotations hold everything
 // the replicator parses, at its most costly (the API server busy with them
 // too), until the replicator is done with them, and after a restart (when it
-// reads all of them at once). It reports; it fails only when the setup does.
+// reads all of them at once). A third phase, the control, creates the same
+// objects with their annotations under keys the replicator does not read:
+// what they cost the API server and the watch alone. It reports; it fails
+// only when the setup does.
 
 const (
 	tenantNamespace = "tenant-a"
@@ -177,6 +180,23 @@ type flavour struct {
 	// values counted (as the API server counts them).
 	limit          int
 	list, selector string
+	// inert objects carry the same values under keys the replicator does
+	// not read (inertPrefix): the control, what the objects cost the API
+	// server and the watch alone.
+	inert bool
+}
+
+// inertPrefix is where an inert object carries its annotations.
+const inertPrefix = "bench.example.com/"
+
+// inertFlavours are fs as inert objects, named apart.
+func inertFlavours(fs []flavour) []flavour {
+	var out []flavour
+	for _, f := range fs {
+		f.inert, f.name, f.prefix = true, f.name+", inert", "i"+f.prefix
+		out = append(out, f)
+	}
+	return out
 }
 
 // fixedBytes is what the annotations of an object that pulls hold besides
@@ -239,6 +259,14 @@ func (f flavour) annotations(i int) map[string]string {
 		for _, k := range refKeys {
 			m[k] = tenantNamespace + "/" + objectName(f.prefix, i-1)
 		}
+	}
+	if f.inert {
+		inert := map[string]string{}
+		for k, v := range m {
+			_, name, _ := strings.Cut(k, "/")
+			inert[inertPrefix+name] = v
+		}
+		return inert
 	}
 	return m
 }
@@ -748,6 +776,10 @@ type hostileOptions struct {
 	// commit names what to build the replicator from (empty: the working
 	// tree); binary is what was built.
 	commit, binary string
+	// control adds a phase with the same objects under keys the replicator
+	// does not read (inertPrefix), with the chart's defaults: what they
+	// cost without the replicator parsing them.
+	control bool
 	// namespaces is how many more namespaces the lab has, with names as
 	// long as they may be: what a push source's lists and selectors are
 	// matched against grows with them.
@@ -840,16 +872,24 @@ func runHostile(o hostileOptions, out string) error {
 	report := hostileReport{Commit: from, N: o.n, Kind: o.kind, Namespaces: o.namespaces, Limits: l, LimitEntries: limitEntries(l)}
 	fmt.Fprintf(os.Stderr, "bench: limits %+v; a list within them: %s, then plain names\n", l, strings.Join(report.LimitEntries, ","))
 	phases := []struct {
-		name string
-		args []string
+		name     string
+		args     []string
+		flavours []flavour
 	}{
-		{"chart defaults", args},
-		{"tenant may push", withArgs(args, "--push-from-namespaces="+tenantNamespace, "--dialects=replicator,reflector,kubed")},
+		{"chart defaults", args, flavours},
+		{"tenant may push", withArgs(args, "--push-from-namespaces="+tenantNamespace, "--dialects=replicator,reflector,kubed"), flavours},
+	}
+	if o.control {
+		phases = append(phases, struct {
+			name     string
+			args     []string
+			flavours []flavour
+		}{"control: inert keys", args, inertFlavours(flavours)})
 	}
 	var results []result
 	for _, ph := range phases {
 		b := &bench{ctx: context.Background(), extra: o.extra}
-		res, err := b.hostilePhase(ph.name, ph.args, flavours, o)
+		res, err := b.hostilePhase(ph.name, ph.args, ph.flavours, o)
 		results = append(results, b.results...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", ph.name, err)

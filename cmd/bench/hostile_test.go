@@ -336,3 +336,24 @@ func TestReadLimits(t *testing.T) {
 		t.Errorf("readLimits(replicate/patterns.go) = %+v, %v; want %+v", got, missing, ownLimits)
 	}
 }
+
+func TestInertFlavours(t *testing.T) {
+	fs := []flavour{pastLimits(), withinLimits(ownLimits)}
+	for k, f := range inertFlavours(fs) {
+		hostile, inert := fs[k].annotations(1), f.annotations(1)
+		if errs := apivalidation.ValidateAnnotations(inert, field.NewPath("metadata", "annotations")); len(errs) > 0 {
+			t.Fatalf("%s: %v", f.name, errs.ToAggregate())
+		}
+		if len(inert) != len(hostile) || annotationBytes(inert) > annotationBytes(hostile) || annotationBytes(inert) < annotationBytes(hostile)-512 {
+			t.Errorf("%s: %d annotations of %d bytes, want %d of about %d", f.name, len(inert), annotationBytes(inert), len(hostile), annotationBytes(hostile))
+		}
+		for key := range inert {
+			if !strings.HasPrefix(key, inertPrefix) {
+				t.Errorf("%s: %s is not under %s", f.name, key, inertPrefix)
+			}
+		}
+		if objectName(f.prefix, 1) == objectName(fs[k].prefix, 1) {
+			t.Errorf("%s: named as the hostile objects", f.name)
+		}
+	}
+}

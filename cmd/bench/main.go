@@ -71,10 +71,11 @@ func main() {
 	hostileMost := flag.Duration("hostile-settle-max", 5*time.Minute, "hostile mode: the most time to wait for the replicator to settle")
 	hostileNamespaces := flag.Int("hostile-namespaces", 0, "hostile mode: more namespaces (names of 63 bytes) for push lists and selectors to be matched against")
 	hostileCommit := flag.String("hostile-commit", "", "hostile mode: build the replicator, and read -hostile-chart, from this commit (git archive) instead of the working tree")
+	hostileControl := flag.Bool("hostile-control", true, "hostile mode: a third phase, the control: the same objects with their annotations under keys the replicator does not read")
 	flag.Parse()
 	if *hostile > 0 {
 		o := hostileOptions{n: *hostile, kind: *hostileKind, binDir: *binDir, manifest: *hostileChart, extra: strings.Fields(*extra),
-			baseline: *hostileBaseline, after: *hostileAfter, most: *hostileMost, namespaces: *hostileNamespaces, commit: *hostileCommit}
+			baseline: *hostileBaseline, after: *hostileAfter, most: *hostileMost, namespaces: *hostileNamespaces, commit: *hostileCommit, control: *hostileControl}
 		if err := runHostile(o, *out); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
