@@ -820,7 +820,11 @@ type hostilePhase struct {
 	// window but the restart gap.
 	MaxPeakRSS float64        `json:"maxPeakRSSMiB"`
 	Latency    latencySummary `json:"latency"`
-	Samples    []probeSample  `json:"samples"`
+	// LatencyOutsideCreation leaves out the probes while the objects were
+	// created, when the API server is busy with them too (the control
+	// phase shows how much).
+	LatencyOutsideCreation latencySummary `json:"latencyOutsideCreation"`
+	Samples                []probeSample  `json:"samples"`
 }
 
 type hostileReport struct {
@@ -908,8 +912,9 @@ func runHostile(o hostileOptions, out string) error {
 	fmt.Printf("\nreplicator %s, %d hostile %ss in %s (half past the limits, half within), %d other namespaces, bench's own peak RSS %.0f MiB\n", report.Commit, o.n, o.kind, tenantNamespace, o.namespaces, report.BenchMB)
 	for _, p := range report.Phases {
 		fmt.Printf("%s: peak RSS %.1f MiB (target <= %d): %s\n", p.Name, p.MaxPeakRSS, targetRSSMiB, met(p.MaxPeakRSS <= targetRSSMiB))
-		fmt.Printf("%s: legit pull max %.2f s (target <= %.0f s): %s (p50 %.2f s, p99 %.2f s, %d of %d probes over 1 s, %d timed out)\n",
-			p.Name, p.Latency.Max, targetLatency.Seconds(), met(p.Latency.Max <= targetLatency.Seconds()), p.Latency.P50, p.Latency.P99, p.Latency.Over, p.Latency.Count, p.Latency.TimedOut)
+		fmt.Printf("%s: legit pull max %.2f s (target <= %.0f s): %s (p50 %.2f s, p99 %.2f s, %d of %d probes over 1 s, %d timed out; outside the creation: max %.2f s, %s)\n",
+			p.Name, p.Latency.Max, targetLatency.Seconds(), met(p.Latency.Max <= targetLatency.Seconds()), p.Latency.P50, p.Latency.P99, p.Latency.Over, p.Latency.Count, p.Latency.TimedOut,
+			p.LatencyOutsideCreation.Max, met(p.LatencyOutsideCreation.Max <= targetLatency.Seconds()))
 	}
 	j, _ := json.MarshalIndent(report, "", "  ")
 	return os.WriteFile(out, append(j, '\n'), 0o644)
@@ -1252,10 +1257,11 @@ func (b *bench) hostilePhase(name string, args []string, flavours []flavour, o h
 		b.record(fmt.Sprintf("%s: legit pull, %s: max", name, w), s.Max, "s", note)
 	}
 	res.Latency = summarize(counted)
+	res.LatencyOutsideCreation = summarize(slices.DeleteFunc(slices.Clone(counted), func(s probeSample) bool { return s.Window == windowCreating }))
 	res.MaxPeakRSS = max(res.PeakRSS, res.RestartPeakRSS)
 	b.record(name+": verdict: peak RSS", res.MaxPeakRSS, "MiB", fmt.Sprintf("target <= %d: %s", targetRSSMiB, met(res.MaxPeakRSS <= targetRSSMiB)))
-	b.record(name+": verdict: legit pull max", res.Latency.Max, "s", fmt.Sprintf("target <= %.0f s: %s; p50 %.3f s, p99 %.3f s, %d of %d over 1 s",
-		targetLatency.Seconds(), met(res.Latency.Max <= targetLatency.Seconds()), res.Latency.P50, res.Latency.P99, res.Latency.Over, res.Latency.Count))
+	b.record(name+": verdict: legit pull max", res.Latency.Max, "s", fmt.Sprintf("target <= %.0f s: %s; p50 %.3f s, p99 %.3f s, %d of %d over 1 s; outside the creation %.2f s",
+		targetLatency.Seconds(), met(res.Latency.Max <= targetLatency.Seconds()), res.Latency.P50, res.Latency.P99, res.Latency.Over, res.Latency.Count, res.LatencyOutsideCreation.Max))
 	return res, nil
 }
 
