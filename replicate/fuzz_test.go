@@ -286,10 +286,14 @@ func TestCostlyAnnotationsMatchNothingAndSaySo(t *testing.T) {
 			annotations: map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: strings.Repeat("team-a-with-a-longer-name-than-most,", MaxListBytes/36+1)}, say: "MaxListBytes",
 		},
 	}
+	tests["reflector's consent past MaxListCost allows nobody, and says so"] = struct {
+		annotations map[string]string
+		say         string
+	}{annotations: map[string]string{rk.Allowed: "true", rk.AllowedNamespaces: costly}, say: "MaxListCost"}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			source := &Object{Namespace: "certs", Name: "s", Annotations: tt.annotations}
-			ok, why := Gate{Annotations: ann}.Allows(source, Ref{Namespace: "certs", Name: "s"}, Namespace{Name: "team-a"})
+			ok, why := Gate{Annotations: dialects}.Allows(source, Ref{Namespace: "certs", Name: "s"}, Namespace{Name: "team-a"})
 			assert.False(t, ok)
 			assert.Contains(t, why, tt.say)
 		})

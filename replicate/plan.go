@@ -314,12 +314,17 @@ func (g Gate) reflectorChecks(source *Object, ref Ref, ns Namespace) []Check {
 		return []Check{{What: r.Allowed, Detail: fmt.Sprintf("source %s does not carry %s: \"true\"", ref, r.Allowed)}}
 	}
 	checks := []Check{{What: r.Allowed, Passed: true, Detail: `"true"`}}
-	set, _ := g.Annotations.reflectorAllowed(source, g.Parse)
+	set, problems := g.Annotations.reflectorAllowed(source, g.Parse)
 	what := r.AllowedNamespaces + ", " + r.AllowedSelector
 	if set.contains(ns) {
 		return append(checks, Check{What: what, Passed: true, Detail: fmt.Sprintf("%q, %q select %s (empty: every namespace)", source.Annotations[r.AllowedNamespaces], source.Annotations[r.AllowedSelector], ns.Name)})
 	}
-	return append(checks, Check{What: what, Detail: fmt.Sprintf("source %s does not allow namespace %s (%s, %s)", ref, ns.Name, r.AllowedNamespaces, r.AllowedSelector)})
+	detail := fmt.Sprintf("source %s does not allow namespace %s (%s, %s)", ref, ns.Name, r.AllowedNamespaces, r.AllowedSelector)
+	if len(problems) > 0 {
+		// Say which limit or error kept the list or selector from matching.
+		detail += "; " + problems[0].Message
+	}
+	return append(checks, Check{What: what, Detail: detail})
 }
 
 // PullInput is everything a pull decision depends on.
