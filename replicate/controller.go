@@ -100,11 +100,50 @@ type Controller struct {
 	work atomic.Uint64
 	// busy counts the items being reconciled now.
 	busy atomic.Int64
+	// costlySlot admits one costly item at a time (see costly); the others
+	// wait in deferred, so that they cannot take every worker from the
+	// objects behind them in the queue.
+	costlySlot chan struct{}
+	deferred   deferredKeys
 }
+
+// deferredKeys are the costly keys put back on the queue for later because
+// another costly item was being reconciled.
+type deferredKeys struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (d *deferredKeys) add(key string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.keys == nil {
+		d.keys = map[string]bool{}
+	}
+	d.keys[key] = true
+}
+
+func (d *deferredKeys) remove(key string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.keys, key)
+}
+
+func (d *deferredKeys) len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.keys)
+}
+
+// costlyWait is how long a costly item waits for its turn before it is
+// looked at again.
+const costlyWait = 100 * time.Millisecond
 
 // idle reports whether nothing is queued or being reconciled: a push
 // source's fan-out is one item, out of the queue while it writes.
-func (c *Controller) idle() bool { return c.queue.Len() == 0 && c.busy.Load() == 0 }
+func (c *Controller) idle() bool {
+	return c.queue.Len() == 0 && c.busy.Load() == 0 && c.deferred.len() == 0
+}
 
 // Settled is closed once the controller has reconciled everything it found at
 // start-up.
@@ -130,17 +169,18 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	opts.Annotations = opts.Annotations.WithDialects(kind.Name(), opts.Kubed, opts.Reflector)
 	c := &Controller{
-		kind:     kind,
-		settled:  make(chan struct{}),
-		patterns: CachedPatternParser(patternCacheBytes),
-		guard:    newWriteGuard(),
-		expected: newExpectations(),
-		dryRun:   &dryRunLog{seen: map[string]string{}},
-		states:   newStateBook(),
-		client:   client,
-		opts:     opts,
-		log:      opts.Log.WithField("kind", kind.Name()),
-		objects:  kind.Informer(factory),
+		kind:       kind,
+		settled:    make(chan struct{}),
+		costlySlot: make(chan struct{}, 1),
+		patterns:   CachedPatternParser(patternCacheBytes),
+		guard:      newWriteGuard(),
+		expected:   newExpectations(),
+		dryRun:     &dryRunLog{seen: map[string]string{}},
+		states:     newStateBook(),
+		client:     client,
+		opts:       opts,
+		log:        opts.Log.WithField("kind", kind.Name()),
+		objects:    kind.Informer(factory),
 		namespaces: factory.InformerFor(&corev1.Namespace{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 			return coreinformers.NewNamespaceInformer(c, resync, cache.Indexers{})
 		}),
@@ -238,10 +278,23 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 		c.queue.Done(key)
 		c.work.Add(1)
 		c.busy.Add(-1)
-		if c.queue.Len() == 0 {
+		if c.queue.Len() == 0 && c.deferred.len() == 0 {
 			c.settledOnce.Do(func() { close(c.settled) })
 		}
 	}()
+	c.deferred.remove(key)
+	if c.costly(key) {
+		select {
+		case c.costlySlot <- struct{}{}:
+			defer func() { <-c.costlySlot }()
+		default:
+			// Another costly item is being reconciled: this one waits
+			// for its turn, and the workers go on with the queue.
+			c.deferred.add(key)
+			c.queue.AddAfter(key, costlyWait)
+			return true
+		}
+	}
 	start := time.Now()
 	err := c.reconcile(ctx, key)
 	result := "ok"

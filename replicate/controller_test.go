@@ -963,3 +963,44 @@ func TestControllerRefusesWhatIsPastTheLimitsAndSaysSoBriefly(t *testing.T) {
 		assert.LessOrEqual(t, len(e), maxEventMessage+100, "an Event quotes at most a little of what an annotation says")
 	}
 }
+
+func TestControllerCostlyItemsWaitTheirTurnWithoutHoldingUpOthers(t *testing.T) {
+	long := strings.Repeat("tenant-a-name-that-is-long,", 100) + "app"
+	costly := secret("tenant-a", "costly", corev1.SecretTypeOpaque, map[string]string{"k": "costly"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: long})
+	costlyTarget := secret("app", "costly", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "tenant-a/costly"})
+	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
+		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
+	target := secret("app", "wildcard", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	h := newHarness(t, namespaceObj("tenant-a", nil), namespaceObj("certs", nil), namespaceObj("app", nil), costly, costlyTarget, source, target)
+	assert.True(t, h.ctrl.costly("tenant-a/costly"), "long lists")
+	assert.True(t, h.ctrl.costly("app/costly"), "pulls from long lists")
+	assert.False(t, h.ctrl.costly("certs/wildcard"))
+	assert.False(t, h.ctrl.costly("app/wildcard"))
+
+	// Another costly item holds the slot: the costly placeholder waits,
+	// the ordinary one behind it is filled.
+	h.ctrl.costlySlot <- struct{}{}
+	for _, key := range []string{"app/costly", "app/wildcard"} {
+		h.ctrl.queue.Add(key)
+	}
+	for h.ctrl.queue.Len() > 0 {
+		h.ctrl.processNextItem(context.Background())
+	}
+	got, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "wildcard", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "v", string(got.Data["k"]), "the ordinary placeholder is not held up")
+	got, err = h.client.CoreV1().Secrets("app").Get(context.Background(), "costly", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, got.Data, "the costly one waits its turn")
+	assert.False(t, h.ctrl.idle(), "a deferred item is work left")
+
+	// Its turn comes once the slot is free.
+	<-h.ctrl.costlySlot
+	require.Eventually(t, func() bool { return h.ctrl.queue.Len() > 0 }, 5*time.Second, 10*time.Millisecond, "put back on the queue")
+	h.drain(t)
+	got, err = h.client.CoreV1().Secrets("app").Get(context.Background(), "costly", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "costly", string(got.Data["k"]))
+	assert.True(t, h.ctrl.idle())
+}

@@ -230,3 +230,47 @@ func (c *Controller) remoteListener(name string) RemoteListener {
 		},
 	}
 }
+
+// costlyBytes is how many bytes of pattern lists and selectors make an
+// object costly to reconcile: ordinary ones hold a few names.
+const costlyBytes = 2048
+
+// costly reports whether reconciling the object at key means compiling and
+// matching long pattern lists or selectors, its own or, for a pull target,
+// its source's: whoever can write a namespace can make thousands of those,
+// and they are reconciled one at a time (see processNextItem) so that the
+// objects of everyone else are not held up behind them. It reads the cache
+// only.
+func (c *Controller) costly(key string) bool {
+	_, o := c.get(key)
+	if o == nil {
+		return false
+	}
+	if c.listBytes(o) > costlyBytes {
+		return true
+	}
+	v, _, ok := c.opts.Annotations.pullReference(o.Annotations)
+	if !ok {
+		return false
+	}
+	ref, err := c.parseRef(v, o.Namespace)
+	if err != nil || ref.Cluster != "" {
+		return false
+	}
+	_, source := c.get(ref.Namespace + "/" + ref.Name)
+	return source != nil && c.listBytes(source) > costlyBytes
+}
+
+// listBytes is how long the pattern lists and selectors o carries are.
+func (c *Controller) listBytes(o *Object) int {
+	a := c.opts.Annotations
+	r := a.Reflector
+	n := 0
+	for _, k := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo, a.ReplicateToMatching,
+		a.KubedSync, r.AllowedNamespaces, r.AllowedSelector, r.AutoNamespaces, r.AutoSelector} {
+		if k != "" {
+			n += len(o.Annotations[k])
+		}
+	}
+	return n
+}
