@@ -99,10 +99,18 @@ func (e *env) deploymentArgs(namespace, release string) []string {
 
 // chartReplicator runs the binary as the chart's Deployment would: its
 // arguments, as its ServiceAccount, with its RBAC. The leader Lease lives
-// in the release's namespace, as POD_NAMESPACE says in a pod.
+// in the release's namespace, and the release's namespace is the
+// replicator's own, as POD_NAMESPACE says in a pod.
 func (e *env) chartReplicator(namespace, release string, sa string) *proc {
 	e.t.Helper()
-	return e.startReplicatorWithKubeconfig("chart", sa, append(e.deploymentArgs(namespace, release), "--leader-elect-namespace="+namespace)...)
+	return e.chartReplicatorRunning(binary, namespace, release, sa)
+}
+
+// chartReplicatorRunning is chartReplicator with another build of the binary.
+func (e *env) chartReplicatorRunning(bin, namespace, release string, sa string) *proc {
+	e.t.Helper()
+	args := append(e.deploymentArgs(namespace, release), "--leader-elect-namespace="+namespace, "--namespace="+namespace)
+	return e.startBinary("chart", bin, sa, args...)
 }
 
 // installAndRun installs the chart with set and runs it; it returns the

@@ -36,9 +36,16 @@ func (e *env) startReplicator(name string, args ...string) *proc {
 // startReplicatorWithKubeconfig is startReplicator with another identity.
 func (e *env) startReplicatorWithKubeconfig(name, kubeconfig string, args ...string) *proc {
 	e.t.Helper()
+	return e.startBinary(name, binary, kubeconfig, args...)
+}
+
+// startBinary is startReplicatorWithKubeconfig with another build of the
+// binary.
+func (e *env) startBinary(name, bin, kubeconfig string, args ...string) *proc {
+	e.t.Helper()
 	p := &proc{name: name, logs: &syncBuffer{}}
 	var err error
-	p.Process, err = testsupport.Start(binary, kubeconfig, p.logs, args...)
+	p.Process, err = testsupport.Start(bin, kubeconfig, p.logs, args...)
 	e.t.Cleanup(func() {
 		if p.Process != nil {
 			_ = p.Signal(syscall.SIGKILL)

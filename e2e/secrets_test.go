@@ -43,9 +43,11 @@ func (e *env) modify(namespace, name string, change func(*corev1.Secret)) {
 	e.modifyIn(admin, namespace, name, change)
 }
 
-// modifyIn is modify in the cluster of client.
-func (e *env) modifyIn(client kubernetes.Interface, namespace, name string, change func(*corev1.Secret)) {
+// modifyIn is modify in the cluster of client; it returns the Secret as
+// written.
+func (e *env) modifyIn(client kubernetes.Interface, namespace, name string, change func(*corev1.Secret)) *corev1.Secret {
 	e.t.Helper()
+	var out *corev1.Secret
 	e.eventually(wait, "modify "+namespace+"/"+name, func() error {
 		s, err := client.CoreV1().Secrets(namespace).Get(e.ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -58,9 +60,10 @@ func (e *env) modifyIn(client kubernetes.Interface, namespace, name string, chan
 			s.Data = map[string][]byte{}
 		}
 		change(s)
-		_, err = client.CoreV1().Secrets(namespace).Update(e.ctx, s, metav1.UpdateOptions{})
+		out, err = client.CoreV1().Secrets(namespace).Update(e.ctx, s, metav1.UpdateOptions{})
 		return err
 	})
+	return out
 }
 
 func (e *env) delete(namespace, name string) {

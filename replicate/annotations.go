@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -116,18 +117,31 @@ func (a Annotations) reads(key string) bool {
 // longer than such a value may be; nil otherwise. It never compiles
 // anything.
 func (a Annotations) pastItsLimit(key, value string) error {
-	r := a.Reflector
-	switch key {
-	case "":
+	switch {
+	case key == "":
 		return nil
-	case a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo, r.AllowedNamespaces, r.AutoNamespaces:
+	case slices.Contains(a.listKeys(), key):
 		if len(value) <= MaxListBytes {
 			return nil
 		}
 		_, errs := ParsePatterns(value)
 		return errors.Join(errs...)
-	case a.ReplicateToMatching, a.KubedSync, r.AllowedSelector, r.AutoSelector:
+	case slices.Contains(a.selectorKeys(), key):
 		return selectorLength(value)
 	}
 	return nil
+}
+
+// listKeys are the annotations that hold pattern lists, in the dialects
+// read ("" for a dialect not read).
+func (a Annotations) listKeys() []string {
+	r := a.Reflector
+	return []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo, r.AllowedNamespaces, r.AutoNamespaces}
+}
+
+// selectorKeys are the annotations that hold label selectors, in the
+// dialects read ("" for a dialect not read).
+func (a Annotations) selectorKeys() []string {
+	r := a.Reflector
+	return []string{a.ReplicateToMatching, a.KubedSync, r.AllowedSelector, r.AutoSelector}
 }

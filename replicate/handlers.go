@@ -264,10 +264,8 @@ func (c *Controller) costly(key string) bool {
 // listBytes is how long the pattern lists and selectors o carries are.
 func (c *Controller) listBytes(o *Object) int {
 	a := c.opts.Annotations
-	r := a.Reflector
 	n := 0
-	for _, k := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo, a.ReplicateToMatching,
-		a.KubedSync, r.AllowedNamespaces, r.AllowedSelector, r.AutoNamespaces, r.AutoSelector} {
+	for _, k := range append(a.listKeys(), a.selectorKeys()...) {
 		if k != "" {
 			n += len(o.Annotations[k])
 		}

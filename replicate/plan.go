@@ -281,12 +281,9 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 		}
 		patterns, errs := g.Parse.parse(list)
 		entry, match := patterns.MatchEntry(name)
-		if !match && len(errs) > 0 {
+		if problems := listProblems(key, errs); !match && len(problems) > 0 {
 			// Say which limit or error kept an entry from matching.
-			mismatch += fmt.Sprintf("; %s: %v", key, errs[0])
-			if len(errs) > 1 {
-				mismatch += fmt.Sprintf(" (and %d more refused entries)", len(errs)-1)
-			}
+			mismatch += "; " + problems[0].Message
 		}
 		return check(key, match, fmt.Sprintf("%q matches %s (entry %q)", list, name, entry), mismatch)
 	}
