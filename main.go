@@ -75,11 +75,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, c, log); err != nil {
+	if err := serveUntil(ctx, shutdownGrace, func() error { return serve(ctx, c, log) }, log); err != nil {
 		log.WithError(err).Error("replicator stopped")
 		return 1
 	}
+	log.Info("replicator shut down")
 	return 0
+}
+
+// shutdownGrace is how long the process waits, once asked to stop, for its
+// goroutines to end (the Lease released, the informers stopped) before it
+// exits anyway: well inside Kubernetes' 30 s grace period and a person's
+// patience at Ctrl-C.
+const shutdownGrace = 3 * time.Second
+
+// serveUntil runs serve and returns what it returns, or nil once ctx has
+// ended and grace has passed without serve returning. Some of client-go's
+// waits do not heed a context: a reflector backing off from an API server it
+// cannot reach sleeps its whole backoff (up to 30 s), and releasing the Lease
+// waits on a server that may not answer. Nothing is lost by not waiting for
+// them: replicas are written synchronously, so no write is half-done when
+// the process ends.
+func serveUntil(ctx context.Context, grace time.Duration, serve func() error, log *logrus.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- serve() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		log.WithField("grace", grace).Warn("shutdown did not finish in time: exiting without waiting for the API server")
+		return nil
+	}
 }
 
 func restConfig(c *config) (*rest.Config, error) {
@@ -198,7 +231,6 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		err = lead(ctx, c, client, log, work)
 	} else {
 		work(ctx)
-		log.Info("replicator shut down")
 	}
 	select {
 	case serveErr := <-failed:
@@ -375,6 +407,6 @@ func lead(ctx context.Context, c *config, client kubernetes.Interface, log *logr
 		// stand by.
 		return fmt.Errorf("leader lease lost")
 	}
-	entry.Info("replicator shut down")
+	entry.Info("leader election stopped")
 	return nil
 }
