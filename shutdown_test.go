@@ -49,7 +49,7 @@ func TestExitsSoonAfterSIGTERM(t *testing.T) {
 			t.Cleanup(s.Close)
 			return s.URL
 		}},
-		"the API server accepts connections and never answers": {server: hangingServer},
+		"the API server accepts connections and never answers":      {server: hangingServer},
 		"the API server cannot be reached, without leader election": {server: unreachableServer, flags: []string{"--leader-elect=false"}},
 	}
 	for name, tc := range tests {
