@@ -74,7 +74,7 @@ func run(m *testing.M) int {
 	admin = kubernetes.NewForConfigOrDie(cluster.Config)
 
 	binary = filepath.Join(dir, "replicator")
-	build := exec.Command("go", "build", "-race", "-o", binary, "..")
+	build := exec.Command("go", append(append([]string{"build"}, raceFlags...), "-o", binary, "..")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building the replicator:", err)

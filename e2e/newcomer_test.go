@@ -34,26 +34,44 @@ func TestNewcomerPathFromTheReadme(t *testing.T) {
 	gomodcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
 	run := exec.Command("make", "run")
 	run.Dir = ".."
-	// A home without a kubeconfig, and a control plane of its own (make
-	// run keeps the data of .local between runs: a second run would find
-	// the walkthrough's namespace there); the caches of Go and of the
-	// tools stay where they are.
+	// A home whose ~/.kube/config, like $KUBECONFIG, names some other
+	// cluster (make run must use neither unless told to), and a control
+	// plane of its own (make run keeps the data of .local between runs: a
+	// second run would find the walkthrough's namespace there); the caches
+	// of Go and of the tools stay where they are.
+	elsewhere := "apiVersion: v1\nkind: Config\nclusters: [{name: prod, cluster: {server: \"https://192.0.2.1:6443\"}}]\n" +
+		"contexts: [{name: prod, context: {cluster: prod}}]\ncurrent-context: prod\n"
+	require.NoError(t, os.MkdirAll(filepath.Join(home, ".kube"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(home, ".kube", "config"), []byte(elsewhere), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(home, "prod.kubeconfig"), []byte(elsewhere), 0o600))
 	toolsCache := "REPLICATOR_TOOLS_CACHE=" + filepath.Dir(os.Getenv("REPLICATOR_TOOLS_BIN"))
 	run.Env = append(withoutEnv(os.Environ(), "KUBECONFIG", "HOME", "REPLICATOR_LOCAL_DIR"), "HOME="+home, toolsCache, "REPLICATOR_LOCAL_DIR="+t.TempDir(),
+		"KUBECONFIG="+filepath.Join(home, "prod.kubeconfig"),
 		"GOCACHE="+strings.TrimSpace(string(gocache)), "GOMODCACHE="+strings.TrimSpace(string(gomodcache)))
 	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := run.StdoutPipe()
 	require.NoError(t, err)
 	run.Stderr = run.Stdout
 	require.NoError(t, run.Start())
-	t.Cleanup(func() {
+	exited := make(chan struct{})
+	go func() { _ = run.Wait(); close(exited) }()
+	// Ctrl-C, as the README says, stops everything make run started.
+	stop := func() time.Duration {
 		_ = syscall.Kill(-run.Process.Pid, syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { _ = run.Wait(); close(done) }()
+		interrupted := time.Now()
 		select {
-		case <-done:
+		case <-exited:
+			return time.Since(interrupted)
 		case <-time.After(20 * time.Second):
 			_ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL)
+			<-exited
+			return time.Since(interrupted)
+		}
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
 		}
 	})
 	var printed []string
@@ -66,6 +84,8 @@ func TestNewcomerPathFromTheReadme(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, kubeconfig, "make run printed no KUBECONFIG line:\n%s", strings.Join(printed, "\n"))
+	require.True(t, strings.HasPrefix(kubeconfig, "/"), "make run printed a KUBECONFIG line of its own local control plane, not %q", kubeconfig)
+	require.NotContains(t, kubeconfig, home, "make run took a kubeconfig it was not given")
 	go func() {
 		for lines.Scan() {
 		}
@@ -99,6 +119,10 @@ func TestNewcomerPathFromTheReadme(t *testing.T) {
 	}
 	t.Logf("newcomer path: make run ready (build, control plane, replicator) in %s; the walkthrough's commands to a filled placeholder in %s more; %s in all",
 		ready.Round(100*time.Millisecond), (time.Since(start) - ready).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+	stopped = true
+	took := stop()
+	require.Less(t, took, 10*time.Second, "Ctrl-C on make run")
+	t.Logf("newcomer path: Ctrl-C stopped make run in %s", took.Round(100*time.Millisecond))
 }
 
 // shBlock returns the README's first ```sh block that contains marker.

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# make run: start the replicator against the current kubeconfig; with none,
-# start a local control plane (etcd + kube-apiserver, data in .local/, or in
-# REPLICATOR_LOCAL_DIR if set; kept between runs) first and print the
-# KUBECONFIG line to use it. Ctrl-C stops everything.
+# make run: start a local control plane (etcd + kube-apiserver, data in
+# .local/, or in REPLICATOR_LOCAL_DIR if set; kept between runs), print the
+# KUBECONFIG line to use it, and run the replicator against it. A real
+# cluster only when the user names one: `make run KUBECONFIG=path` passes it
+# here as REPLICATOR_RUN_KUBECONFIG. $KUBECONFIG from the environment and
+# ~/.kube/config are never used by themselves: they may well point at
+# production. Arguments are passed to the replicator. Ctrl-C stops
+# everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-kubeconfig="${KUBECONFIG:-}"; kubeconfig="${kubeconfig%%:*}"
-[ -z "$kubeconfig" ] && [ -f "$HOME/.kube/config" ] && kubeconfig="$HOME/.kube/config"
+kubeconfig="${REPLICATOR_RUN_KUBECONFIG:-}"
+kubeconfig="${kubeconfig/#\~/$HOME}"
 
 pids=()
 cleanup() {
@@ -40,6 +44,12 @@ if [ -z "$kubeconfig" ]; then
   echo
 fi
 
+if [ -n "${REPLICATOR_RUN_KUBECONFIG:-}" ]; then
+  [ -f "$kubeconfig" ] || { echo "make run: KUBECONFIG=$kubeconfig: no such file" >&2; exit 2; }
+  echo "make run: the cluster you named ($kubeconfig, its current context) gets the replicator's writes."
+  echo "  With the binary's defaults every namespace may push Secrets, ConfigMaps and ServiceAccounts."
+  echo "  If a replicator is installed there, this one is a second writer: stop it, or pass ARGS=--dry-run."
+fi
 echo "replicator running against $kubeconfig (Ctrl-C stops it)"
 bin/replicator --kubeconfig "$kubeconfig" "$@" &
 pids+=($!)
