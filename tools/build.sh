@@ -35,7 +35,15 @@ done
 export CGO_ENABLED=0
 go build -trimpath -ldflags "-s -w $vflags" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
-(cd helm && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm)
+# Helm's default Kubernetes version (helm template, helm lint, a chart's
+# kubeVersion) is that of its client-go, as helm's own Makefile sets it;
+# without these flags it would be v1.20.0.
+hminor=$(cd helm && go list -m -f '{{.Version}}' k8s.io/client-go); hminor=${hminor#v0.}; hminor=${hminor%%.*}
+hflags="-X helm.sh/helm/v3/internal/version.version=$helm"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  hflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$hminor"
+done
+(cd helm && go build -trimpath -ldflags "-s -w $hflags" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm)
 
 rm -rf "$dir"
 mv "$tmp" "$dir"
