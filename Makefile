@@ -15,7 +15,7 @@ IMAGE   ?= kubereplicator/replicator
 # a missing compiler fails the run instead of testing less).
 RACE    ?= $(shell if [ "$$CI" = true ] || [ "$$($(GO) env CGO_ENABLED)" = 1 ]; then echo -race; fi)
 
-.PHONY: all build image image-oci test unit e2e vet fmt-check tools run clean manifests bench bench-scale bench-hostile soak
+.PHONY: all build image image-oci test test-compat unit e2e vet fmt-check tools run clean manifests bench bench-scale bench-hostile soak
 
 all: build
 
@@ -46,6 +46,16 @@ tools:
 test: fmt-check vet
 	@[ -n "$(RACE)" ] || echo "no C compiler (cgo is off): testing without the race detector, which CI always uses"
 	REPLICATOR_TOOLS_BIN="$$(tools/build.sh)" $(GO) test $(RACE) -count=1 -timeout 30m ./...
+
+## test-compat: the core end-to-end tests (pull, push, the five kinds, restart, leader election, the chart's RBAC) against kube-apiserver of each supported minor release, each built from tools/compat/<version> (not part of make test)
+COMPAT_VERSIONS ?= v1.34.4 v1.35.4 v1.36.3 v1.37.2
+COMPAT_TESTS    ?= ^(TestPull|TestPush|TestEveryKind|TestSteadyStateAndRestartCauseZeroWrites|TestLeaderElectionOneWriterAndFailover|TestChartInstallGrantsExactlyWhatTheReplicatorNeeds|TestChartWithAKindOffGrantsNothingForIt|TestChartRBACEscalation|TestCrossClusterPull)
+test-compat:
+	@for v in $(COMPAT_VERSIONS); do \
+	  bin="$$(tools/compat/build.sh $$v)" || exit 1; \
+	  echo "== kube-apiserver $$v"; \
+	  CI=true REPLICATOR_EXPECT_KUBERNETES=$$v REPLICATOR_TOOLS_BIN="$$bin" $(GO) test $(RACE) -count=1 -timeout 30m -run '$(COMPAT_TESTS)' ./e2e/ || exit 1; \
+	done
 
 ## unit: the tests that need no API server (end-to-end ones skip unless CI=true)
 unit:

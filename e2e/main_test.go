@@ -72,6 +72,18 @@ func run(m *testing.M) int {
 	// noise.
 	cluster.Config.WarningHandler = rest.NoWarnings{}
 	admin = kubernetes.NewForConfigOrDie(cluster.Config)
+	server, err := admin.Discovery().ServerVersion()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: reading the API server's version:", err)
+		return 1
+	}
+	fmt.Printf("e2e: kube-apiserver %s\n", server.GitVersion)
+	// make test-compat names the version it built: a run against another
+	// one would prove nothing about it.
+	if want := os.Getenv("REPLICATOR_EXPECT_KUBERNETES"); want != "" && server.GitVersion != want {
+		fmt.Fprintf(os.Stderr, "e2e: the API server is %s, not the %s this run is for\n", server.GitVersion, want)
+		return 1
+	}
 
 	binary = filepath.Join(dir, "replicator")
 	build := exec.Command("go", append(append([]string{"build"}, raceFlags...), "-o", binary, "..")...)
