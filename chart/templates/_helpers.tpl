@@ -37,3 +37,34 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* The namespace of every namespaced object of the chart. */ -}}
+{{- define "replicator.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride -}}
+{{- end -}}
+
+{{- /* The leader Lease's name and namespace: the Deployment's
+--leader-elect-lease-name and --leader-elect-namespace, and where the
+Role granting them is. deployment.yaml spells the same out with the
+values, so that docs/chart-values.md can name the flags. */ -}}
+{{- define "replicator.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (include "replicator.fullname" .) -}}
+{{- end -}}
+
+{{- define "replicator.leaseNamespace" -}}
+{{- .Values.leaderElection.namespace | default (include "replicator.namespace" .) -}}
+{{- end -}}
+
+{{- /* The container image: repository:tag, repository@digest, or
+repository:tag@digest. The tag defaults to the appVersion unless a digest
+is given. */ -}}
+{{- define "replicator.image" -}}
+{{- $i := .Values.image -}}
+{{- if and $i.digest $i.tag -}}
+{{- printf "%s:%s@%s" $i.repository $i.tag $i.digest -}}
+{{- else if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository ($i.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
