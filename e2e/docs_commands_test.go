@@ -138,7 +138,7 @@ func TestTheImageTagInTheDocsIsTheOneTheChartPulls(t *testing.T) {
 	for _, path := range docPages(t) {
 		page, err := os.ReadFile(path)
 		require.NoError(t, err)
-		for _, m := range regexp.MustCompile(`registry\.example\.com/replicator:([^\s"'` + "`" + `]+)`).FindAllStringSubmatch(string(page), -1) {
+		for _, m := range regexp.MustCompile(`registry\.example\.com/replicator:([^\s"'`+"`"+`]+)`).FindAllStringSubmatch(string(page), -1) {
 			tags++
 			assert.Equal(t, chart.AppVersion, m[1], "%s pushes a tag the chart does not pull", path)
 		}
