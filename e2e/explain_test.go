@@ -50,19 +50,23 @@ func TestExplainSaysWhy(t *testing.T) {
 	want := map[string][]string{
 		"secret/" + shop + "/wildcard-tls": {
 			"pull target: " + e.a.ReplicateFrom + ": " + certs + "/wildcard-tls",
-			"pass  " + e.a.ReplicationAllowedNS + `: "` + shop + `,blog-.*" matches ` + shop + ` (entry "` + shop + `")`,
+			"pass  " + e.a.ReplicationAllowedNS + ": allows namespace " + shop + "\n" +
+				`          checked "` + shop + `,blog-.*": matched by entry ` + "`" + shop + "`\n",
 			"last data change written: ",
 			"would write: nothing",
 		},
 		"secret/" + other + "/tls": {
-			"FAIL  " + e.a.ReplicationAllowedNS + ": source " + certs + "/wildcard-tls does not allow namespace " + other,
+			"FAIL  " + e.a.ReplicationAllowedNS + ": source " + certs + "/wildcard-tls does not allow namespace " + other + "\n" +
+				`          checked "` + shop + `,blog-.*": no entry matches ` + "`" + other + "`\n",
 			"would write: nothing",
 			"event on " + other + "/tls: Warning ReplicationDenied",
 		},
 		"secret/" + certs + "/wildcard-tls": {
 			"pass  push policy",
-			"target " + team + ": up to date",
-			"target " + other + ": conflict",
+			`checked --push-from-namespaces ".*": matched by entry ` + "`.*`",
+			"reads " + e.a.ReplicateTo + ` "` + team + "," + other + `"`,
+			"target " + team + ": up to date (" + e.a.ReplicateTo + ": matched by entry `" + team + "`)",
+			"target " + other + ": conflict (" + e.a.ReplicateTo + ": matched by entry `" + other + "`)",
 			"pulled by " + shop + "/wildcard-tls: allowed",
 			"pulled by " + other + "/tls: refused",
 			"event on " + certs + "/wildcard-tls: Warning TargetConflict",

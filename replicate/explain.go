@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,18 +77,24 @@ type PullExplanation struct {
 
 // PushExplanation is a push source's targets.
 type PushExplanation struct {
-	Policy  Check        `json:"policy"`
+	Policy Check `json:"policy"`
+	// Read are the push annotations read, in every dialect, as written.
+	Read    []Written    `json:"read,omitempty"`
 	Targets []PushTarget `json:"targets"`
 	// Problems are the warnings its annotations and the policy raise.
 	Problems []string `json:"problems,omitempty"`
 }
 
 // PushTarget is one namespace a source pushes into, and its state: an
-// Action to take, "up to date", "conflict" (an object it does not own) or
-// "refused" (the push policy).
+// Action to take, "up to date", "conflict" (an object it does not own),
+// "refused" (the push policy) or "excluded" (--exclude-namespaces).
 type PushTarget struct {
 	Namespace string `json:"namespace"`
 	State     string `json:"state"`
+	// Checked are the lists and selectors that selected the namespace,
+	// with the entry that matched, then those of the operator's policy or
+	// exclusion that closed it, if any.
+	Checked []Lookup `json:"checked,omitempty"`
 }
 
 // ReplicaExplanation names the source of a push replica.
@@ -222,8 +229,9 @@ func (c *Controller) explainPull(target *Object) *PullExplanation {
 		p.Checks = append(p.Checks, c)
 		return ok
 	}
-	if !add("--exclude-namespaces", !c.opts.Exclude.Match(target.Namespace), "namespace "+target.Namespace+" is not excluded",
-		"namespace "+target.Namespace+" is excluded: the replicator writes nothing in it") {
+	excluded := excludeCheck(c.opts.Exclude, target.Namespace)
+	p.Checks = append(p.Checks, excluded)
+	if !excluded.Passed {
 		return p
 	}
 	ref, err := c.parseRef(value, target.Namespace)
@@ -263,16 +271,17 @@ func (c *Controller) explainPull(target *Object) *PullExplanation {
 
 // explainPush is PlanPush's view of a source's targets.
 func (c *Controller) explainPush(key string, source *Object, owned []any) *PushExplanation {
-	p := &PushExplanation{Targets: []PushTarget{}}
-	ok, why := c.opts.Push.AllowsSource(source.Namespace, c.kind.Rules().GrantsRights)
-	p.Policy = Check{What: "push policy", Passed: ok, Detail: why}
-	if ok {
-		p.Policy.Detail = "namespace " + source.Namespace + " may push"
+	plan := c.planPush(key, source, owned, true)
+	p := &PushExplanation{Targets: []PushTarget{}, Read: plan.Read}
+	if plan.Policy != nil {
+		p.Policy = *plan.Policy
 	}
-	plan := c.planPush(key, source, owned)
 	state := map[string]string{}
 	for _, ns := range plan.Targets {
 		state[ns] = "up to date"
+	}
+	for _, ns := range plan.Excluded {
+		state[ns] = "excluded"
 	}
 	for _, ns := range plan.Refused {
 		state[ns] = "refused"
@@ -284,7 +293,7 @@ func (c *Controller) explainPush(key string, source *Object, owned []any) *PushE
 		state[ch.Object.Namespace] = string(ch.Action)
 	}
 	for _, ns := range slices.Sorted(maps.Keys(state)) {
-		p.Targets = append(p.Targets, PushTarget{Namespace: ns, State: state[ns]})
+		p.Targets = append(p.Targets, PushTarget{Namespace: ns, State: state[ns], Checked: plan.Why[ns]})
 	}
 	for _, e := range plan.Problems {
 		p.Problems = append(p.Problems, e.Reason+": "+e.Message)
@@ -301,7 +310,7 @@ func (c *Controller) explainReplica(marker string, replica *Object) *ReplicaExpl
 		r.State = "delete: the source is gone"
 		return r
 	}
-	plan := c.planPush(marker, source, owned)
+	plan := c.planPush(marker, source, owned, false)
 	r.Targeted = slices.Contains(plan.Targets, replica.Namespace)
 	for _, ch := range plan.Changes {
 		if ch.Object.Namespace == replica.Namespace && ch.Object.Name == replica.Name {
@@ -344,13 +353,23 @@ func (ex *Explanation) Text() string {
 		}
 		return "FAIL"
 	}
+	check := func(c Check) {
+		fmt.Fprintf(&b, "    %s  %s: %s\n", mark(c.Passed), c.What, c.Detail)
+		for _, l := range c.Checked {
+			what := l.Written.String()
+			if l.Key == c.What {
+				what = l.Written.value()
+			}
+			fmt.Fprintf(&b, "          checked %s: %s\n", what, l.outcome())
+		}
+	}
 	if p := ex.Pull; p != nil {
 		fmt.Fprintf(&b, "  pull target: %s: %s\n", p.Annotation, p.Reference)
 		if p.Found {
 			fmt.Fprintf(&b, "    source %s: type %s, resourceVersion %s\n", p.Source, p.SourceType, p.SourceVersion)
 		}
 		for _, c := range p.Checks {
-			fmt.Fprintf(&b, "    %s  %s: %s\n", mark(c.Passed), c.What, c.Detail)
+			check(c)
 		}
 		if p.ReplicatedAt != "" || p.ReplicatedKeys != "" {
 			fmt.Fprintf(&b, "    last data change written: %s, from source version %s, keys %s\n", orDash(p.ReplicatedAt), orDash(p.ReplicatedVersion), orDash(p.ReplicatedKeys))
@@ -359,12 +378,36 @@ func (ex *Explanation) Text() string {
 		}
 	}
 	if p := ex.Push; p != nil {
-		fmt.Fprintf(&b, "  push source\n    %s  %s: %s\n", mark(p.Policy.Passed), p.Policy.What, p.Policy.Detail)
+		fmt.Fprintf(&b, "  push source\n")
+		check(p.Policy)
+		read := map[string]bool{}
+		for _, w := range p.Read {
+			fmt.Fprintf(&b, "    reads %s\n", w)
+			read[w.Key] = true
+		}
 		if len(p.Targets) == 0 {
 			fmt.Fprintf(&b, "    targets: none\n")
 		}
 		for _, t := range p.Targets {
-			fmt.Fprintf(&b, "    target %s: %s\n", t.Namespace, t.State)
+			// The annotations were shown as read: here, the one that
+			// selected the namespace, and the operator's lists with
+			// their values.
+			var why []string
+			for _, l := range t.Checked {
+				what := l.Written.String()
+				if read[l.Key] {
+					if !l.Matched {
+						continue
+					}
+					what = l.Key
+				}
+				why = append(why, what+": "+l.outcome())
+			}
+			if len(why) > 0 {
+				fmt.Fprintf(&b, "    target %s: %s (%s)\n", t.Namespace, t.State, strings.Join(why, "; "))
+			} else {
+				fmt.Fprintf(&b, "    target %s: %s\n", t.Namespace, t.State)
+			}
 		}
 		for _, pr := range p.Problems {
 			fmt.Fprintf(&b, "    problem: %s\n", pr)
@@ -393,6 +436,42 @@ func (ex *Explanation) Text() string {
 		fmt.Fprintf(&b, "  event on %s/%s: %s %s: %s\n", e.Namespace, e.Name, e.EventType, e.Reason, e.Message)
 	}
 	return b.String()
+}
+
+// String is the list or selector as explain prints it: its key and its
+// value, quoted.
+func (w Written) String() string { return w.Key + " " + w.value() }
+
+// value is the value quoted; a long one cut, with how many entries (or
+// bytes, for a selector) it has.
+func (w Written) value() string {
+	if !w.Truncated {
+		return strconv.Quote(w.Value)
+	}
+	if w.Selector {
+		return fmt.Sprintf("%s (%d bytes)", strconv.Quote(w.Value+"…"), w.Bytes)
+	}
+	return fmt.Sprintf("%s (%d entries)", strconv.Quote(w.Value+"…"), w.Entries)
+}
+
+// outcome says what the lookup made of its name.
+func (l Lookup) outcome() string {
+	name := "`" + l.Name + "`"
+	switch {
+	case l.Every:
+		return "every namespace"
+	case l.Selector && l.Matched:
+		return "selects " + name
+	case l.Selector:
+		return "does not select " + name
+	case l.PlainOnly && l.Matched:
+		return "names " + name + " plainly"
+	case l.PlainOnly:
+		return "no entry names " + name + " plainly (a pattern does not count)"
+	case l.Matched:
+		return "matched by entry `" + l.Entry + "`"
+	}
+	return "no entry matches " + name
 }
 
 func orDash(s string) string {

@@ -65,6 +65,9 @@ const entryOverhead = 10
 // time the list is matched against a name: reading a list only to report
 // what is wrong with it, or to learn that it is refused, compiles nothing.
 type Patterns struct {
+	// text is the list as written, count how many entries it has.
+	text  string
+	count int
 	names map[string]bool
 	// entries are the expressions as written.
 	entries []string
@@ -135,13 +138,13 @@ func shorten(s string) string {
 // matches nothing, and the one error is a *ListError. No expression is
 // compiled before its cost is known.
 func ParsePatterns(list string) (Patterns, []error) {
-	var p Patterns
 	n := 0
 	for entry := range strings.SplitSeq(list, ",") {
 		if strings.TrimSpace(entry) != "" {
 			n++
 		}
 	}
+	p := Patterns{text: list, count: n}
 	if n > MaxPatterns {
 		return p, []error{&ListError{Limit: fmt.Sprintf("MaxPatterns %d", MaxPatterns),
 			Err: fmt.Errorf("the list has %d entries, more than the %d accepted (MaxPatterns): it matches nothing", n, MaxPatterns)}}
@@ -182,7 +185,7 @@ func ParsePatterns(list string) (Patterns, []error) {
 		p.size += len(entry)
 	}
 	if p.cost > MaxListCost {
-		return Patterns{}, []error{&ListError{Limit: fmt.Sprintf("MaxListCost %d", MaxListCost),
+		return Patterns{text: list, count: n}, []error{&ListError{Limit: fmt.Sprintf("MaxListCost %d", MaxListCost),
 			Err: fmt.Errorf("the list's expressions cost %d to compile and match, more than the %d accepted (MaxListCost; plain names cost nothing): it matches nothing", p.cost, MaxListCost)}}
 	}
 	if len(p.entries) > 0 {
@@ -278,6 +281,46 @@ func (p Patterns) MatchEntry(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// String returns the list as written.
+func (p Patterns) String() string { return p.text }
+
+// lookup is what the list, as the value of key (an annotation or a flag),
+// makes of name: the entry that matched, if any.
+func (p Patterns) lookup(key, name string) Lookup {
+	entry, ok := p.MatchEntry(name)
+	return Lookup{Written: p.written(key), Name: name, Matched: ok, Entry: entry}
+}
+
+// written is the list as the value of key, as explain shows it.
+func (p Patterns) written(key string) Written {
+	w := written(key, p.text)
+	w.Entries = p.count
+	return w
+}
+
+// shownBytes is how much of a list or selector explain shows: real ones
+// are shorter; a longer one is cut.
+const shownBytes = 200
+
+// written is value, held by key, as explain shows it: whole when it is
+// short, else cut after at most shownBytes, at the end of an entry when
+// one ends in the second half of them.
+func written(key, value string) Written {
+	w := Written{Key: key, Value: value}
+	if len(value) <= shownBytes {
+		return w
+	}
+	cut := shownBytes
+	for cut > 0 && !utf8.RuneStart(value[cut]) {
+		cut--
+	}
+	if i := strings.LastIndexByte(value[:cut], ','); i >= shownBytes/2 {
+		cut = i + 1
+	}
+	w.Value, w.Truncated, w.Bytes = value[:cut], true, len(value)
+	return w
 }
 
 // Names reports whether the list holds name as a plain entry: named, not

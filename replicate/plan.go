@@ -206,6 +206,45 @@ type Check struct {
 	What   string `json:"what"`
 	Passed bool   `json:"passed"`
 	Detail string `json:"detail"`
+	// Checked are the pattern lists and selectors the check read, as
+	// written, and what each made of the name checked, in the order they
+	// were read.
+	Checked []Lookup `json:"checked,omitempty"`
+}
+
+// Written is a pattern list or a label selector as its annotation or flag
+// holds it, as explain shows it: a long one is cut.
+type Written struct {
+	// Key is the annotation or flag.
+	Key string `json:"key"`
+	// Value is the list or selector as written; Truncated when it is cut
+	// (after about 200 bytes, at the end of an entry when it can be), and
+	// then Bytes is how long it is.
+	Value     string `json:"value"`
+	Truncated bool   `json:"truncated,omitempty"`
+	Bytes     int    `json:"bytes,omitempty"`
+	// Entries is how many entries a pattern list has; Selector marks a
+	// label selector.
+	Entries  int  `json:"entries,omitempty"`
+	Selector bool `json:"selector,omitempty"`
+}
+
+// Lookup is what a pattern list or a label selector made of one name, as
+// a decision read it.
+type Lookup struct {
+	Written
+	// Name is the namespace (or cluster) looked up.
+	Name string `json:"name"`
+	// Matched reports whether the list or selector takes Name. Entry is
+	// the entry that matched, as written (a selector matches as a whole);
+	// Every, that the value means every namespace (reflector's empty
+	// conditions, kubed's "" and "true").
+	Matched bool   `json:"matched"`
+	Entry   string `json:"entry,omitempty"`
+	Every   bool   `json:"every,omitempty"`
+	// PlainOnly: only an entry naming Name plainly counts, not a pattern
+	// (the source namespace of a push into a system namespace).
+	PlainOnly bool `json:"plainOnly,omitempty"`
 }
 
 // Allows reports whether the source named by ref may be replicated into
@@ -273,21 +312,23 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 		return checks
 	}
 	// listCheck checks that the pattern list at key is there and has an
-	// entry matching name.
-	listCheck := func(key, name, missing, mismatch string) bool {
+	// entry matching name (a namespace or cluster: what).
+	listCheck := func(key, what, name, missing, mismatch string) bool {
 		list, ok := source.Annotations[key]
 		if !ok {
 			return check(key, false, "", missing)
 		}
 		patterns, errs := g.Parse.parse(list)
-		entry, match := patterns.MatchEntry(name)
-		if problems := listProblems(key, errs); !match && len(problems) > 0 {
+		l := patterns.lookup(key, name)
+		if problems := listProblems(key, errs); !l.Matched && len(problems) > 0 {
 			// Say which limit or error kept an entry from matching.
 			mismatch += "; " + problems[0].Message
 		}
-		return check(key, match, fmt.Sprintf("%q matches %s (entry %q)", list, name, entry), mismatch)
+		ok = check(key, l.Matched, "allows "+what+" "+name, mismatch)
+		checks[len(checks)-1].Checked = []Lookup{l}
+		return ok
 	}
-	if !listCheck(a.ReplicationAllowedNS, namespace, fmt.Sprintf("source %s has no %s", ref, a.ReplicationAllowedNS),
+	if !listCheck(a.ReplicationAllowedNS, "namespace", namespace, fmt.Sprintf("source %s has no %s", ref, a.ReplicationAllowedNS),
 		fmt.Sprintf("source %s does not allow namespace %s", ref, namespace)) || ref.Cluster == "" {
 		return checks
 	}
@@ -296,7 +337,7 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 		fmt.Sprintf("this replicator has no cluster name (--cluster-name) to match against %s of source %s", clusters, ref)) {
 		return checks
 	}
-	listCheck(clusters, g.Cluster, fmt.Sprintf("source %s has no %s: it is not served to other clusters", ref, clusters),
+	listCheck(clusters, "cluster", g.Cluster, fmt.Sprintf("source %s has no %s: it is not served to other clusters", ref, clusters),
 		fmt.Sprintf("source %s does not allow cluster %s", ref, g.Cluster))
 	return checks
 }
@@ -313,15 +354,33 @@ func (g Gate) reflectorChecks(source *Object, ref Ref, ns Namespace) []Check {
 	checks := []Check{{What: r.Allowed, Passed: true, Detail: `"true"`}}
 	set, problems := g.Annotations.reflectorAllowed(source, g.Parse)
 	what := r.AllowedNamespaces + ", " + r.AllowedSelector
-	if set.contains(ns) {
-		return append(checks, Check{What: what, Passed: true, Detail: fmt.Sprintf("%q, %q select %s (empty: every namespace)", source.Annotations[r.AllowedNamespaces], source.Annotations[r.AllowedSelector], ns.Name)})
+	var looked []Lookup
+	if set.match(ns, &looked) {
+		return append(checks, Check{What: what, Passed: true, Detail: "allows namespace " + ns.Name, Checked: looked})
 	}
 	detail := fmt.Sprintf("source %s does not allow namespace %s (%s, %s)", ref, ns.Name, r.AllowedNamespaces, r.AllowedSelector)
 	if len(problems) > 0 {
 		// Say which limit or error kept the list or selector from matching.
 		detail += "; " + problems[0].Message
 	}
-	return append(checks, Check{What: what, Detail: detail})
+	return append(checks, Check{What: what, Detail: detail, Checked: looked})
+}
+
+// excludeCheck is the operator's exclusion (--exclude-namespaces) of a
+// namespace: nothing is written in it, and a pull target there is told so
+// (its Detail is the Event's message).
+func excludeCheck(exclude Patterns, namespace string) Check {
+	c := Check{What: "--exclude-namespaces", Passed: true, Detail: "namespace " + namespace + " is not excluded"}
+	if strings.TrimSpace(exclude.String()) == "" {
+		return c
+	}
+	l := exclude.lookup("--exclude-namespaces", namespace)
+	if l.Matched {
+		c.Passed = false
+		c.Detail = fmt.Sprintf("namespace %s is excluded by --exclude-namespaces: the replicator writes nothing in it", namespace)
+	}
+	c.Checked = []Lookup{l}
+	return c
 }
 
 // PullInput is everything a pull decision depends on.
@@ -494,6 +553,10 @@ type PushOptions struct {
 	// copies with kubernetes-replicator's bookkeeping: adopted without
 	// the proof of a current version (see adoptable).
 	AdoptUnproven Patterns
+	// Explain asks the plan to say what decided each namespace
+	// (PushPlan.Read and Why), for explain; it costs a few values for
+	// every namespace selected.
+	Explain bool
 }
 
 // Action is what to do with one replica.
@@ -541,6 +604,17 @@ type PushPlan struct {
 	// Problems are invalid push annotations and refusals of the push
 	// policy, to report on the source.
 	Problems []Event
+	// Policy is the push policy's check of the source's namespace (nil
+	// without a source).
+	Policy *Check
+	// Excluded are namespaces the source selects that the operator
+	// excludes (--exclude-namespaces): never written. Sorted.
+	Excluded []string
+	// Read and Why are filled when PushOptions.Explain is set: the push
+	// annotations read, as written, and for each namespace of Targets,
+	// Refused and Excluded what selected it and what took it out.
+	Read []Written
+	Why  map[string][]Lookup
 }
 
 // PushInput is everything a push decision depends on.
@@ -563,26 +637,72 @@ type PushInput struct {
 // excluded and terminating namespaces. Invalid pattern entries match
 // nothing; an invalid selector selects nothing; the rest still applies.
 func PushTargets(source *Object, namespaces []Namespace, opts PushOptions) (map[string]bool, []Event) {
-	targets := map[string]bool{}
+	s := selectTargets(source, namespaces, opts, nil)
+	return s.targets, s.problems
+}
+
+// selection is what a source's push annotations select.
+type selection struct {
+	targets map[string]bool
+	// excluded are the namespaces they select that the operator excludes.
+	excluded []string
+	problems []Event
+	// read are the push annotations read, as written (only with why).
+	read []Written
+}
+
+// selectTargets is PushTargets, with the namespaces the source selects
+// that are excluded. When why is not nil, it also returns the annotations
+// read and puts in why, for each namespace selected, the lookups that
+// selected it (and the exclusion's).
+func selectTargets(source *Object, namespaces []Namespace, opts PushOptions, why map[string][]Lookup) selection {
+	s := selection{targets: map[string]bool{}}
 	if source == nil {
-		return targets, nil
+		return s
 	}
 	sets, problems := pushSets(source, opts)
+	s.problems = problems
+	if why != nil {
+		for _, set := range sets {
+			s.read = append(s.read, set.written()...)
+		}
+	}
 	if len(sets) == 0 {
-		return targets, problems
+		return s
 	}
 	for _, ns := range namespaces {
-		if ns.Name == source.Namespace || ns.Terminating || opts.Exclude.Match(ns.Name) {
+		if ns.Name == source.Namespace || ns.Terminating {
 			continue
 		}
+		selected := false
+		var looked []Lookup
 		for _, set := range sets {
-			if set.contains(ns) {
-				targets[ns.Name] = true
+			var w *[]Lookup
+			if why != nil {
+				looked = nil
+				w = &looked
+			}
+			if set.match(ns, w) {
+				selected = true
 				break
 			}
 		}
+		if !selected {
+			continue
+		}
+		if opts.Exclude.Match(ns.Name) {
+			s.excluded = append(s.excluded, ns.Name)
+			if why != nil {
+				why[ns.Name] = append(looked, opts.Exclude.lookup("--exclude-namespaces", ns.Name))
+			}
+			continue
+		}
+		s.targets[ns.Name] = true
+		if why != nil {
+			why[ns.Name] = looked
+		}
 	}
-	return targets, problems
+	return s
 }
 
 // pushSets translates the push annotations of every dialect read into
@@ -598,15 +718,14 @@ func pushSets(source *Object, opts PushOptions) ([]*namespaceSet, []Event) {
 	if to {
 		patterns, errs := opts.Parse.parse(list)
 		problems = append(problems, listProblems(a.ReplicateTo, errs)...)
-		ours.patterns = patterns
+		ours.listKey, ours.patterns = a.ReplicateTo, patterns
 	}
 	if s := strings.TrimSpace(source.Annotations[a.ReplicateToMatching]); s != "" {
 		sel, err := ParseSelector(s)
 		if err != nil {
 			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.ReplicateToMatching, err))
-		} else {
-			ours.selectors = append(ours.selectors, sel)
 		}
+		ours.selectors = append(ours.selectors, namedSelector{a.ReplicateToMatching, s, sel})
 	}
 	sets = append(sets, ours)
 	kubed, errs := kubedTargets(source, a)
@@ -630,16 +749,26 @@ func PlanPush(in PushInput) PushPlan {
 
 	// The policy first: what a source that may not push asks for is
 	// never parsed nor matched against the namespaces.
+	if in.Options.Explain {
+		plan.Why = map[string][]Lookup{}
+	}
 	targets := map[string]bool{}
-	if denial, refused := refusePush(in.Options.Policy, in.Source, in.Options.GrantsRights, a); refused {
+	if in.Source != nil {
+		check := in.Options.Policy.SourceCheck(in.Source.Namespace, in.Options.GrantsRights)
+		plan.Policy = &check
+	}
+	if denial, refused := refusePush(plan.Policy, in.Source, a); refused {
 		plan.Problems = []Event{*denial}
 		plan.SourceRefused = true
 	} else {
-		var problems []Event
-		targets, problems = PushTargets(in.Source, in.Namespaces, in.Options)
-		refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, targets)
-		plan.Problems = append(problems, denials...)
+		s := selectTargets(in.Source, in.Namespaces, in.Options, plan.Why)
+		targets = s.targets
+		refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, targets, plan.Why)
+		plan.Problems = append(s.problems, denials...)
 		plan.Refused = refused
+		plan.Excluded = s.excluded
+		slices.Sort(plan.Excluded)
+		plan.Read = s.read
 	}
 	plan.Targets = slices.Sorted(maps.Keys(targets))
 	terminating := map[string]bool{}

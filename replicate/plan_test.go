@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -753,6 +754,225 @@ func TestKubedDialect(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 			assert.Len(t, plan.Problems, tt.problems)
+		})
+	}
+}
+
+// lookedUp is every list and selector the checks read, in order.
+func lookedUp(groups [][]Check) []Lookup {
+	var out []Lookup
+	for _, group := range groups {
+		for _, c := range group {
+			out = append(out, c.Checked...)
+		}
+	}
+	return out
+}
+
+func TestGateChecksSayWhatTheyRead(t *testing.T) {
+	// 100 entries of 10 bytes: cut after the 20th.
+	long := strings.Repeat("team-0000,", 99) + "team-last"
+	list := func(key, value string, entries int) Written { return Written{Key: key, Value: value, Entries: entries} }
+	tests := map[string]struct {
+		a           Annotations // zero: ann
+		annotations map[string]string
+		ref         Ref // zero: certs/wildcard
+		cluster     string
+		ns          Namespace
+		want        []Lookup
+	}{
+		"the entry that matched, as written": {
+			annotations: allowed("web, blog-.*"), ns: ns("blog-a", nil),
+			want: []Lookup{{Written: list(ann.ReplicationAllowedNS, "web, blog-.*", 2), Name: "blog-a", Matched: true, Entry: "blog-.*"}},
+		},
+		"a plain name matches itself": {
+			annotations: allowed("shop,blog-.*"), ns: ns("shop", nil),
+			want: []Lookup{{Written: list(ann.ReplicationAllowedNS, "shop,blog-.*", 2), Name: "shop", Matched: true, Entry: "shop"}},
+		},
+		"no entry matches a name it is only part of": {
+			annotations: allowed("blog"), ns: ns("blog-a", nil),
+			want: []Lookup{{Written: list(ann.ReplicationAllowedNS, "blog", 1), Name: "blog-a"}},
+		},
+		"a long list is cut after 200 bytes at an entry's end, its entries counted": {
+			annotations: allowed(long), ns: ns("team-last", nil),
+			want: []Lookup{{Written: Written{Key: ann.ReplicationAllowedNS, Value: strings.Repeat("team-0000,", 20), Truncated: true, Bytes: len(long), Entries: 100},
+				Name: "team-last", Matched: true, Entry: "team-last"}},
+		},
+		"without a list nothing is read": {
+			annotations: map[string]string{ann.ReplicationAllowed: "true"}, ns: ns("shop", nil),
+		},
+		"a source in another cluster: the namespaces, then the clusters": {
+			annotations: with(allowed("app"), ann.ReplicationAllowedClusters, "spoke-.*"), ref: Ref{Cluster: "hub", Namespace: "certs", Name: "wildcard"},
+			cluster: "spoke-1", ns: ns("app", nil),
+			want: []Lookup{
+				{Written: list(ann.ReplicationAllowedNS, "app", 1), Name: "app", Matched: true, Entry: "app"},
+				{Written: list(ann.ReplicationAllowedClusters, "spoke-.*", 1), Name: "spoke-1", Matched: true, Entry: "spoke-.*"},
+			},
+		},
+		"reflector's list and selector, when neither takes the namespace": {
+			a: dialects, annotations: map[string]string{rk.Allowed: "true", rk.AllowedNamespaces: "staging", rk.AllowedSelector: "env=dev"},
+			ns: ns("dev", map[string]string{"env": "prod"}),
+			want: []Lookup{
+				{Written: list(rk.AllowedNamespaces, "staging", 1), Name: "dev"},
+				{Written: Written{Key: rk.AllowedSelector, Value: "env=dev", Selector: true}, Name: "dev"},
+			},
+		},
+		"reflector's selector, read after its list": {
+			a: dialects, annotations: map[string]string{rk.Allowed: "true", rk.AllowedNamespaces: "staging", rk.AllowedSelector: "env=dev"},
+			ns: ns("dev", map[string]string{"env": "dev"}),
+			want: []Lookup{
+				{Written: list(rk.AllowedNamespaces, "staging", 1), Name: "dev"},
+				{Written: Written{Key: rk.AllowedSelector, Value: "env=dev", Selector: true}, Name: "dev", Matched: true},
+			},
+		},
+		"reflector's empty conditions mean every namespace": {
+			a: dialects, annotations: map[string]string{rk.Allowed: "true"}, ns: ns("dev", nil),
+			want: []Lookup{{Written: Written{Key: rk.AllowedNamespaces + ", " + rk.AllowedSelector}, Name: "dev", Matched: true, Every: true}},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := tt.a
+			if a.ReplicateFrom == "" {
+				a = ann
+			}
+			ref := tt.ref
+			if ref.Name == "" {
+				ref = Ref{Namespace: "certs", Name: "wildcard"}
+			}
+			g := Gate{Annotations: a, Cluster: tt.cluster}
+			groups := g.Checks(tlsSource("A", tt.annotations), ref, tt.ns)
+			assert.Equal(t, tt.want, lookedUp(groups))
+			ok, _ := g.Allows(tlsSource("A", tt.annotations), ref, tt.ns)
+			assert.Equal(t, ok, len(tt.want) > 0 && tt.want[len(tt.want)-1].Matched, "the last list read decided")
+		})
+	}
+}
+
+func TestExcludeCheck(t *testing.T) {
+	for name, tt := range map[string]struct {
+		exclude string
+		want    Check
+	}{
+		"no exclusion: nothing read": {want: Check{What: "--exclude-namespaces", Passed: true, Detail: "namespace kube-system is not excluded"}},
+		"an excluded namespace, by the entry that matched": {exclude: "kube-.*,legacy", want: Check{What: "--exclude-namespaces",
+			Detail:  "namespace kube-system is excluded by --exclude-namespaces: the replicator writes nothing in it",
+			Checked: []Lookup{{Written: Written{Key: "--exclude-namespaces", Value: "kube-.*,legacy", Entries: 2}, Name: "kube-system", Matched: true, Entry: "kube-.*"}}}},
+		"a namespace no entry matches": {exclude: "kube", want: Check{What: "--exclude-namespaces", Passed: true, Detail: "namespace kube-system is not excluded",
+			Checked: []Lookup{{Written: Written{Key: "--exclude-namespaces", Value: "kube", Entries: 1}, Name: "kube-system"}}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tt.want, excludeCheck(patterns(tt.exclude), "kube-system"))
+		})
+	}
+}
+
+// With Explain, a push plan says what selected each namespace (the entry
+// or selector, as written) and what closed it; the decisions are those of
+// the plan without it.
+func TestPushPlanSaysWhatDecidedEachNamespace(t *testing.T) {
+	namespaces := []Namespace{
+		ns("certs", nil), ns("team-a", map[string]string{"tls": "yes"}), ns("team-b", nil), ns("other", map[string]string{"tls": "yes"}), ns("kube-system", nil),
+	}
+	toList := func(key, value string, entries int) Written { return Written{Key: key, Value: value, Entries: entries} }
+	tests := map[string]struct {
+		a           Annotations // zero: ann
+		annotations map[string]string
+		policy      *PushPolicy // nil: pushFromAnywhere
+		exclude     string
+		read        []Written
+		why         map[string][]Lookup
+		excluded    []string
+		refused     []string
+	}{
+		"a list's entry, a selector, a system namespace closed, an excluded one": {
+			annotations: map[string]string{ann.ReplicateTo: "team-b, kube-.*", ann.ReplicateToMatching: "tls=yes"}, exclude: "other",
+			read: []Written{toList(ann.ReplicateTo, "team-b, kube-.*", 2), {Key: ann.ReplicateToMatching, Value: "tls=yes", Selector: true}},
+			why: map[string][]Lookup{
+				"team-b": {{Written: toList(ann.ReplicateTo, "team-b, kube-.*", 2), Name: "team-b", Matched: true, Entry: "team-b"}},
+				"team-a": {
+					{Written: toList(ann.ReplicateTo, "team-b, kube-.*", 2), Name: "team-a"},
+					{Written: Written{Key: ann.ReplicateToMatching, Value: "tls=yes", Selector: true}, Name: "team-a", Matched: true},
+				},
+				"kube-system": {
+					{Written: toList(ann.ReplicateTo, "team-b, kube-.*", 2), Name: "kube-system", Matched: true, Entry: "kube-.*"},
+					{Written: Written{Key: "--push-to-system-namespaces"}, Name: "kube-system"},
+				},
+				"other": {
+					{Written: toList(ann.ReplicateTo, "team-b, kube-.*", 2), Name: "other"},
+					{Written: Written{Key: ann.ReplicateToMatching, Value: "tls=yes", Selector: true}, Name: "other", Matched: true},
+					{Written: toList("--exclude-namespaces", "other", 1), Name: "other", Matched: true, Entry: "other"},
+				},
+			},
+			excluded: []string{"other"}, refused: []string{"kube-system"},
+		},
+		"an opened system namespace, and the source's namespace named plainly": {
+			annotations: map[string]string{ann.ReplicateTo: "kube-system"},
+			policy:      &PushPolicy{From: patterns("certs,team-.*"), ToSystem: patterns("kube-system")},
+			read:        []Written{toList(ann.ReplicateTo, "kube-system", 1)},
+			why: map[string][]Lookup{"kube-system": {
+				{Written: toList(ann.ReplicateTo, "kube-system", 1), Name: "kube-system", Matched: true, Entry: "kube-system"},
+				{Written: toList("--push-to-system-namespaces", "kube-system", 1), Name: "kube-system", Matched: true, Entry: "kube-system"},
+				{Written: toList("--push-from-namespaces", "certs,team-.*", 2), Name: "certs", Matched: true, Entry: "certs", PlainOnly: true},
+			}},
+		},
+		"the replicator's own namespace": {
+			annotations: map[string]string{ann.ReplicateTo: "team-b"},
+			policy:      &PushPolicy{From: patterns(".*"), Protected: []string{"team-b"}},
+			read:        []Written{toList(ann.ReplicateTo, "team-b", 1)},
+			why: map[string][]Lookup{"team-b": {
+				{Written: toList(ann.ReplicateTo, "team-b", 1), Name: "team-b", Matched: true, Entry: "team-b"},
+				{Written: Written{Key: "--namespace", Value: "team-b"}, Name: "team-b", Matched: true, Entry: "team-b"},
+			}},
+			refused: []string{"team-b"},
+		},
+		"kubed's every namespace, reflector's auto push within its allowed list": {
+			a: dialects, annotations: map[string]string{KubedSyncAnnotation: "", rk.Allowed: "true", rk.AllowedNamespaces: "team-.*", rk.AutoEnabled: "true"},
+			read: []Written{{Key: KubedSyncAnnotation}, toList(rk.AllowedNamespaces, "team-.*", 1), {Key: rk.AutoNamespaces + ", " + rk.AutoSelector}},
+			why: map[string][]Lookup{
+				"team-a":      {{Written: Written{Key: KubedSyncAnnotation}, Name: "team-a", Matched: true, Every: true}},
+				"team-b":      {{Written: Written{Key: KubedSyncAnnotation}, Name: "team-b", Matched: true, Every: true}},
+				"other":       {{Written: Written{Key: KubedSyncAnnotation}, Name: "other", Matched: true, Every: true}},
+				"kube-system": {{Written: Written{Key: KubedSyncAnnotation}, Name: "kube-system", Matched: true, Every: true}, {Written: Written{Key: "--push-to-system-namespaces"}, Name: "kube-system"}},
+			},
+			refused: []string{"kube-system"},
+		},
+		"reflector's auto push alone: the allowed entry, then the auto one": {
+			a: dialects, annotations: map[string]string{rk.Allowed: "true", rk.AllowedNamespaces: "team-.*", rk.AutoEnabled: "true", rk.AutoNamespaces: "team-b"},
+			read: []Written{toList(rk.AllowedNamespaces, "team-.*", 1), toList(rk.AutoNamespaces, "team-b", 1)},
+			why: map[string][]Lookup{"team-b": {
+				{Written: toList(rk.AllowedNamespaces, "team-.*", 1), Name: "team-b", Matched: true, Entry: "team-.*"},
+				{Written: toList(rk.AutoNamespaces, "team-b", 1), Name: "team-b", Matched: true, Entry: "team-b"},
+			}},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := tt.a
+			if a.ReplicateFrom == "" {
+				a = ann
+			}
+			in := PushInput{
+				SourceRef: Ref{Namespace: "certs", Name: "wildcard"}, Source: pushSource(tt.annotations), Namespaces: namespaces,
+				Existing: func(string) *Object { return nil },
+				Options:  PushOptions{Annotations: a, Exclude: patterns(tt.exclude), Now: now, Policy: policyOr(tt.policy), Explain: true},
+			}
+			plan := PlanPush(in)
+			assert.Equal(t, tt.read, plan.Read)
+			assert.Equal(t, tt.why, plan.Why)
+			assert.Equal(t, tt.excluded, plan.Excluded)
+			assert.Equal(t, tt.refused, plan.Refused)
+			require.NotNil(t, plan.Policy)
+			assert.True(t, plan.Policy.Passed)
+
+			in.Options.Explain = false
+			without := PlanPush(in)
+			assert.Nil(t, without.Why)
+			assert.Nil(t, without.Read)
+			assert.Equal(t, plan.Targets, without.Targets, "explaining changes no decision")
+			assert.Equal(t, plan.Refused, without.Refused)
+			assert.Equal(t, plan.Excluded, without.Excluded)
+			assert.Equal(t, len(plan.Changes), len(without.Changes))
 		})
 	}
 }

@@ -61,16 +61,39 @@ type PushPolicy struct {
 // says whether its kind grants rights (Roles, RoleBindings). If not, the
 // message says which setting would allow it.
 func (p PushPolicy) AllowsSource(namespace string, grantsRights bool) (bool, string) {
-	if grantsRights {
-		if p.RBACFrom.Match(namespace) {
-			return true, ""
-		}
-		return false, fmt.Sprintf("push refused: Roles and RoleBindings grant rights, and namespace %s is not allowed to push them; an operator can add it to %s", namespace, SettingPushRBACFrom)
-	}
-	if p.From.Match(namespace) {
+	c := p.SourceCheck(namespace, grantsRights)
+	if c.Passed {
 		return true, ""
 	}
-	return false, fmt.Sprintf("push refused: namespace %s is not allowed to push; an operator can add it to %s", namespace, SettingPushFrom)
+	return false, c.Detail
+}
+
+// The flags of the push policy, as explain names the lists it read.
+const (
+	flagPushFrom     = "--push-from-namespaces"
+	flagPushRBACFrom = "--push-rbac-from-namespaces"
+	flagPushToSystem = "--push-to-system-namespaces"
+	flagNamespace    = "--namespace"
+)
+
+// SourceCheck is AllowsSource as a check: the list it read and the entry
+// that matched; when it fails, its Detail is the refusal, naming the
+// setting that would allow the push.
+func (p PushPolicy) SourceCheck(namespace string, grantsRights bool) Check {
+	list, flag := p.From, flagPushFrom
+	if grantsRights {
+		list, flag = p.RBACFrom, flagPushRBACFrom
+	}
+	l := list.lookup(flag, namespace)
+	c := Check{What: "push policy", Passed: l.Matched, Detail: "namespace " + namespace + " may push", Checked: []Lookup{l}}
+	switch {
+	case l.Matched:
+	case grantsRights:
+		c.Detail = fmt.Sprintf("push refused: Roles and RoleBindings grant rights, and namespace %s is not allowed to push them; an operator can add it to %s", namespace, SettingPushRBACFrom)
+	default:
+		c.Detail = fmt.Sprintf("push refused: namespace %s is not allowed to push; an operator can add it to %s", namespace, SettingPushFrom)
+	}
+	return c
 }
 
 // AllowsTarget reports whether a source in namespace source may write push
@@ -78,41 +101,78 @@ func (p PushPolicy) AllowsSource(namespace string, grantsRights bool) (bool, str
 // system namespace only when the operator opened it and named the source's
 // namespace plainly.
 func (p PushPolicy) AllowsTarget(source, target string, grantsRights bool) bool {
+	return p.allowsTarget(source, target, grantsRights, nil)
+}
+
+// allowsTarget is AllowsTarget. When why is not nil, it appends to it the
+// lists that decided, if any: the protected namespaces, or for a system
+// namespace --push-to-system-namespaces and the source's namespace named
+// plainly.
+func (p PushPolicy) allowsTarget(source, target string, grantsRights bool, why *[]Lookup) bool {
+	note := func(l Lookup) {
+		if why != nil {
+			*why = append(*why, l)
+		}
+	}
 	if slices.Contains(p.Protected, target) {
+		if why != nil {
+			note(Lookup{Written: written(flagNamespace, strings.Join(p.Protected, ",")), Name: target, Matched: true, Entry: target})
+		}
 		return false
 	}
 	if !IsSystemNamespace(target) {
 		return true
 	}
-	from := p.From
+	from, flag := p.From, flagPushFrom
 	if grantsRights {
-		from = p.RBACFrom
+		from, flag = p.RBACFrom, flagPushRBACFrom
 	}
-	return p.ToSystem.Match(target) && from.Names(source)
+	opened := p.ToSystem.lookup(flagPushToSystem, target)
+	note(opened)
+	if !opened.Matched {
+		return false
+	}
+	named := Lookup{Written: from.written(flag), Name: source, Matched: from.Names(source), PlainOnly: true}
+	if named.Matched {
+		named.Entry = source
+	}
+	note(named)
+	return named.Matched
 }
 
-// refusePush is the outcome for a source the policy does not let push: no
-// target at all, so that the replicas it made before the policy tightened
-// are deleted like those of a source whose push annotations were removed.
-// Its target list is never read: what a refused source's annotations say
-// costs nothing. ok is false when the source may push.
-func refusePush(p PushPolicy, source *Object, grantsRights bool, a Annotations) (*Event, bool) {
-	if source == nil || !a.IsPushSource(source.Annotations) {
+// refusePush is the outcome for a source the policy does not let push
+// (policy is its check, nil without a source): no target at all, so that
+// the replicas it made before the policy tightened are deleted like those
+// of a source whose push annotations were removed. Its target list is
+// never read: what a refused source's annotations say costs nothing. ok is
+// false when the source may push.
+func refusePush(policy *Check, source *Object, a Annotations) (*Event, bool) {
+	if source == nil || policy == nil || !a.IsPushSource(source.Annotations) {
 		return nil, false
 	}
-	if ok, why := p.AllowsSource(source.Namespace, grantsRights); !ok {
-		return warning(ReasonPushDenied, "%s", why), true
+	if !policy.Passed {
+		return warning(ReasonPushDenied, "%s", policy.Detail), true
 	}
 	return nil, false
 }
 
 // applyPushPolicy removes from the targets of a source that may push the
 // namespaces the policy closes to it, and returns them (sorted) with the
-// Events that explain the refusals.
-func applyPushPolicy(p PushPolicy, source *Object, grantsRights bool, targets map[string]bool) ([]string, []Event) {
+// Events that explain the refusals. When why is not nil, it adds to each
+// namespace's entry what the policy read of it.
+func applyPushPolicy(p PushPolicy, source *Object, grantsRights bool, targets map[string]bool, why map[string][]Lookup) ([]string, []Event) {
 	var system, protected []string
 	for ns := range targets {
-		if p.AllowsTarget(source.Namespace, ns, grantsRights) {
+		var looked *[]Lookup
+		if why != nil {
+			l := why[ns]
+			looked = &l
+		}
+		allowed := p.allowsTarget(source.Namespace, ns, grantsRights, looked)
+		if why != nil {
+			why[ns] = *looked
+		}
+		if allowed {
 			continue
 		}
 		delete(targets, ns)

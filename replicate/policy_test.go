@@ -69,3 +69,31 @@ func TestPushPolicyTargets(t *testing.T) {
 		assert.False(t, PushPolicy{From: patterns("certs")}.AllowsTarget("certs", ns, false), "%s closed by default", ns)
 	}
 }
+
+// The policy's check of a source names the list it read, as written, and
+// the entry that matched.
+func TestPushPolicySourceCheckSaysWhatItRead(t *testing.T) {
+	operator := PushPolicy{From: patterns("cert-manager, team-.*"), RBACFrom: patterns("platform")}
+	for name, tt := range map[string]struct {
+		namespace    string
+		grantsRights bool
+		want         Lookup
+	}{
+		"the entry that matched": {namespace: "team-a",
+			want: Lookup{Written: Written{Key: "--push-from-namespaces", Value: "cert-manager, team-.*", Entries: 2}, Name: "team-a", Matched: true, Entry: "team-.*"}},
+		"no entry matches": {namespace: "tenant",
+			want: Lookup{Written: Written{Key: "--push-from-namespaces", Value: "cert-manager, team-.*", Entries: 2}, Name: "tenant"}},
+		"the RBAC list for kinds that grant rights": {namespace: "team-a", grantsRights: true,
+			want: Lookup{Written: Written{Key: "--push-rbac-from-namespaces", Value: "platform", Entries: 1}, Name: "team-a"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := operator.SourceCheck(tt.namespace, tt.grantsRights)
+			assert.Equal(t, []Lookup{tt.want}, c.Checked)
+			ok, why := operator.AllowsSource(tt.namespace, tt.grantsRights)
+			assert.Equal(t, ok, c.Passed)
+			if !ok {
+				assert.Equal(t, why, c.Detail, "the refusal is the check's")
+			}
+		})
+	}
+}

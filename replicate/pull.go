@@ -45,9 +45,9 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 	a := c.opts.Annotations
 	log := c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name})
 	key := target.Key()
-	if c.opts.Exclude.Match(target.Namespace) {
+	if excluded := excludeCheck(c.opts.Exclude, target.Namespace); !excluded.Passed {
 		log.Debug("pull target in excluded namespace, left alone")
-		c.event(obj, target, warning(ReasonNamespaceExcluded, "namespace %s is excluded by --exclude-namespaces: the replicator writes nothing in it", target.Namespace))
+		c.event(obj, target, warning(ReasonNamespaceExcluded, "%s", excluded.Detail))
 		c.states.setPull(key, itemState{StateRefused, ReasonNamespaceExcluded})
 		return nil
 	}

@@ -30,7 +30,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		// the source; the delay is a fallback.
 		return &requeue{after: time.Second, why: "push waits for the cache to show its own writes"}
 	}
-	plan := c.planPush(key, source, owned)
+	plan := c.planPush(key, source, owned, false)
 	for i := range plan.Problems {
 		c.event(obj, source, &plan.Problems[i])
 	}
@@ -64,8 +64,9 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 }
 
 // planPush plans the replicas of the push source at key from the cache;
-// owned are the cached objects whose marker names it.
-func (c *Controller) planPush(key string, source *Object, owned []any) PushPlan {
+// owned are the cached objects whose marker names it. explain asks the plan
+// to say what decided each namespace (PushOptions.Explain).
+func (c *Controller) planPush(key string, source *Object, owned []any, explain bool) PushPlan {
 	ns, name, _ := strings.Cut(key, "/")
 	var ownedViews []*Object
 	// The replicas of the source's own name, by namespace: what Existing
@@ -94,6 +95,7 @@ func (c *Controller) planPush(key string, source *Object, owned []any) PushPlan 
 		Options: PushOptions{
 			Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns,
 			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights, AdoptUnproven: c.opts.AdoptUnproven,
+			Explain: explain,
 		},
 	})
 }
