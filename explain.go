@@ -30,22 +30,62 @@ decisions on the object in dry run, and prints what it would write and why.
 It writes nothing. KIND is secret, configmap, role, rolebinding or
 serviceaccount. The replicator's settings come from its Deployment's
 arguments (--deployment, or the one Deployment labelled
-app.kubernetes.io/name=replicator); its flags given here override them.
+app.kubernetes.io/name=replicator); the replicator's flags given here
+override them. Only the replicator's flags that change the answer are
+accepted; those that do not (logs, metrics, leader election, rates,
+source clusters: explain reads this cluster only) are not listed.
 
 Flags:
 `
 
-// explainOnlyFlags are explain's own flags, not the replicator's.
-var explainOnlyFlags = map[string]bool{"context": true, "o": true, "output": true, "deployment": true, "timeout": true}
+// explainIgnores reports whether explain ignores the replicator's flag of
+// that name: it reads this cluster only, as the caller, once, in dry run,
+// without logs, metrics, Events or a Lease. Such flags are not accepted;
+// the Deployment's are read and have no effect.
+func explainIgnores(name string) bool {
+	switch name {
+	case "kubeconfig", // explain's own: kubectl's loading rules
+		"source-cluster", "source-cluster-namespaces",
+		"resync-period", "status-addr", "log-level", "log-format", "profiling", "version",
+		"workers", "kube-api-qps", "kube-api-burst", "normal-event-qps", "normal-event-burst",
+		"leader-elect", "leader-elect-lease-name", "leader-elect-namespace",
+		"leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period",
+		"dry-run", "sync-by-content":
+		return true
+	}
+	return false
+}
+
+// explainRequest is what explain is asked: the object, where the
+// replicator's settings come from, and the output.
+type explainRequest struct {
+	kind            replicate.Kind
+	namespace, name string
+	// deployment names the replicator's Deployment (see deploymentArgs);
+	// overrides are the replicator's flags given to explain.
+	deployment string
+	overrides  []string
+	output     string
+	timeout    time.Duration
+}
 
 // runExplain is `replicator explain`; it returns the exit code.
 func runExplain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("replicator explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// The replicator's flags that change the answer, as it defines them.
+	replicator := flag.NewFlagSet("replicator", flag.ContinueOnError)
 	var given config
 	var logLevel string
-	given.define(fs, &logLevel)
-	newClusterFlags(fs)
+	given.define(replicator, &logLevel)
+	replicatorFlag := map[string]bool{}
+	replicator.VisitAll(func(f *flag.Flag) {
+		if !explainIgnores(f.Name) {
+			fs.Var(f.Value, f.Name, f.Usage)
+			replicatorFlag[f.Name] = true
+		}
+	})
+	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig to read the cluster with (default: $KUBECONFIG, else ~/.kube/config, as kubectl reads them; in a pod without either, its in-cluster configuration)")
 	kubeContext := fs.String("context", "", "the kubeconfig context to use")
 	output := fs.String("output", "text", "text or json")
 	fs.StringVar(output, "o", "text", "short for --output")
@@ -87,7 +127,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = given.kubeconfig
+	rules.ExplicitPath = *kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: *kubeContext}).ClientConfig()
 	if err != nil {
 		return fail("loading kubeconfig: %v", err)
@@ -98,41 +138,54 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	req := explainRequest{kind: kind, namespace: namespace, name: name, deployment: *deployment, output: *output, timeout: *timeout}
+	fs.Visit(func(f *flag.Flag) {
+		if replicatorFlag[f.Name] {
+			req.overrides = append(req.overrides, "--"+f.Name+"="+f.Value.String())
+		}
+	})
+	return explain(client, req, stdout, stderr)
+}
+
+// explain answers req from the cluster client reads; it returns the exit
+// code.
+func explain(client kubernetes.Interface, req explainRequest, stdout, stderr io.Writer) int {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "replicator explain: "+format+"\n", a...)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), req.timeout)
 	defer cancel()
 
 	// The settings: the Deployment's arguments, then the flags given here.
-	deployArgs, from, err := deploymentArgs(ctx, client, *deployment)
+	deployArgs, from, err := deploymentArgs(ctx, client, req.deployment)
 	if err != nil {
 		return fail("%v", err)
 	}
-	var overrides []string
-	fs.Visit(func(f *flag.Flag) {
-		if !explainOnlyFlags[f.Name] && f.Name != "kubeconfig" && !strings.HasPrefix(f.Name, "source-cluster") {
-			overrides = append(overrides, "--"+f.Name+"="+f.Value.String())
-			from += ", --" + f.Name + " given here"
-		}
-	})
-	c, err := parseFlags(append(deployArgs, overrides...), io.Discard)
+	for _, o := range req.overrides {
+		name, _, _ := strings.Cut(o, "=")
+		from += ", " + name + " given here"
+	}
+	c, err := parseFlags(append(deployArgs, req.overrides...), io.Discard)
 	if err != nil {
 		return fail("the replicator's settings (%s): %v", from, err)
 	}
 	enabled := false
 	for _, k := range c.kinds() {
-		enabled = enabled || k.Name() == kind.Name()
+		enabled = enabled || k.Name() == req.kind.Name()
 	}
 	var ex *replicate.Explanation
 	if enabled {
-		ex, err = replicate.Explain(ctx, client, kind, namespace, name, c.options(), *timeout)
+		ex, err = replicate.Explain(ctx, client, req.kind, req.namespace, req.name, c.options(), req.timeout)
 		if err != nil {
 			return fail("%v", err)
 		}
 	} else {
-		ex = &replicate.Explanation{Kind: kind.Name(), Namespace: namespace, Name: name, Writes: []replicate.Observation{}, Events: []replicate.Observation{},
-			Notes: []string{"the replicator does not replicate " + kind.Name() + "s with these settings (--replicate-...=false)"}}
+		ex = &replicate.Explanation{Kind: req.kind.Name(), Namespace: req.namespace, Name: req.name, Writes: []replicate.Observation{}, Events: []replicate.Observation{},
+			Notes: []string{"the replicator does not replicate " + req.kind.Name() + "s with these settings (--replicate-...=false)"}}
 	}
 	ex.Settings = from
-	if *output == "json" {
+	if req.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(ex); err != nil {

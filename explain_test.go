@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -72,4 +74,26 @@ func TestExplainReadsTheObjectName(t *testing.T) {
 		_, _, _, err := parseObject(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// explain's help lists its own flags and the replicator's that change its
+// answer, with what they do in explain: no flag it would ignore.
+func TestExplainHelpSaysWhatItDoes(t *testing.T) {
+	var stdout, stderr strings.Builder
+	require.Equal(t, 0, runExplain([]string{"-h"}, &stdout, &stderr))
+	help := stderr.String()
+	kubeconfig := regexp.MustCompile(`(?m)^  -kubeconfig string\n\s+(.*)$`).FindStringSubmatch(help)
+	require.Len(t, kubeconfig, 2, help)
+	assert.Contains(t, kubeconfig[1], "$KUBECONFIG, else ~/.kube/config", "the loading rules explain uses")
+	assert.NotContains(t, kubeconfig[1], "empty: in-cluster", "not the replicator's own help")
+	for _, listed := range []string{"-context", "-deployment", "-output", "-timeout", "-annotation-prefix", "-push-from-namespaces", "-exclude-namespaces", "-dialects", "-allow-all", "-cluster-name", "-namespace", "-replicate-secrets"} {
+		assert.Regexp(t, `(?m)^  `+listed+`\b`, help)
+	}
+	for _, ignored := range []string{"source-cluster", "leader-elect", "log-level", "status-addr", "workers", "kube-api-qps", "dry-run", "version"} {
+		assert.NotContains(t, help, "-"+ignored, "explain ignores it")
+	}
+
+	stderr.Reset()
+	assert.Equal(t, 2, runExplain([]string{"--source-cluster=hub=/etc/hub", "secret/shop/tls"}, &stdout, &stderr), "a flag explain ignores is refused")
+	assert.Contains(t, stderr.String(), "flag provided but not defined: -source-cluster")
 }
