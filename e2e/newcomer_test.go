@@ -76,20 +76,39 @@ func TestNewcomerPathFromTheReadme(t *testing.T) {
 	})
 	var printed []string
 	kubeconfig := ""
-	lines := bufio.NewScanner(out)
-	for kubeconfig == "" && lines.Scan() {
-		printed = append(printed, lines.Text())
-		if v, ok := strings.CutPrefix(strings.TrimSpace(lines.Text()), "export KUBECONFIG="); ok {
+	// The lines make run prints, until its KUBECONFIG line or a deadline
+	// (a make run that took some other cluster prints none and runs on).
+	lines := make(chan string)
+	go func() {
+		scanner := bufio.NewScanner(out)
+		for scanner.Scan() {
+			lines <- scanner.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(5 * time.Minute)
+	for kubeconfig == "" {
+		var line string
+		var ok bool
+		select {
+		case line, ok = <-lines:
+		case <-deadline:
+		}
+		if !ok {
+			break
+		}
+		printed = append(printed, line)
+		if v, found := strings.CutPrefix(strings.TrimSpace(line), "export KUBECONFIG="); found {
 			kubeconfig = v
 		}
 	}
+	go func() {
+		for range lines {
+		}
+	}()
 	require.NotEmpty(t, kubeconfig, "make run printed no KUBECONFIG line:\n%s", strings.Join(printed, "\n"))
 	require.True(t, strings.HasPrefix(kubeconfig, "/"), "make run printed a KUBECONFIG line of its own local control plane, not %q", kubeconfig)
 	require.NotContains(t, kubeconfig, home, "make run took a kubeconfig it was not given")
-	go func() {
-		for lines.Scan() {
-		}
-	}()
 	ready := time.Since(start)
 
 	// The commands as written; the KUBECONFIG line is the one make run
