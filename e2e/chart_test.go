@@ -1007,3 +1007,26 @@ func TestChartPullsThroughATokenFile(t *testing.T) {
 	e.create(e.tlsPlaceholder(app, "tls", "hub:certs/wildcard"))
 	e.waitData(app, "tls", map[string]string{"tls.crt": "token-file-cert", "tls.key": "key of token-file-cert"})
 }
+
+// TestChartInstallRefusesWhatTheSchemaLeavesToKubernetes: a typo below
+// the level the schema checks (a volume source's field, an affinity term's)
+// renders, and helm install fails on it, before anything is created: Helm
+// checks the objects against the cluster's OpenAPI schema (as
+// docs/operations.md says).
+func TestChartInstallRefusesWhatTheSchemaLeavesToKubernetes(t *testing.T) {
+	e := newEnv(t)
+	for i, set := range []string{
+		"extraVolumes[0].name=ca,extraVolumes[0].secret.secretNmae=ca",
+		"affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerm[0].matchExpressions[0].key=zone",
+	} {
+		release := fmt.Sprintf("e%d-%d", e.id, i)
+		ns := e.ns(fmt.Sprintf("typo%d", i), nil)
+		out, err := helm(t, "template", release, chartDir, "--namespace", ns, "--set", set)
+		require.NoError(t, err, "the schema leaves %s to Kubernetes: %s", set, out)
+		out, err = helm(t, "install", release, chartDir, "--namespace", ns, "--kubeconfig", e.adminKubeconfig(), "--set", set)
+		assert.Error(t, err, "helm install --set %s", set)
+		assert.Contains(t, out, "unknown field", "--set %s", set)
+		_, err = admin.AppsV1().Deployments(ns).Get(e.ctx, release+"-replicator", metav1.GetOptions{})
+		assert.True(t, apierrors.IsNotFound(err), "nothing created: %v", err)
+	}
+}
