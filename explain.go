@@ -11,6 +11,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -89,7 +90,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	kubeContext := fs.String("context", "", "the kubeconfig context to use")
 	output := fs.String("output", "text", "text or json")
 	fs.StringVar(output, "o", "text", "short for --output")
-	deployment := fs.String("deployment", "", "NAMESPACE/NAME of the replicator's Deployment, whose arguments give the settings (default: the one Deployment labelled app.kubernetes.io/name=replicator, else the binary's defaults; -: the binary's defaults)")
+	deployment := fs.String("deployment", "", "NAMESPACE/NAME of the replicator's Deployment, whose arguments give the settings (default: the one Deployment labelled app.kubernetes.io/name=replicator, else the binary's defaults, with a warning when Deployments cannot be listed; -: the binary's defaults)")
 	timeout := fs.Duration("timeout", time.Minute, "how long reading the cluster may take")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, explainUsage)
@@ -158,15 +159,16 @@ func explain(client kubernetes.Interface, req explainRequest, stdout, stderr io.
 	defer cancel()
 
 	// The settings: the Deployment's arguments, then the flags given here.
-	deployArgs, from, err := deploymentArgs(ctx, client, req.deployment)
+	settings, err := deploymentArgs(ctx, client, req.deployment)
 	if err != nil {
 		return fail("%v", err)
 	}
+	from := settings.from
 	for _, o := range req.overrides {
 		name, _, _ := strings.Cut(o, "=")
 		from += ", " + name + " given here"
 	}
-	c, err := parseFlags(append(deployArgs, req.overrides...), io.Discard)
+	c, err := parseFlags(append(settings.args, req.overrides...), io.Discard)
 	if err != nil {
 		return fail("the replicator's settings (%s): %v", from, err)
 	}
@@ -185,6 +187,9 @@ func explain(client kubernetes.Interface, req explainRequest, stdout, stderr io.
 			Notes: []string{"the replicator does not replicate " + req.kind.Name() + "s with these settings (--replicate-...=false)"}}
 	}
 	ex.Settings = from
+	if settings.warning != "" {
+		ex.Warnings = append(ex.Warnings, settings.warning)
+	}
 	if req.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -221,42 +226,64 @@ func parseObject(s string) (replicate.Kind, string, string, error) {
 	return kind, parts[1], parts[2], nil
 }
 
+// replicatorSettings are the replicator's arguments explain takes and
+// where they come from.
+type replicatorSettings struct {
+	args []string
+	from string
+	// warning says why the replicator's Deployment could not be read,
+	// when the binary's defaults apply for that reason: the answer may
+	// then differ from the installed replicator's.
+	warning string
+}
+
 // deploymentArgs returns the arguments of the replicator's Deployment named
 // ref (NAMESPACE/NAME), or of the one labelled
 // app.kubernetes.io/name=replicator when ref is empty, and says where the
-// settings come from. Without ref and without such a Deployment (or the
-// right to list Deployments), the binary's defaults apply.
-func deploymentArgs(ctx context.Context, client kubernetes.Interface, ref string) ([]string, string, error) {
+// settings come from. Without ref and without such a Deployment, the
+// binary's defaults apply; when Deployments cannot be listed (no right to
+// list them, most often), they apply too, with a warning that says so.
+func deploymentArgs(ctx context.Context, client kubernetes.Interface, ref string) (replicatorSettings, error) {
 	if ref == "-" {
-		return nil, "the binary's defaults (--deployment=-)", nil
+		return replicatorSettings{from: "the binary's defaults (--deployment=-)"}, nil
 	}
 	if ref != "" {
 		ns, name, ok := strings.Cut(ref, "/")
 		if !ok || ns == "" || name == "" {
-			return nil, "", fmt.Errorf("--deployment %q is not NAMESPACE/NAME", ref)
+			return replicatorSettings{}, fmt.Errorf("--deployment %q is not NAMESPACE/NAME", ref)
 		}
 		d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, "", fmt.Errorf("reading deployment %s: %v", ref, err)
+		if apierrors.IsForbidden(err) {
+			return replicatorSettings{}, fmt.Errorf("reading deployment %s: explain needs get on deployments (apps) in namespace %s: %v", ref, ns, oneLine(err))
 		}
-		return containerArgs(d), "deployment " + ref, nil
+		if err != nil {
+			return replicatorSettings{}, fmt.Errorf("reading deployment %s: %v", ref, err)
+		}
+		return replicatorSettings{args: containerArgs(d), from: "deployment " + ref}, nil
 	}
 	list, err := client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=replicator"})
 	if err != nil {
-		return nil, "the binary's defaults (no Deployment found: " + oneLine(err) + ")", nil
+		defaults := replicatorSettings{from: "the binary's defaults (the replicator's Deployment could not be read)"}
+		const instead = "the binary's defaults were used, and the answer may differ from the installed replicator's (or name it with --deployment NAMESPACE/NAME, which needs get on it, or give its settings as flags)"
+		if apierrors.IsForbidden(err) {
+			defaults.warning = "cannot list deployments (apps) cluster-wide: forbidden; explain needs list on deployments to read the replicator's settings from its Deployment, so " + instead
+		} else {
+			defaults.warning = "cannot list deployments (apps) cluster-wide (" + oneLine(err) + "), so " + instead
+		}
+		return defaults, nil
 	}
 	switch len(list.Items) {
 	case 0:
-		return nil, "the binary's defaults (no Deployment labelled app.kubernetes.io/name=replicator)", nil
+		return replicatorSettings{from: "the binary's defaults (no Deployment labelled app.kubernetes.io/name=replicator)"}, nil
 	case 1:
 		d := list.Items[0]
-		return containerArgs(&d), "deployment " + d.Namespace + "/" + d.Name, nil
+		return replicatorSettings{args: containerArgs(&d), from: "deployment " + d.Namespace + "/" + d.Name}, nil
 	}
 	var names []string
 	for _, d := range list.Items {
 		names = append(names, d.Namespace+"/"+d.Name)
 	}
-	return nil, "", fmt.Errorf("several replicator Deployments (%s): name one with --deployment", strings.Join(names, ", "))
+	return replicatorSettings{}, fmt.Errorf("several replicator Deployments (%s): name one with --deployment", strings.Join(names, ", "))
 }
 
 // containerArgs returns the replicator container's arguments, without the

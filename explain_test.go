@@ -2,16 +2,25 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kubereplicator/replicator/replicate"
 )
 
 func replicatorDeployment(namespace, name string, args ...string) *appsv1.Deployment {
@@ -28,10 +37,13 @@ func TestExplainTakesTheDeploymentsSettings(t *testing.T) {
 	chart := replicatorDeployment("replicator", "replicator", "--annotation-prefix=example.com", "--push-from-namespaces=", "--source-cluster=hub=/etc/hub/kubeconfig", "--cluster-name=spoke")
 	tests := map[string]struct {
 		objects []*appsv1.Deployment
-		ref     string
-		want    []string
-		from    string
-		err     string
+		// forbidden: the caller may not list Deployments.
+		forbidden bool
+		ref       string
+		want      []string
+		from      string
+		warning   []string
+		err       string
 	}{
 		"the one replicator Deployment":          {objects: []*appsv1.Deployment{chart}, want: []string{"--namespace=replicator", "--annotation-prefix=example.com", "--push-from-namespaces=", "--cluster-name=spoke"}, from: "deployment replicator/replicator"},
 		"none: the binary's defaults":            {from: "the binary's defaults"},
@@ -40,6 +52,10 @@ func TestExplainTakesTheDeploymentsSettings(t *testing.T) {
 		"-: the binary's defaults":               {objects: []*appsv1.Deployment{chart}, ref: "-", from: "the binary's defaults"},
 		"a Deployment named that does not exist": {ref: "nowhere/r", err: "reading deployment nowhere/r"},
 		"a malformed name":                       {ref: "nowhere", err: "not NAMESPACE/NAME"},
+		"a caller who may not list Deployments is warned that the binary's defaults are used": {
+			objects: []*appsv1.Deployment{chart}, forbidden: true, from: "the binary's defaults",
+			warning: []string{"forbidden", "explain needs list on deployments", "the binary's defaults were used"},
+		},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -48,15 +64,24 @@ func TestExplainTakesTheDeploymentsSettings(t *testing.T) {
 				_, err := client.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{})
 				require.NoError(t, err)
 			}
-			args, from, err := deploymentArgs(ctx, client, tt.ref)
+			if tt.forbidden {
+				forbidDeployments(client)
+			}
+			settings, err := deploymentArgs(ctx, client, tt.ref)
 			if tt.err != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tt.err)
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, args, "source clusters left out: explain reads this cluster only; the Deployment's namespace is the replicator's own")
-			assert.Contains(t, from, tt.from)
+			assert.Equal(t, tt.want, settings.args, "source clusters left out: explain reads this cluster only; the Deployment's namespace is the replicator's own")
+			assert.Contains(t, settings.from, tt.from)
+			if len(tt.warning) == 0 {
+				assert.Empty(t, settings.warning)
+			}
+			for _, w := range tt.warning {
+				assert.Contains(t, settings.warning, w)
+			}
 		})
 	}
 }
@@ -74,6 +99,53 @@ func TestExplainReadsTheObjectName(t *testing.T) {
 		_, _, _, err := parseObject(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// forbidDeployments makes client refuse to list or get Deployments, as the
+// API server does for a caller without the right.
+func forbidDeployments(client *fake.Clientset) {
+	client.PrependReactor("*", "deployments", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "",
+			errors.New(`User "alice" cannot list resource "deployments" in API group "apps" at the cluster scope`))
+	})
+}
+
+// A caller who may not list Deployments gets an answer from the binary's
+// defaults, and a warning line that says so and names the right missing,
+// in text and in JSON.
+func TestExplainWarnsWhenTheDeploymentCannotBeRead(t *testing.T) {
+	client := fake.NewClientset(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "certs"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "certs", Name: "tls", Annotations: map[string]string{
+			"replicator.v1.mittwald.de/replication-allowed": "true", "replicator.v1.mittwald.de/replication-allowed-namespaces": "shop",
+		}}, Data: map[string][]byte{"k": []byte("v")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "tls", Annotations: map[string]string{
+			"replicator.v1.mittwald.de/replicate-from": "certs/tls",
+		}}},
+		replicatorDeployment("replicator", "replicator", "--annotation-prefix=example.com"),
+	)
+	forbidDeployments(client)
+	req := explainRequest{kind: replicate.Secrets(), namespace: "shop", name: "tls", output: "text", timeout: 10 * time.Second}
+
+	var stdout, stderr strings.Builder
+	require.Equal(t, 0, explain(client, req, &stdout, &stderr), stderr.String())
+	out := stdout.String()
+	t.Logf("%s", out)
+	assert.Contains(t, out, "settings: the binary's defaults (the replicator's Deployment could not be read)")
+	warning := regexp.MustCompile(`(?m)^  warning: .*$`).FindString(out)
+	assert.Contains(t, warning, "forbidden", "one line says why")
+	assert.Contains(t, warning, "list on deployments", "and names the right missing")
+	assert.Contains(t, warning, "the binary's defaults were used")
+	assert.Contains(t, out, "pass  replicator.v1.mittwald.de/replication-allowed-namespaces", "the answer is the defaults'")
+
+	stdout.Reset()
+	req.output = "json"
+	require.Equal(t, 0, explain(client, req, &stdout, &stderr), stderr.String())
+	var ex replicate.Explanation
+	require.NoError(t, json.Unmarshal([]byte(stdout.String()), &ex))
+	require.Len(t, ex.Warnings, 1)
+	assert.Contains(t, ex.Warnings[0], "list on deployments")
 }
 
 // explain's help lists its own flags and the replicator's that change its

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,4 +128,54 @@ func TestExplainSaysWhy(t *testing.T) {
 	assert.Contains(t, stderr, "cannot list")
 	assert.Contains(t, stderr, "forbidden")
 	assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %q", stderr)
+
+	// A caller who may read Secrets and namespaces cluster-wide but not
+	// Deployments gets the answer of the binary's defaults, and a warning
+	// line that says so.
+	reader := e.clusterReader(shop, "secrets", "namespaces")
+	var warnedOut, warnedErr strings.Builder
+	e.eventually(wait, "the reader's rights take effect", func() error {
+		warnedOut.Reset()
+		warnedErr.Reset()
+		cmd := exec.Command(binary, "explain", "--kubeconfig", reader, "--annotation-prefix", e.prefix, "secret/"+shop+"/wildcard-tls")
+		cmd.Stdout, cmd.Stderr = &warnedOut, &warnedErr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%v: %s", err, warnedErr.String())
+		}
+		return nil
+	})
+	t.Logf("$ replicator explain secret/%s/wildcard-tls\n%s", shop, warnedOut.String())
+	assert.Contains(t, warnedOut.String(), "  settings: the binary's defaults (the replicator's Deployment could not be read), --annotation-prefix given here\n")
+	assert.Regexp(t, "(?m)^  warning: cannot list deployments .*forbidden; explain needs list on deployments .* the binary's defaults were used", warnedOut.String())
+	assert.Contains(t, warnedOut.String(), "would write: nothing")
+}
+
+// clusterReader returns a kubeconfig for a new ServiceAccount in namespace
+// that may get, list and watch resources (core) cluster-wide, and nothing
+// else.
+func (e *env) clusterReader(namespace string, resources ...string) string {
+	e.t.Helper()
+	name := namespace + "-reader"
+	_, err := admin.CoreV1().ServiceAccounts(namespace).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "cluster-reader"}}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	_, err = admin.RbacV1().ClusterRoles().Create(e.ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: resources, Verbs: []string{"get", "list", "watch"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	_, err = admin.RbacV1().ClusterRoleBindings().Create(e.ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "cluster-reader", Namespace: namespace}},
+	}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() {
+		_ = admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = admin.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	cfg, err := cluster.ServiceAccountConfig(e.ctx, namespace, "cluster-reader")
+	require.NoError(e.t, err)
+	path := filepath.Join(e.t.TempDir(), "cluster-reader")
+	require.NoError(e.t, cluster.WriteKubeconfig(path, cfg))
+	return path
 }

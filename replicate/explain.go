@@ -40,8 +40,10 @@ type Explanation struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	// Settings says where the replicator's settings came from.
-	Settings string `json:"settings,omitempty"`
+	// Settings says where the replicator's settings came from; Warnings
+	// what may make the answer differ from the installed replicator's.
+	Settings string   `json:"settings,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 	// Pull is set for a pull target, Push for a push source (or an object
 	// that still owns replicas), Replica for a push replica.
 	Pull    *PullExplanation    `json:"pull,omitempty"`
@@ -346,6 +348,9 @@ func (ex *Explanation) Text() string {
 	fmt.Fprintf(&b, "%s %s/%s\n", ex.Kind, ex.Namespace, ex.Name)
 	if ex.Settings != "" {
 		fmt.Fprintf(&b, "  settings: %s\n", ex.Settings)
+	}
+	for _, w := range ex.Warnings {
+		fmt.Fprintf(&b, "  warning: %s\n", w)
 	}
 	mark := func(ok bool) string {
 		if ok {
