@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -144,4 +145,121 @@ func (a Annotations) listKeys() []string {
 func (a Annotations) selectorKeys() []string {
 	r := a.Reflector
 	return []string{a.ReplicateToMatching, a.KubedSync, r.AllowedSelector, r.AutoSelector}
+}
+
+// Dialect is another tool's annotation dialect, which the replicator can read
+// besides its own (--dialects).
+type Dialect uint8
+
+// The dialects known, in the order they are listed to users.
+const (
+	// DialectReflector is reflector's annotations (ReflectorPrefix).
+	DialectReflector Dialect = 1 << iota
+	// DialectKubed is kubed's sync annotation (KubedSyncAnnotation).
+	DialectKubed
+)
+
+// knownDialects are the dialects, in the order they are listed to users.
+func knownDialects() []Dialect { return []Dialect{DialectReflector, DialectKubed} }
+
+// String is the dialect's name in --dialects.
+func (d Dialect) String() string {
+	switch d {
+	case DialectReflector:
+		return "reflector"
+	case DialectKubed:
+		return "kubed"
+	}
+	return fmt.Sprintf("Dialect(%d)", uint8(d))
+}
+
+// Annotations is what the dialect reads, as its help describes it.
+func (d Dialect) Annotations() string {
+	switch d {
+	case DialectReflector:
+		return ReflectorPrefix
+	case DialectKubed:
+		return KubedSyncAnnotation
+	}
+	return ""
+}
+
+// ownDialect is the name of the replicator's own dialect in --dialects:
+// always read.
+const ownDialect = "replicator"
+
+// Dialects is a set of other tools' dialects read; the zero value reads
+// none (the replicator's own annotations only).
+type Dialects struct{ set Dialect }
+
+// NewDialects returns the set of ds.
+func NewDialects(ds ...Dialect) Dialects {
+	var s Dialects
+	for _, d := range ds {
+		s.set |= d
+	}
+	return s
+}
+
+// ParseDialects reads --dialects: a comma-separated list of dialect names,
+// "replicator" (always read) among them or not, blanks around names
+// allowed.
+func ParseDialects(list string) (Dialects, error) {
+	var s Dialects
+	for _, name := range strings.Split(list, ",") {
+		n := strings.TrimSpace(name)
+		if n == "" || n == ownDialect {
+			continue
+		}
+		d, ok := dialectNamed(n)
+		if !ok {
+			names := []string{ownDialect}
+			for _, d := range knownDialects() {
+				names = append(names, d.String())
+			}
+			return Dialects{}, fmt.Errorf("%q is none of %s", name, strings.Join(names, ", "))
+		}
+		s.set |= d
+	}
+	return s, nil
+}
+
+// dialectNamed is the dialect of that name in --dialects.
+func dialectNamed(name string) (Dialect, bool) {
+	for _, d := range knownDialects() {
+		if name == d.String() {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// Reads reports whether d is in the set.
+func (s Dialects) Reads(d Dialect) bool { return s.set&d != 0 }
+
+// Empty reports whether the set reads no other tool's dialect.
+func (s Dialects) Empty() bool { return s.set == 0 }
+
+// Only returns the dialects of s that are also in spoken.
+func (s Dialects) Only(spoken Dialects) Dialects { return Dialects{s.set & spoken.set} }
+
+// List returns the dialects in the set, in the order they are listed to
+// users.
+func (s Dialects) List() []Dialect {
+	var out []Dialect
+	for _, d := range knownDialects() {
+		if s.Reads(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// String is the set as --dialects writes it: "replicator" first.
+func (s Dialects) String() string {
+	names := []string{ownDialect}
+	for _, d := range s.List() {
+		names = append(names, d.String())
+	}
+	return strings.Join(names, ",")
 }

@@ -351,3 +351,37 @@ func orDialects(a Annotations) Annotations {
 	}
 	return a
 }
+
+func TestParseDialects(t *testing.T) {
+	tests := map[string]struct {
+		list string
+		want []Dialect
+		err  string
+	}{
+		"the replicator's own only, by default":           {list: "replicator"},
+		"nothing at all is the replicator's own only too": {list: ""},
+		"blanks around names are allowed":                 {list: "replicator, kubed", want: []Dialect{DialectKubed}},
+		"every dialect, listed in a fixed order":          {list: "kubed,reflector,replicator", want: []Dialect{DialectReflector, DialectKubed}},
+		"an unknown name is refused, as written":          {list: "replicator,kubectl", err: `"kubectl" is none of replicator, reflector, kubed`},
+		"names are separated by commas only":              {list: "reflector;kubed", err: `"reflector;kubed" is none of replicator, reflector, kubed`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseDialects(tt.list)
+			if tt.err != "" {
+				assert.EqualError(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got.List())
+			assert.Equal(t, NewDialects(tt.want...), got)
+			assert.Equal(t, got.Empty(), len(tt.want) == 0)
+			again, err := ParseDialects(got.String())
+			require.NoError(t, err)
+			assert.Equal(t, got, again, "String writes what ParseDialects reads")
+		})
+	}
+	all := NewDialects(DialectReflector, DialectKubed)
+	assert.Equal(t, NewDialects(DialectKubed), all.Only(NewDialects(DialectKubed)), "Only is the dialects in both")
+	assert.True(t, all.Only(Dialects{}).Empty())
+}
