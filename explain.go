@@ -24,13 +24,21 @@ import (
 // when the binary is installed as kubectl-replicator): what the replicator
 // would do with one object, and why.
 
-const explainUsage = `usage: replicator explain [flags] KIND/NAMESPACE/NAME
+// explainUsage is explain's help before its flags; KIND's names come from
+// the registry of kinds.
+func explainUsage() string {
+	return explainUsageHead +
+		wrap("It writes nothing. KIND is "+listed(kindNames(), "or")+". The replicator's settings come from its Deployment's", 72) +
+		explainUsageTail
+}
+
+const explainUsageHead = `usage: replicator explain [flags] KIND/NAMESPACE/NAME
 
 Reads the cluster as the caller (kubeconfig), runs the replicator's own
 decisions on the object in dry run, and prints what it would write and why.
-It writes nothing. KIND is secret, configmap, role, rolebinding or
-serviceaccount. The replicator's settings come from its Deployment's
-arguments (--deployment, or the one Deployment labelled
+`
+
+const explainUsageTail = `arguments (--deployment, or the one Deployment labelled
 app.kubernetes.io/name=replicator); the replicator's flags given here
 override them. Only the replicator's flags that change the answer are
 accepted; those that do not (logs, metrics, leader election, rates,
@@ -93,7 +101,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	deployment := fs.String("deployment", "", "NAMESPACE/NAME of the replicator's Deployment, whose arguments give the settings (default: the one Deployment labelled app.kubernetes.io/name=replicator, else the binary's defaults, with a warning when Deployments cannot be listed; -: the binary's defaults)")
 	timeout := fs.Duration("timeout", time.Minute, "how long reading the cluster may take")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, explainUsage)
+		fmt.Fprint(stderr, explainUsage())
 		fs.PrintDefaults()
 	}
 	var objects []string
@@ -184,7 +192,7 @@ func explain(client kubernetes.Interface, req explainRequest, stdout, stderr io.
 		}
 	} else {
 		ex = &replicate.Explanation{Kind: req.kind.Name(), Namespace: req.namespace, Name: req.name, Writes: []replicate.Observation{}, Events: []replicate.Observation{},
-			Notes: []string{"the replicator does not replicate " + req.kind.Name() + "s with these settings (--replicate-...=false)"}}
+			Notes: []string{"the replicator does not replicate " + req.kind.Plural() + " with these settings (--replicate-...=false)"}}
 	}
 	ex.Settings = from
 	if settings.warning != "" {
@@ -209,14 +217,15 @@ func parseObject(s string) (replicate.Kind, string, string, error) {
 		return nil, "", "", fmt.Errorf("%q is not KIND/NAMESPACE/NAME (for example secret/shop/wildcard-tls)", s)
 	}
 	kinds := map[string]replicate.Kind{}
-	for _, k := range []replicate.Kind{replicate.Secrets(), replicate.ConfigMaps(), replicate.Roles(), replicate.RoleBindings(), replicate.ServiceAccounts()} {
-		n := strings.ToLower(k.Name())
-		kinds[n], kinds[n+"s"] = k, k
+	for _, k := range replicate.Kinds() {
+		kinds[strings.ToLower(k.Name())], kinds[strings.ToLower(k.Plural())] = k, k
+		if short := k.ShortName(); short != "" {
+			kinds[short] = k
+		}
 	}
-	kinds["cm"], kinds["sa"] = kinds["configmap"], kinds["serviceaccount"]
 	kind, ok := kinds[strings.ToLower(parts[0])]
 	if !ok {
-		return nil, "", "", fmt.Errorf("unknown kind %q: one of secret, configmap, role, rolebinding, serviceaccount", parts[0])
+		return nil, "", "", fmt.Errorf("unknown kind %q: one of %s", parts[0], strings.Join(kindNames(), ", "))
 	}
 	for _, errs := range [][]string{validation.IsDNS1123Label(parts[1]), kind.ValidName(parts[2])} {
 		if len(errs) > 0 {
@@ -224,6 +233,38 @@ func parseObject(s string) (replicate.Kind, string, string, error) {
 		}
 	}
 	return kind, parts[1], parts[2], nil
+}
+
+// kindNames are the kinds as explain names them: in lower case, in the
+// registry's order.
+func kindNames() []string {
+	var names []string
+	for _, k := range replicate.Kinds() {
+		names = append(names, strings.ToLower(k.Name()))
+	}
+	return names
+}
+
+// wrap breaks text into lines of at most width bytes, between words, each
+// line ending in a newline.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(text) {
+		switch {
+		case i == 0:
+		case line+1+len(word) > width:
+			b.WriteString("\n")
+			line = 0
+		default:
+			b.WriteString(" ")
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // replicatorSettings are the replicator's arguments explain takes and

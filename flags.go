@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,34 +36,31 @@ type config struct {
 	adoptUnproven    replicate.Patterns
 	adoptUnprovenRaw string
 	ownNamespace     string
-	replicateSecrets bool
-	replicateCMs     bool
-	replicateRoles   bool
-	replicateRBs     bool
-	replicateSAs     bool
-	prefix           string
-	workers          int
-	qps              float64
-	burst            int
-	showVersion      bool
-	profiling        bool
-	eventQPS         float64
-	eventBurst       int
-	leaderElect      bool
-	dryRun           bool
-	dialects         string
-	kubed            bool
-	reflector        bool
-	leaseName        string
-	leaseNamespace   string
-	leaseDuration    time.Duration
-	renewDeadline    time.Duration
-	retryPeriod      time.Duration
-	clusterName      string
-	sourceClusters   []sourceCluster
+	// kindOn says, by kind name, whether its flag switches it on.
+	kindOn         map[string]*bool
+	prefix         string
+	workers        int
+	qps            float64
+	burst          int
+	showVersion    bool
+	profiling      bool
+	eventQPS       float64
+	eventBurst     int
+	leaderElect    bool
+	dryRun         bool
+	dialects       string
+	kubed          bool
+	reflector      bool
+	leaseName      string
+	leaseNamespace string
+	leaseDuration  time.Duration
+	renewDeadline  time.Duration
+	retryPeriod    time.Duration
+	clusterName    string
+	sourceClusters []sourceCluster
 }
 
-// sourceCluster is a cluster placeholders here may pull Secrets from.
+// sourceCluster is a cluster placeholders here may pull from.
 type sourceCluster struct {
 	name       string
 	kubeconfig string
@@ -114,17 +112,16 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.StringVar(&c.logFormat, "log-format", "plain", "log format: plain or json")
 	fs.BoolVar(&c.allowAll, "allow-all", false, "switch the pull permission check off: any namespace may pull any source (dangerous)")
 	fs.StringVar(&c.excludeRaw, "exclude-namespaces", "", "comma-separated regular expressions of namespaces never written (each matches whole names)")
-	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none")
-	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)")
+	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose "+kindsWhere(grantsNoRights)+" may push (replicate-to, replicate-to-matching); empty: none")
+	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose "+kindsWhere(grantsRights)+" may push; empty: none (they grant rights)")
 	fs.StringVar(&c.pushToSystemRaw, "push-to-system-namespaces", "", "comma-separated regular expressions of the system namespaces (kube-system, kube-public, kube-node-lease) that may receive push replicas, from the namespaces --push-from-namespaces names plainly (not by a pattern); empty: none")
 	fs.StringVar(&c.adoptUnprovenRaw, "adopt-unproven-copies-in", "", "comma-separated regular expressions of namespaces where copies with kubernetes-replicator's bookkeeping are adopted without proof that they came from the pushing source (their recorded version being the source's current one); empty: none")
 	fs.StringVar(&c.ownNamespace, "namespace", os.Getenv("POD_NAMESPACE"), "the replicator's own namespace, which never receives push replicas (default: $POD_NAMESPACE, set by the chart)")
 	fs.Bool("sync-by-content", false, "accepted for compatibility with kubernetes-replicator; content is always compared")
-	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
-	fs.BoolVar(&c.replicateCMs, "replicate-configmaps", true, "replicate ConfigMaps")
-	fs.BoolVar(&c.replicateRoles, "replicate-roles", true, "replicate Roles")
-	fs.BoolVar(&c.replicateRBs, "replicate-role-bindings", true, "replicate RoleBindings")
-	fs.BoolVar(&c.replicateSAs, "replicate-service-accounts", true, "replicate ServiceAccounts")
+	c.kindOn = map[string]*bool{}
+	for _, k := range replicate.Kinds() {
+		c.kindOn[k.Name()] = fs.Bool(k.Flag(), true, "replicate "+k.Plural())
+	}
 	fs.StringVar(&c.prefix, "annotation-prefix", replicate.DefaultPrefix, "prefix of all annotations")
 	fs.IntVar(&c.workers, "workers", 32, "objects reconciled in parallel, per kind, and writes of one push source at once")
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
@@ -243,7 +240,7 @@ type clusterFlags struct {
 
 func newClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	f := &clusterFlags{kubeconfigs: map[string]string{}, namespaces: map[string][]string{}}
-	fs.Func("source-cluster", "NAME=KUBECONFIG: placeholders here may pull Secrets from that cluster as NAME:<namespace>/<name> (repeatable)", func(v string) error {
+	fs.Func("source-cluster", "NAME=KUBECONFIG: placeholders here may pull "+kindsWhere(fromOtherClusters)+" from that cluster as NAME:<namespace>/<name> (repeatable)", func(v string) error {
 		name, path, ok := strings.Cut(v, "=")
 		if !ok || path == "" {
 			return fmt.Errorf("%q is not NAME=KUBECONFIG", v)
@@ -294,8 +291,14 @@ func (f *clusterFlags) resolve(c *config) ([]sourceCluster, error) {
 			return nil, fmt.Errorf("-source-cluster needs -cluster-name: sources in other clusters are matched against it")
 		case name == c.clusterName:
 			return nil, fmt.Errorf("-source-cluster %s: that is this cluster's own name", name)
-		case !c.replicateSecrets:
-			return nil, fmt.Errorf("-source-cluster needs -replicate-secrets: cross-cluster pull serves Secrets")
+		case !slices.ContainsFunc(c.kinds(), fromOtherClusters):
+			var flags []string
+			for _, k := range replicate.Kinds() {
+				if fromOtherClusters(k) {
+					flags = append(flags, "-"+k.Flag())
+				}
+			}
+			return nil, fmt.Errorf("-source-cluster needs %s: cross-cluster pull serves %s", listed(flags, "or"), kindsWhere(fromOtherClusters))
 		}
 		clusters = append(clusters, sourceCluster{name: name, kubeconfig: f.kubeconfigs[name], namespaces: f.namespaces[name]})
 	}
@@ -306,21 +309,37 @@ func (f *clusterFlags) resolve(c *config) ([]sourceCluster, error) {
 // kind that is off costs neither memory nor a watch.
 func (c *config) kinds() []replicate.Kind {
 	var kinds []replicate.Kind
-	for _, k := range []struct {
-		on   bool
-		kind func() replicate.Kind
-	}{
-		{c.replicateSecrets, replicate.Secrets},
-		{c.replicateCMs, replicate.ConfigMaps},
-		{c.replicateRoles, replicate.Roles},
-		{c.replicateRBs, replicate.RoleBindings},
-		{c.replicateSAs, replicate.ServiceAccounts},
-	} {
-		if k.on {
-			kinds = append(kinds, k.kind())
+	for _, k := range replicate.Kinds() {
+		if on := c.kindOn[k.Name()]; on != nil && *on {
+			kinds = append(kinds, k)
 		}
 	}
 	return kinds
+}
+
+// What the help says of kinds, from the registry.
+func grantsRights(k replicate.Kind) bool      { return k.Rules().GrantsRights }
+func grantsNoRights(k replicate.Kind) bool    { return !k.Rules().GrantsRights }
+func fromOtherClusters(k replicate.Kind) bool { return k.FromOtherClusters() }
+
+// kindsWhere names the kinds of the registry for which pick holds, as a
+// sentence lists them: "Secrets, ConfigMaps and ServiceAccounts".
+func kindsWhere(pick func(replicate.Kind) bool) string {
+	var names []string
+	for _, k := range replicate.Kinds() {
+		if pick(k) {
+			names = append(names, k.Plural())
+		}
+	}
+	return listed(names, "and")
+}
+
+// listed joins words as a sentence lists them, the last two joined by conj.
+func listed(words []string, conj string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " " + conj + " " + words[len(words)-1]
 }
 
 // defaultLeaseNamespace is the pod's own namespace when running in a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"math"
 	"os"
@@ -74,6 +75,29 @@ func TestKindFlags(t *testing.T) {
 	assert.Equal(t, []string{"Secret", "ConfigMap", "Role", "RoleBinding", "ServiceAccount"}, names(), "all on by default")
 	assert.Equal(t, []string{"Secret", "Role", "ServiceAccount"}, names("--replicate-configmaps=false", "--replicate-role-bindings=false"))
 	assert.Empty(t, names("--replicate-secrets=false", "--replicate-configmaps=false", "--replicate-roles=false", "--replicate-role-bindings=false", "--replicate-service-accounts=false"))
+}
+
+func TestFlagHelpNamesTheKindsOfTheRegistry(t *testing.T) {
+	fs := flag.NewFlagSet("replicator", flag.ContinueOnError)
+	var logLevel string
+	(&config{}).define(fs, &logLevel)
+	newClusterFlags(fs)
+	for name, want := range map[string]string{
+		"replicate-secrets":          "replicate Secrets",
+		"replicate-configmaps":       "replicate ConfigMaps",
+		"replicate-roles":            "replicate Roles",
+		"replicate-role-bindings":    "replicate RoleBindings",
+		"replicate-service-accounts": "replicate ServiceAccounts",
+		"push-from-namespaces":       "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none",
+		"push-rbac-from-namespaces":  "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)",
+		"source-cluster":             "NAME=KUBECONFIG: placeholders here may pull Secrets from that cluster as NAME:<namespace>/<name> (repeatable)",
+	} {
+		f := fs.Lookup(name)
+		require.NotNil(t, f, name)
+		assert.Equal(t, want, f.Usage, name)
+	}
+	_, err := parseFlags([]string{"--cluster-name", "spoke", "--source-cluster", "hub=/k", "--source-cluster-namespaces", "hub=certs", "--replicate-secrets=false"}, io.Discard)
+	assert.EqualError(t, err, "-source-cluster needs -replicate-secrets: cross-cluster pull serves Secrets")
 }
 
 func TestSourceClusterFlags(t *testing.T) {
