@@ -48,9 +48,8 @@ type config struct {
 	eventBurst     int
 	leaderElect    bool
 	dryRun         bool
-	dialects       string
-	kubed          bool
-	reflector      bool
+	dialectsRaw    string
+	dialects       replicate.Dialects
 	leaseName      string
 	leaseNamespace string
 	leaseDuration  time.Duration
@@ -131,7 +130,7 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
-	fs.StringVar(&c.dialects, "dialects", "replicator", "comma-separated annotation dialects read: replicator (always), reflector (reflector.v1.k8s.emberstack.com/ on Secrets and ConfigMaps), kubed (kubed.appscode.com/sync on Secrets and ConfigMaps)")
+	fs.StringVar(&c.dialectsRaw, "dialects", replicate.Dialects{}.String(), "comma-separated annotation dialects read: "+dialectsHelp())
 	fs.BoolVar(&c.dryRun, "dry-run", false, "write nothing (no objects, no Events, no Lease): log and count each write that would be made")
 	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
 	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
@@ -172,16 +171,8 @@ func (c *config) validate(logLevel string) error {
 	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
 		return fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
 	}
-	for _, d := range strings.Split(c.dialects, ",") {
-		switch strings.TrimSpace(d) {
-		case "replicator", "":
-		case "kubed":
-			c.kubed = true
-		case "reflector":
-			c.reflector = true
-		default:
-			return fmt.Errorf("-dialects: %q is none of replicator, reflector, kubed", d)
-		}
+	if c.dialects, err = replicate.ParseDialects(c.dialectsRaw); err != nil {
+		return fmt.Errorf("-dialects: %w", err)
 	}
 	if c.dryRun {
 		// A Lease is a write too; a dry run works beside anything.
@@ -332,6 +323,17 @@ func kindsWhere(pick func(replicate.Kind) bool) string {
 		}
 	}
 	return listed(names, "and")
+}
+
+// dialectsHelp says which dialects --dialects knows, what each reads and on
+// which kinds.
+func dialectsHelp() string {
+	help := []string{replicate.Dialects{}.String() + " (always)"}
+	for _, d := range replicate.KnownDialects() {
+		speaks := func(k replicate.Kind) bool { return k.Dialects().Reads(d) }
+		help = append(help, d.String()+" ("+d.Annotations()+" on "+kindsWhere(speaks)+")")
+	}
+	return strings.Join(help, ", ")
 }
 
 // listed joins words as a sentence lists them, the last two joined by conj.

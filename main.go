@@ -301,14 +301,12 @@ func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger,
 // source clusters).
 func (c *config) options() replicate.Options {
 	return replicate.Options{
-		Annotations:   replicate.NewAnnotations(c.prefix),
+		Annotations:   replicate.NewAnnotations(c.prefix).WithDialects(c.dialects),
 		AllowAll:      c.allowAll,
 		Exclude:       c.exclude,
 		Push:          c.push,
 		AdoptUnproven: c.adoptUnproven,
 		DryRun:        c.dryRun,
-		Kubed:         c.kubed,
-		Reflector:     c.reflector,
 		Workers:       c.workers,
 		Cluster:       c.clusterName,
 	}

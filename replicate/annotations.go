@@ -26,12 +26,13 @@ type Annotations struct {
 	ReplicatedKeys             string // replica: sorted, comma-separated keys that came from the source
 	PulledFrom                 string // pull target: the source it was last filled from; marks it as a pull target, never adoptable
 	ReplicationAllowedClusters string // source: pattern list of clusters that may pull (cross-cluster)
-	// KubedSync is kubed's push annotation while that dialect is read
-	// (--dialects), for Secrets and ConfigMaps; empty otherwise.
-	KubedSync string
-	// Reflector are reflector's annotations while that dialect is read, for
-	// Secrets and ConfigMaps; zero otherwise.
+	// Reflector are reflector's annotations, read when Dialects reads
+	// reflector's (kubed's is KubedSyncAnnotation).
 	Reflector ReflectorKeys
+	// Dialects are the other tools' dialects read besides this
+	// replicator's own annotations (--dialects). A controller reads only
+	// those its kind speaks (Kind.Dialects).
+	Dialects Dialects
 }
 
 // NewAnnotations returns the annotation keys for prefix (with or without a
@@ -52,7 +53,21 @@ func NewAnnotations(prefix string) Annotations {
 		ReplicatedKeys:             p + "replicated-keys",
 		PulledFrom:                 p + "pulled-from",
 		ReplicationAllowedClusters: p + "replication-allowed-clusters",
+		Reflector:                  NewReflectorKeys(),
 	}
+}
+
+// WithDialects returns a reading the other tools' dialects d besides its
+// own annotations.
+func (a Annotations) WithDialects(d Dialects) Annotations {
+	a.Dialects = d
+	return a
+}
+
+// forKind returns a reading only the dialects kind speaks.
+func (a Annotations) forKind(kind Kind) Annotations {
+	a.Dialects = a.Dialects.Only(kind.Dialects())
+	return a
 }
 
 // Relevant reports whether annotations carry anything this replicator acts on
@@ -83,7 +98,7 @@ func (a Annotations) IsPushSource(annotations map[string]string) bool {
 // the last data change written: moved only when data changes.
 func (a Annotations) stamps() []string {
 	s := []string{a.ReplicatedFromVersion, a.ReplicatedAt}
-	if a.Reflector.on() {
+	if a.Dialects.Reads(DialectReflector) {
 		s = append(s, a.Reflector.ReflectedVersion, a.Reflector.ReflectedAt)
 	}
 	return s
@@ -105,9 +120,9 @@ func (a Annotations) reads(key string) bool {
 	switch {
 	case strings.HasPrefix(key, prefix):
 		return true
-	case a.Reflector.on() && strings.HasPrefix(key, ReflectorPrefix):
+	case a.Dialects.Reads(DialectReflector) && strings.HasPrefix(key, ReflectorPrefix):
 		return true
-	case a.KubedSync != "" && key == a.KubedSync:
+	case a.Dialects.Reads(DialectKubed) && key == KubedSyncAnnotation:
 		return true
 	}
 	return false
@@ -134,17 +149,26 @@ func (a Annotations) pastItsLimit(key, value string) error {
 }
 
 // listKeys are the annotations that hold pattern lists, in the dialects
-// read ("" for a dialect not read).
+// read.
 func (a Annotations) listKeys() []string {
-	r := a.Reflector
-	return []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo, r.AllowedNamespaces, r.AutoNamespaces}
+	keys := []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo}
+	if a.Dialects.Reads(DialectReflector) {
+		keys = append(keys, a.Reflector.AllowedNamespaces, a.Reflector.AutoNamespaces)
+	}
+	return keys
 }
 
 // selectorKeys are the annotations that hold label selectors, in the
-// dialects read ("" for a dialect not read).
+// dialects read.
 func (a Annotations) selectorKeys() []string {
-	r := a.Reflector
-	return []string{a.ReplicateToMatching, a.KubedSync, r.AllowedSelector, r.AutoSelector}
+	keys := []string{a.ReplicateToMatching}
+	if a.Dialects.Reads(DialectKubed) {
+		keys = append(keys, KubedSyncAnnotation)
+	}
+	if a.Dialects.Reads(DialectReflector) {
+		keys = append(keys, a.Reflector.AllowedSelector, a.Reflector.AutoSelector)
+	}
+	return keys
 }
 
 // Dialect is another tool's annotation dialect, which the replicator can read
@@ -159,8 +183,8 @@ const (
 	DialectKubed
 )
 
-// knownDialects are the dialects, in the order they are listed to users.
-func knownDialects() []Dialect { return []Dialect{DialectReflector, DialectKubed} }
+// KnownDialects are the dialects, in the order they are listed to users.
+func KnownDialects() []Dialect { return []Dialect{DialectReflector, DialectKubed} }
 
 // String is the dialect's name in --dialects.
 func (d Dialect) String() string {
@@ -214,7 +238,7 @@ func ParseDialects(list string) (Dialects, error) {
 		d, ok := dialectNamed(n)
 		if !ok {
 			names := []string{ownDialect}
-			for _, d := range knownDialects() {
+			for _, d := range KnownDialects() {
 				names = append(names, d.String())
 			}
 			return Dialects{}, fmt.Errorf("%q is none of %s", name, strings.Join(names, ", "))
@@ -226,7 +250,7 @@ func ParseDialects(list string) (Dialects, error) {
 
 // dialectNamed is the dialect of that name in --dialects.
 func dialectNamed(name string) (Dialect, bool) {
-	for _, d := range knownDialects() {
+	for _, d := range KnownDialects() {
 		if name == d.String() {
 			return d, true
 		}
@@ -247,7 +271,7 @@ func (s Dialects) Only(spoken Dialects) Dialects { return Dialects{s.set & spoke
 // users.
 func (s Dialects) List() []Dialect {
 	var out []Dialect
-	for _, d := range knownDialects() {
+	for _, d := range KnownDialects() {
 		if s.Reads(d) {
 			out = append(out, d)
 		}

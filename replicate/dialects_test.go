@@ -9,8 +9,8 @@ import (
 )
 
 // The annotations with every dialect read, as --dialects=replicator,reflector,kubed
-// sets them for Secrets.
-var dialects = ann.WithDialects("Secret", true, true)
+// sets them.
+var dialects = ann.WithDialects(NewDialects(DialectReflector, DialectKubed))
 
 var rk = NewReflectorKeys()
 
@@ -38,13 +38,18 @@ func with(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-func TestWithDialectsOnlyForSecretsAndConfigMaps(t *testing.T) {
-	for kind, want := range map[string]bool{"Secret": true, "ConfigMap": true, "Role": false, "RoleBinding": false, "ServiceAccount": false} {
-		a := ann.WithDialects(kind, true, true)
-		assert.Equal(t, want, a.Reflector.on(), kind)
-		assert.Equal(t, want, a.KubedSync != "", kind)
+func TestDialectsOnlyForSecretsAndConfigMaps(t *testing.T) {
+	want := map[string]bool{"Secret": true, "ConfigMap": true, "Role": false, "RoleBinding": false, "ServiceAccount": false}
+	for _, kind := range Kinds() {
+		a := dialects.forKind(kind)
+		assert.Equal(t, want[kind.Name()], a.Dialects.Reads(DialectReflector), kind.Name())
+		assert.Equal(t, want[kind.Name()], a.Dialects.Reads(DialectKubed), kind.Name())
 	}
-	assert.False(t, ann.WithDialects("Secret", false, false).Reflector.on())
+	assert.False(t, ann.forKind(Secrets()).Dialects.Reads(DialectReflector))
+	for _, kind := range Kinds() {
+		h, _ := newControllerWith(t, kind, pushFromAnywhere, dialects)
+		assert.Equal(t, dialects.forKind(kind), h.ctrl.opts.Annotations, "%s: each controller reads the dialects its kind speaks", kind.Name())
+	}
 }
 
 func TestReflectorPush(t *testing.T) {
@@ -169,7 +174,7 @@ func TestReflectorPush(t *testing.T) {
 			got := map[string]Action{}
 			for _, c := range plan.Changes {
 				got[c.Object.Namespace] = c.Action
-				if c.Action == Create && a.Reflector.on() && a.reflectorPushSource(source.Annotations) {
+				if c.Action == Create && a.Dialects.Reads(DialectReflector) && a.reflectorPushSource(source.Annotations) {
 					assert.Equal(t, "cert-manager/wildcard", c.Object.Annotations[rk.Reflects], "reflector's bookkeeping")
 					assert.Equal(t, "True", c.Object.Annotations[rk.AutoReflects])
 					assert.Equal(t, "7", c.Object.Annotations[rk.ReflectedVersion])

@@ -52,7 +52,7 @@ type Replicator struct {
 func NewReplicator(s Setup) (*Replicator, error) {
 	// Sources and mirrors that only carry another dialect's annotations
 	// keep their data in the cache.
-	a := s.Options.Annotations.WithDialects("Secret", s.Options.Kubed, s.Options.Reflector)
+	a := s.Options.Annotations
 	r := &Replicator{
 		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
 			informers.WithTransform(CacheTransform(a, s.Options.AllowAll))),

@@ -84,7 +84,7 @@ func cacheMetadata(m metav1.Object, a Annotations, allowAll bool) {
 	// Who wrote which field: the bulk of many small objects, and read only
 	// when the replicator fights another writer (then from the API server).
 	m.SetManagedFields(nil)
-	if !allowAll && !a.Reflector.on() && a.KubedSync == "" && !a.Relevant(m.GetAnnotations()) && !adoptableCopy(m, a) {
+	if !allowAll && a.Dialects.Empty() && !a.Relevant(m.GetAnnotations()) && !adoptableCopy(m, a) {
 		// Without another tool's dialect, an object with none of our
 		// annotations that is no copy another tool made is only ever
 		// looked up by name (is a push target's name taken?): its
