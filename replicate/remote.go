@@ -155,28 +155,36 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 		if _, dup := r.namespaces[ns]; dup {
 			continue
 		}
-		rn := &remoteNamespace{name: ns}
-		rn.informer = cache.NewSharedIndexInformerWithOptions(
-			cache.ToListWatcherWithWatchListSemantics(r.listWatch(opts.Client, rn), opts.Client),
-			opts.Kind.newObject(),
-			cache.SharedIndexInformerOptions{ResyncPeriod: opts.Resync},
-		)
-		if opts.Transform != nil {
-			if err := rn.informer.SetTransform(opts.Transform); err != nil {
-				return nil, err
-			}
-		}
-		if _, err := rn.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { r.changed(obj) },
-			UpdateFunc: func(_, obj any) { r.changed(obj) },
-			DeleteFunc: r.changed,
-		}); err != nil {
+		if err := r.watch(ns, opts); err != nil {
 			return nil, err
 		}
-		r.namespaces[ns] = rn
-		r.setUp(ns, 0)
 	}
 	return r, nil
+}
+
+// watch adds the informer of remote namespace ns.
+func (r *Remote) watch(ns string, opts RemoteOptions) error {
+	rn := &remoteNamespace{name: ns}
+	rn.informer = cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(r.listWatch(opts.Client, rn), opts.Client),
+		r.kind.newObject(),
+		cache.SharedIndexInformerOptions{ResyncPeriod: opts.Resync},
+	)
+	if opts.Transform != nil {
+		if err := rn.informer.SetTransform(opts.Transform); err != nil {
+			return err
+		}
+	}
+	if _, err := rn.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { r.changed(obj) },
+		UpdateFunc: func(_, obj any) { r.changed(obj) },
+		DeleteFunc: r.changed,
+	}); err != nil {
+		return err
+	}
+	r.namespaces[ns] = rn
+	r.setUp(ns, 0)
+	return nil
 }
 
 // listWatch lists and watches the objects of one remote namespace and

@@ -64,24 +64,33 @@ func Secrets() Kind {
 			Required: secretRequired,
 		},
 		validName: validation.IsDNS1123Subdomain,
-		remote: func(c kubernetes.Interface, namespace string) *cache.ListWatch {
-			secrets := c.CoreV1().Secrets(namespace)
-			return &cache.ListWatch{
-				ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-					return secrets.List(ctx, opts)
-				},
-				WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-					return secrets.Watch(ctx, opts)
-				},
-			}
+		remote:    secretsIn,
+		content:   secretContent(),
+	}
+}
+
+// secretsIn lists and watches the Secrets of one namespace (in another
+// cluster).
+func secretsIn(c kubernetes.Interface, namespace string) *cache.ListWatch {
+	secrets := c.CoreV1().Secrets(namespace)
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return secrets.List(ctx, opts)
 		},
-		content: &cachedContent[*corev1.Secret]{
-			// The same few types on every Secret.
-			intern: func(s *corev1.Secret) { s.Type = corev1.SecretType(intern(string(s.Type))) },
-			drop:   func(s *corev1.Secret) { s.Data, s.StringData = nil, nil },
-			digest: func(s *corev1.Secret, keys []string) { s.Data = digested(s.Data, keys, digest) },
-			share:  func(m *sharedMaps, s *corev1.Secret) { s.Data = shareMap(m, m.bytes, s.Data, asIs) },
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return secrets.Watch(ctx, opts)
 		},
+	}
+}
+
+// secretContent is how the cache holds a Secret's data.
+func secretContent() *cachedContent[*corev1.Secret] {
+	return &cachedContent[*corev1.Secret]{
+		// The same few types on every Secret.
+		intern: func(s *corev1.Secret) { s.Type = corev1.SecretType(intern(string(s.Type))) },
+		drop:   func(s *corev1.Secret) { s.Data, s.StringData = nil, nil },
+		digest: func(s *corev1.Secret, keys []string) { s.Data = digested(s.Data, keys, digest) },
+		share:  func(m *sharedMaps, s *corev1.Secret) { s.Data = shareMap(m, m.bytes, s.Data, asIs) },
 	}
 }
 
