@@ -140,8 +140,25 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.StringVar(&c.clusterName, "cluster-name", "", "this cluster's name, matched against the replication-allowed-clusters list of sources in other clusters")
 }
 
-// validate checks the values that the flag package cannot.
+// validate checks the values that the flag package cannot, in the order
+// the steps are listed: the first problem is reported.
 func (c *config) validate(logLevel string) error {
+	for _, step := range []func() error{
+		func() error { return c.validateLogs(logLevel) },
+		c.validateRates,
+		c.validateAnnotations,
+		c.validateLeaderElection,
+		c.validateClusterName,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateLogs reads the log level and checks the log format.
+func (c *config) validateLogs(logLevel string) error {
 	var err error
 	if c.logLevel, err = logrus.ParseLevel(logLevel); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
@@ -149,53 +166,72 @@ func (c *config) validate(logLevel string) error {
 	if c.logFormat != "plain" && c.logFormat != "json" {
 		return fmt.Errorf("-log-format: %q is neither plain nor json", c.logFormat)
 	}
-	if c.resyncPeriod < 0 {
+	return nil
+}
+
+// validateRates checks the periods, workers and rate limits.
+func (c *config) validateRates() error {
+	switch {
+	case c.resyncPeriod < 0:
 		return fmt.Errorf("-resync-period: must not be negative")
-	}
-	if c.workers < 1 {
+	case c.workers < 1:
 		return fmt.Errorf("-workers: must be at least 1")
-	}
-	if c.qps == 0 || (c.qps < 0 && c.qps != -1) {
+	case c.qps == 0 || (c.qps < 0 && c.qps != -1):
 		return fmt.Errorf("-kube-api-qps: must be positive, or -1 for no limit")
-	}
-	if c.burst < 1 {
+	case c.burst < 1:
 		return fmt.Errorf("-kube-api-burst: must be at least 1")
-	}
-	if c.eventQPS < 0 && c.eventQPS != -1 {
+	case c.eventQPS < 0 && c.eventQPS != -1:
 		return fmt.Errorf("-normal-event-qps: must be at least 0, or -1 for no limit")
-	}
-	if c.eventBurst < 0 {
+	case c.eventBurst < 0:
 		return fmt.Errorf("-normal-event-burst: must be at least 0")
 	}
+	return nil
+}
+
+// validateAnnotations checks the annotation prefix and reads the dialects.
+func (c *config) validateAnnotations() error {
 	c.prefix = strings.TrimSuffix(c.prefix, "/")
 	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
 		return fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
 	}
+	var err error
 	if c.dialects, err = replicate.ParseDialects(c.dialectsRaw); err != nil {
 		return fmt.Errorf("-dialects: %w", err)
 	}
+	return nil
+}
+
+// validateLeaderElection checks the Lease and its timing, when one is held.
+func (c *config) validateLeaderElection() error {
 	if c.dryRun {
 		// A Lease is a write too; a dry run works beside anything.
 		c.leaderElect = false
 	}
-	if c.leaderElect {
-		if !(c.retryPeriod > 0 && c.retryPeriod < c.renewDeadline && c.renewDeadline < c.leaseDuration) {
-			return fmt.Errorf("-leader-elect-*: need 0 < retry-period < renew-deadline < lease-duration")
-		}
-		if errs := validation.IsDNS1123Subdomain(c.leaseName); len(errs) > 0 {
-			return fmt.Errorf("-leader-elect-lease-name: %s", strings.Join(errs, "; "))
-		}
-		if c.leaseNamespace == "" {
-			c.leaseNamespace = defaultLeaseNamespace()
-		}
-		if errs := validation.IsDNS1123Label(c.leaseNamespace); len(errs) > 0 {
-			return fmt.Errorf("-leader-elect-namespace: %s", strings.Join(errs, "; "))
-		}
+	if !c.leaderElect {
+		return nil
 	}
-	if c.clusterName != "" {
-		if errs := validation.IsDNS1123Label(c.clusterName); len(errs) > 0 {
-			return fmt.Errorf("-cluster-name: %s", strings.Join(errs, "; "))
-		}
+	if !(c.retryPeriod > 0 && c.retryPeriod < c.renewDeadline && c.renewDeadline < c.leaseDuration) {
+		return fmt.Errorf("-leader-elect-*: need 0 < retry-period < renew-deadline < lease-duration")
+	}
+	if errs := validation.IsDNS1123Subdomain(c.leaseName); len(errs) > 0 {
+		return fmt.Errorf("-leader-elect-lease-name: %s", strings.Join(errs, "; "))
+	}
+	if c.leaseNamespace == "" {
+		c.leaseNamespace = defaultLeaseNamespace()
+	}
+	if errs := validation.IsDNS1123Label(c.leaseNamespace); len(errs) > 0 {
+		return fmt.Errorf("-leader-elect-namespace: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// validateClusterName checks this cluster's name, if given.
+func (c *config) validateClusterName() error {
+	if c.clusterName == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Label(c.clusterName); len(errs) > 0 {
+		return fmt.Errorf("-cluster-name: %s", strings.Join(errs, "; "))
 	}
 	return nil
 }
