@@ -80,54 +80,17 @@ type explainRequest struct {
 
 // runExplain is `replicator explain`; it returns the exit code.
 func runExplain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("replicator explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	// The replicator's flags that change the answer, as it defines them.
-	replicator := flag.NewFlagSet("replicator", flag.ContinueOnError)
-	var given config
-	var logLevel string
-	given.define(replicator, &logLevel)
-	replicatorFlag := map[string]bool{}
-	replicator.VisitAll(func(f *flag.Flag) {
-		if !explainIgnores(f.Name) {
-			fs.Var(f.Value, f.Name, f.Usage)
-			replicatorFlag[f.Name] = true
-		}
-	})
-	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig to read the cluster with (default: $KUBECONFIG, else ~/.kube/config, as kubectl reads them; in a pod without either, its in-cluster configuration)")
-	kubeContext := fs.String("context", "", "the kubeconfig context to use")
-	output := fs.String("output", "text", "text or json")
-	fs.StringVar(output, "o", "text", "short for --output")
-	deployment := fs.String("deployment", "", "NAMESPACE/NAME of the replicator's Deployment, whose arguments give the settings (default: the one Deployment labelled app.kubernetes.io/name=replicator, else the binary's defaults, with a warning when Deployments cannot be listed; -: the binary's defaults)")
-	timeout := fs.Duration("timeout", time.Minute, "how long reading the cluster may take")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, explainUsage())
-		fs.PrintDefaults()
-	}
-	var objects []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		objects = append(objects, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "replicator explain: "+format+"\n", a...)
-		return 1
+	fs, given := explainFlags(stderr)
+	objects, code, ok := explainArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(objects) != 1 {
 		fmt.Fprint(stderr, "replicator explain: name one object, as KIND/NAMESPACE/NAME (for example secret/shop/wildcard-tls)\n")
 		return 2
 	}
-	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "replicator explain: -o %q is neither text nor json\n", *output)
+	if *given.output != "text" && *given.output != "json" {
+		fmt.Fprintf(stderr, "replicator explain: -o %q is neither text nor json\n", *given.output)
 		return 2
 	}
 	kind, namespace, name, err := parseObject(objects[0])
@@ -135,25 +98,88 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "replicator explain: %v\n", err)
 		return 2
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: *kubeContext}).ClientConfig()
+	client, err := explainClient(*given.kubeconfig, *given.context)
 	if err != nil {
-		return fail("loading kubeconfig: %v", err)
+		fmt.Fprintf(stderr, "replicator explain: %v\n", err)
+		return 1
 	}
-	withClientDefaults(cfg)
-	cfg.QPS, cfg.Burst = -1, 0
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fail("%v", err)
-	}
-	req := explainRequest{kind: kind, namespace: namespace, name: name, deployment: *deployment, output: *output, timeout: *timeout}
+	req := explainRequest{kind: kind, namespace: namespace, name: name, deployment: *given.deployment, output: *given.output, timeout: *given.timeout}
 	fs.Visit(func(f *flag.Flag) {
-		if replicatorFlag[f.Name] {
+		if given.replicatorFlag[f.Name] {
 			req.overrides = append(req.overrides, "--"+f.Name+"="+f.Value.String())
 		}
 	})
 	return explain(client, req, stdout, stderr)
+}
+
+// explainFlagValues are what explain's flags say: its own, and which of
+// the replicator's were defined (replicatorFlag).
+type explainFlagValues struct {
+	kubeconfig, context, output, deployment *string
+	timeout                                 *time.Duration
+	replicatorFlag                          map[string]bool
+}
+
+// explainFlags defines explain's flags: its own and the replicator's that
+// change the answer, as the replicator defines them.
+func explainFlags(stderr io.Writer) (*flag.FlagSet, explainFlagValues) {
+	fs := flag.NewFlagSet("replicator explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	replicator := flag.NewFlagSet("replicator", flag.ContinueOnError)
+	var given config
+	var logLevel string
+	given.define(replicator, &logLevel)
+	v := explainFlagValues{replicatorFlag: map[string]bool{}}
+	replicator.VisitAll(func(f *flag.Flag) {
+		if !explainIgnores(f.Name) {
+			fs.Var(f.Value, f.Name, f.Usage)
+			v.replicatorFlag[f.Name] = true
+		}
+	})
+	v.kubeconfig = fs.String("kubeconfig", "", "path to the kubeconfig to read the cluster with (default: $KUBECONFIG, else ~/.kube/config, as kubectl reads them; in a pod without either, its in-cluster configuration)")
+	v.context = fs.String("context", "", "the kubeconfig context to use")
+	v.output = fs.String("output", "text", "text or json")
+	fs.StringVar(v.output, "o", "text", "short for --output")
+	v.deployment = fs.String("deployment", "", "NAMESPACE/NAME of the replicator's Deployment, whose arguments give the settings (default: the one Deployment labelled app.kubernetes.io/name=replicator, else the binary's defaults, with a warning when Deployments cannot be listed; -: the binary's defaults)")
+	v.timeout = fs.Duration("timeout", time.Minute, "how long reading the cluster may take")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, explainUsage())
+		fs.PrintDefaults()
+	}
+	return fs, v
+}
+
+// explainArgs parses args, flags before and after the object names, and
+// returns the names. When it cannot (or help was asked for), ok is false
+// and code is the exit code.
+func explainArgs(fs *flag.FlagSet, args []string) (objects []string, code int, ok bool) {
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return objects, 0, true
+		}
+		objects = append(objects, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+}
+
+// explainClient reads the cluster as the kubeconfig's user (kubectl's
+// loading rules), without a client-side rate limit.
+func explainClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %v", err)
+	}
+	withClientDefaults(cfg)
+	cfg.QPS, cfg.Burst = -1, 0
+	return kubernetes.NewForConfig(cfg)
 }
 
 // explain answers req from the cluster client reads; it returns the exit
