@@ -50,8 +50,8 @@ type Replicator struct {
 
 // NewReplicator wires a Replicator from s.
 func NewReplicator(s Setup) (*Replicator, error) {
-	// Sources and mirrors that only carry another dialect's annotations
-	// keep their data in the cache.
+	// The cache reads the dialects read on any kind: sources and mirrors
+	// that only carry another dialect's annotations keep their data.
 	a := s.Options.Annotations
 	r := &Replicator{
 		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
