@@ -24,13 +24,21 @@ import (
 // when the binary is installed as kubectl-replicator): what the replicator
 // would do with one object, and why.
 
-const explainUsage = `usage: replicator explain [flags] KIND/NAMESPACE/NAME
+// explainUsage is explain's help before its flags; KIND's names come from
+// the registry of kinds.
+func explainUsage() string {
+	return explainUsageHead +
+		wrap("It writes nothing. KIND is "+listed(kindNames(), "or")+". The replicator's settings come from its Deployment's", 72) +
+		explainUsageTail
+}
+
+const explainUsageHead = `usage: replicator explain [flags] KIND/NAMESPACE/NAME
 
 Reads the cluster as the caller (kubeconfig), runs the replicator's own
 decisions on the object in dry run, and prints what it would write and why.
-It writes nothing. KIND is secret, configmap, role, rolebinding or
-serviceaccount. The replicator's settings come from its Deployment's
-arguments (--deployment, or the one Deployment labelled
+`
+
+const explainUsageTail = `arguments (--deployment, or the one Deployment labelled
 app.kubernetes.io/name=replicator); the replicator's flags given here
 override them. Only the replicator's flags that change the answer are
 accepted; those that do not (logs, metrics, leader election, rates,
@@ -72,54 +80,17 @@ type explainRequest struct {
 
 // runExplain is `replicator explain`; it returns the exit code.
 func runExplain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("replicator explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	// The replicator's flags that change the answer, as it defines them.
-	replicator := flag.NewFlagSet("replicator", flag.ContinueOnError)
-	var given config
-	var logLevel string
-	given.define(replicator, &logLevel)
-	replicatorFlag := map[string]bool{}
-	replicator.VisitAll(func(f *flag.Flag) {
-		if !explainIgnores(f.Name) {
-			fs.Var(f.Value, f.Name, f.Usage)
-			replicatorFlag[f.Name] = true
-		}
-	})
-	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig to read the cluster with (default: $KUBECONFIG, else ~/.kube/config, as kubectl reads them; in a pod without either, its in-cluster configuration)")
-	kubeContext := fs.String("context", "", "the kubeconfig context to use")
-	output := fs.String("output", "text", "text or json")
-	fs.StringVar(output, "o", "text", "short for --output")
-	deployment := fs.String("deployment", "", "NAMESPACE/NAME of the replicator's Deployment, whose arguments give the settings (default: the one Deployment labelled app.kubernetes.io/name=replicator, else the binary's defaults, with a warning when Deployments cannot be listed; -: the binary's defaults)")
-	timeout := fs.Duration("timeout", time.Minute, "how long reading the cluster may take")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, explainUsage)
-		fs.PrintDefaults()
-	}
-	var objects []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		objects = append(objects, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "replicator explain: "+format+"\n", a...)
-		return 1
+	fs, given := explainFlags(stderr)
+	objects, code, ok := explainArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(objects) != 1 {
 		fmt.Fprint(stderr, "replicator explain: name one object, as KIND/NAMESPACE/NAME (for example secret/shop/wildcard-tls)\n")
 		return 2
 	}
-	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "replicator explain: -o %q is neither text nor json\n", *output)
+	if *given.output != "text" && *given.output != "json" {
+		fmt.Fprintf(stderr, "replicator explain: -o %q is neither text nor json\n", *given.output)
 		return 2
 	}
 	kind, namespace, name, err := parseObject(objects[0])
@@ -127,25 +98,88 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "replicator explain: %v\n", err)
 		return 2
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: *kubeContext}).ClientConfig()
+	client, err := explainClient(*given.kubeconfig, *given.context)
 	if err != nil {
-		return fail("loading kubeconfig: %v", err)
+		fmt.Fprintf(stderr, "replicator explain: %v\n", err)
+		return 1
 	}
-	withClientDefaults(cfg)
-	cfg.QPS, cfg.Burst = -1, 0
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fail("%v", err)
-	}
-	req := explainRequest{kind: kind, namespace: namespace, name: name, deployment: *deployment, output: *output, timeout: *timeout}
+	req := explainRequest{kind: kind, namespace: namespace, name: name, deployment: *given.deployment, output: *given.output, timeout: *given.timeout}
 	fs.Visit(func(f *flag.Flag) {
-		if replicatorFlag[f.Name] {
+		if given.replicatorFlag[f.Name] {
 			req.overrides = append(req.overrides, "--"+f.Name+"="+f.Value.String())
 		}
 	})
 	return explain(client, req, stdout, stderr)
+}
+
+// explainFlagValues are what explain's flags say: its own, and which of
+// the replicator's were defined (replicatorFlag).
+type explainFlagValues struct {
+	kubeconfig, context, output, deployment *string
+	timeout                                 *time.Duration
+	replicatorFlag                          map[string]bool
+}
+
+// explainFlags defines explain's flags: its own and the replicator's that
+// change the answer, as the replicator defines them.
+func explainFlags(stderr io.Writer) (*flag.FlagSet, explainFlagValues) {
+	fs := flag.NewFlagSet("replicator explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	replicator := flag.NewFlagSet("replicator", flag.ContinueOnError)
+	var given config
+	var logLevel string
+	given.define(replicator, &logLevel)
+	v := explainFlagValues{replicatorFlag: map[string]bool{}}
+	replicator.VisitAll(func(f *flag.Flag) {
+		if !explainIgnores(f.Name) {
+			fs.Var(f.Value, f.Name, f.Usage)
+			v.replicatorFlag[f.Name] = true
+		}
+	})
+	v.kubeconfig = fs.String("kubeconfig", "", "path to the kubeconfig to read the cluster with (default: $KUBECONFIG, else ~/.kube/config, as kubectl reads them; in a pod without either, its in-cluster configuration)")
+	v.context = fs.String("context", "", "the kubeconfig context to use")
+	v.output = fs.String("output", "text", "text or json")
+	fs.StringVar(v.output, "o", "text", "short for --output")
+	v.deployment = fs.String("deployment", "", "NAMESPACE/NAME of the replicator's Deployment, whose arguments give the settings (default: the one Deployment labelled app.kubernetes.io/name=replicator, else the binary's defaults, with a warning when Deployments cannot be listed; -: the binary's defaults)")
+	v.timeout = fs.Duration("timeout", time.Minute, "how long reading the cluster may take")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, explainUsage())
+		fs.PrintDefaults()
+	}
+	return fs, v
+}
+
+// explainArgs parses args, flags before and after the object names, and
+// returns the names. When it cannot (or help was asked for), ok is false
+// and code is the exit code.
+func explainArgs(fs *flag.FlagSet, args []string) (objects []string, code int, ok bool) {
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return objects, 0, true
+		}
+		objects = append(objects, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+}
+
+// explainClient reads the cluster as the kubeconfig's user (kubectl's
+// loading rules), without a client-side rate limit.
+func explainClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %v", err)
+	}
+	withClientDefaults(cfg)
+	cfg.QPS, cfg.Burst = -1, 0
+	return kubernetes.NewForConfig(cfg)
 }
 
 // explain answers req from the cluster client reads; it returns the exit
@@ -184,7 +218,7 @@ func explain(client kubernetes.Interface, req explainRequest, stdout, stderr io.
 		}
 	} else {
 		ex = &replicate.Explanation{Kind: req.kind.Name(), Namespace: req.namespace, Name: req.name, Writes: []replicate.Observation{}, Events: []replicate.Observation{},
-			Notes: []string{"the replicator does not replicate " + req.kind.Name() + "s with these settings (--replicate-...=false)"}}
+			Notes: []string{"the replicator does not replicate " + req.kind.Plural() + " with these settings (--replicate-...=false)"}}
 	}
 	ex.Settings = from
 	if settings.warning != "" {
@@ -209,14 +243,15 @@ func parseObject(s string) (replicate.Kind, string, string, error) {
 		return nil, "", "", fmt.Errorf("%q is not KIND/NAMESPACE/NAME (for example secret/shop/wildcard-tls)", s)
 	}
 	kinds := map[string]replicate.Kind{}
-	for _, k := range []replicate.Kind{replicate.Secrets(), replicate.ConfigMaps(), replicate.Roles(), replicate.RoleBindings(), replicate.ServiceAccounts()} {
-		n := strings.ToLower(k.Name())
-		kinds[n], kinds[n+"s"] = k, k
+	for _, k := range replicate.Kinds() {
+		kinds[strings.ToLower(k.Name())], kinds[strings.ToLower(k.Plural())] = k, k
+		if short := k.ShortName(); short != "" {
+			kinds[short] = k
+		}
 	}
-	kinds["cm"], kinds["sa"] = kinds["configmap"], kinds["serviceaccount"]
 	kind, ok := kinds[strings.ToLower(parts[0])]
 	if !ok {
-		return nil, "", "", fmt.Errorf("unknown kind %q: one of secret, configmap, role, rolebinding, serviceaccount", parts[0])
+		return nil, "", "", fmt.Errorf("unknown kind %q: one of %s", parts[0], strings.Join(kindNames(), ", "))
 	}
 	for _, errs := range [][]string{validation.IsDNS1123Label(parts[1]), kind.ValidName(parts[2])} {
 		if len(errs) > 0 {
@@ -224,6 +259,38 @@ func parseObject(s string) (replicate.Kind, string, string, error) {
 		}
 	}
 	return kind, parts[1], parts[2], nil
+}
+
+// kindNames are the kinds as explain names them: in lower case, in the
+// registry's order.
+func kindNames() []string {
+	var names []string
+	for _, k := range replicate.Kinds() {
+		names = append(names, strings.ToLower(k.Name()))
+	}
+	return names
+}
+
+// wrap breaks text into lines of at most width bytes, between words, each
+// line ending in a newline.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(text) {
+		switch {
+		case i == 0:
+		case line+1+len(word) > width:
+			b.WriteString("\n")
+			line = 0
+		default:
+			b.WriteString(" ")
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // replicatorSettings are the replicator's arguments explain takes and

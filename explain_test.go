@@ -99,6 +99,17 @@ func TestExplainReadsTheObjectName(t *testing.T) {
 		_, _, _, err := parseObject(bad)
 		assert.Error(t, err, bad)
 	}
+	_, _, _, err := parseObject("pod/a/b")
+	assert.EqualError(t, err, `unknown kind "pod": one of secret, configmap, role, rolebinding, serviceaccount`, "the kinds named from the registry")
+}
+
+func TestExplainUsageNamesTheKindsOfTheRegistry(t *testing.T) {
+	assert.Contains(t, explainUsage(), `
+decisions on the object in dry run, and prints what it would write and why.
+It writes nothing. KIND is secret, configmap, role, rolebinding or
+serviceaccount. The replicator's settings come from its Deployment's
+arguments (--deployment, or the one Deployment labelled
+`, "worded and wrapped as before the registry")
 }
 
 // forbidDeployments makes client refuse to list or get Deployments, as the

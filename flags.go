@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,34 +36,30 @@ type config struct {
 	adoptUnproven    replicate.Patterns
 	adoptUnprovenRaw string
 	ownNamespace     string
-	replicateSecrets bool
-	replicateCMs     bool
-	replicateRoles   bool
-	replicateRBs     bool
-	replicateSAs     bool
-	prefix           string
-	workers          int
-	qps              float64
-	burst            int
-	showVersion      bool
-	profiling        bool
-	eventQPS         float64
-	eventBurst       int
-	leaderElect      bool
-	dryRun           bool
-	dialects         string
-	kubed            bool
-	reflector        bool
-	leaseName        string
-	leaseNamespace   string
-	leaseDuration    time.Duration
-	renewDeadline    time.Duration
-	retryPeriod      time.Duration
-	clusterName      string
-	sourceClusters   []sourceCluster
+	// kindOn says, by kind name, whether its flag switches it on.
+	kindOn         map[string]*bool
+	prefix         string
+	workers        int
+	qps            float64
+	burst          int
+	showVersion    bool
+	profiling      bool
+	eventQPS       float64
+	eventBurst     int
+	leaderElect    bool
+	dryRun         bool
+	dialectsRaw    string
+	dialects       replicate.Dialects
+	leaseName      string
+	leaseNamespace string
+	leaseDuration  time.Duration
+	renewDeadline  time.Duration
+	retryPeriod    time.Duration
+	clusterName    string
+	sourceClusters []sourceCluster
 }
 
-// sourceCluster is a cluster placeholders here may pull Secrets from.
+// sourceCluster is a cluster placeholders here may pull from.
 type sourceCluster struct {
 	name       string
 	kubeconfig string
@@ -114,17 +111,16 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.StringVar(&c.logFormat, "log-format", "plain", "log format: plain or json")
 	fs.BoolVar(&c.allowAll, "allow-all", false, "switch the pull permission check off: any namespace may pull any source (dangerous)")
 	fs.StringVar(&c.excludeRaw, "exclude-namespaces", "", "comma-separated regular expressions of namespaces never written (each matches whole names)")
-	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none")
-	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)")
+	fs.StringVar(&c.pushFromRaw, "push-from-namespaces", ".*", "comma-separated regular expressions of namespaces whose "+kindsWhere(grantsNoRights)+" may push (replicate-to, replicate-to-matching); empty: none")
+	fs.StringVar(&c.pushRBACFromRaw, "push-rbac-from-namespaces", "", "comma-separated regular expressions of namespaces whose "+kindsWhere(grantsRights)+" may push; empty: none (they grant rights)")
 	fs.StringVar(&c.pushToSystemRaw, "push-to-system-namespaces", "", "comma-separated regular expressions of the system namespaces (kube-system, kube-public, kube-node-lease) that may receive push replicas, from the namespaces --push-from-namespaces names plainly (not by a pattern); empty: none")
 	fs.StringVar(&c.adoptUnprovenRaw, "adopt-unproven-copies-in", "", "comma-separated regular expressions of namespaces where copies with kubernetes-replicator's bookkeeping are adopted without proof that they came from the pushing source (their recorded version being the source's current one); empty: none")
 	fs.StringVar(&c.ownNamespace, "namespace", os.Getenv("POD_NAMESPACE"), "the replicator's own namespace, which never receives push replicas (default: $POD_NAMESPACE, set by the chart)")
 	fs.Bool("sync-by-content", false, "accepted for compatibility with kubernetes-replicator; content is always compared")
-	fs.BoolVar(&c.replicateSecrets, "replicate-secrets", true, "replicate Secrets")
-	fs.BoolVar(&c.replicateCMs, "replicate-configmaps", true, "replicate ConfigMaps")
-	fs.BoolVar(&c.replicateRoles, "replicate-roles", true, "replicate Roles")
-	fs.BoolVar(&c.replicateRBs, "replicate-role-bindings", true, "replicate RoleBindings")
-	fs.BoolVar(&c.replicateSAs, "replicate-service-accounts", true, "replicate ServiceAccounts")
+	c.kindOn = map[string]*bool{}
+	for _, k := range replicate.Kinds() {
+		c.kindOn[k.Name()] = fs.Bool(k.Flag(), true, "replicate "+k.Plural())
+	}
 	fs.StringVar(&c.prefix, "annotation-prefix", replicate.DefaultPrefix, "prefix of all annotations")
 	fs.IntVar(&c.workers, "workers", 32, "objects reconciled in parallel, per kind, and writes of one push source at once")
 	fs.Float64Var(&c.qps, "kube-api-qps", 50, "API requests per second (sustained); -1: no client-side limit")
@@ -134,7 +130,7 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&c.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --status-addr")
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "hold a Lease so that only one of several replicas writes")
-	fs.StringVar(&c.dialects, "dialects", "replicator", "comma-separated annotation dialects read: replicator (always), reflector (reflector.v1.k8s.emberstack.com/ on Secrets and ConfigMaps), kubed (kubed.appscode.com/sync on Secrets and ConfigMaps)")
+	fs.StringVar(&c.dialectsRaw, "dialects", replicate.Dialects{}.String(), "comma-separated annotation dialects read: "+dialectsHelp())
 	fs.BoolVar(&c.dryRun, "dry-run", false, "write nothing (no objects, no Events, no Lease): log and count each write that would be made")
 	fs.StringVar(&c.leaseName, "leader-elect-lease-name", "replicator", "name of the leader Lease")
 	fs.StringVar(&c.leaseNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: $POD_NAMESPACE, the in-cluster namespace, or default)")
@@ -144,8 +140,25 @@ func (c *config) define(fs *flag.FlagSet, logLevel *string) {
 	fs.StringVar(&c.clusterName, "cluster-name", "", "this cluster's name, matched against the replication-allowed-clusters list of sources in other clusters")
 }
 
-// validate checks the values that the flag package cannot.
+// validate checks the values that the flag package cannot, in the order
+// the steps are listed: the first problem is reported.
 func (c *config) validate(logLevel string) error {
+	for _, step := range []func() error{
+		func() error { return c.validateLogs(logLevel) },
+		c.validateRates,
+		c.validateAnnotations,
+		c.validateLeaderElection,
+		c.validateClusterName,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateLogs reads the log level and checks the log format.
+func (c *config) validateLogs(logLevel string) error {
 	var err error
 	if c.logLevel, err = logrus.ParseLevel(logLevel); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
@@ -153,61 +166,72 @@ func (c *config) validate(logLevel string) error {
 	if c.logFormat != "plain" && c.logFormat != "json" {
 		return fmt.Errorf("-log-format: %q is neither plain nor json", c.logFormat)
 	}
-	if c.resyncPeriod < 0 {
+	return nil
+}
+
+// validateRates checks the periods, workers and rate limits.
+func (c *config) validateRates() error {
+	switch {
+	case c.resyncPeriod < 0:
 		return fmt.Errorf("-resync-period: must not be negative")
-	}
-	if c.workers < 1 {
+	case c.workers < 1:
 		return fmt.Errorf("-workers: must be at least 1")
-	}
-	if c.qps == 0 || (c.qps < 0 && c.qps != -1) {
+	case c.qps == 0 || (c.qps < 0 && c.qps != -1):
 		return fmt.Errorf("-kube-api-qps: must be positive, or -1 for no limit")
-	}
-	if c.burst < 1 {
+	case c.burst < 1:
 		return fmt.Errorf("-kube-api-burst: must be at least 1")
-	}
-	if c.eventQPS < 0 && c.eventQPS != -1 {
+	case c.eventQPS < 0 && c.eventQPS != -1:
 		return fmt.Errorf("-normal-event-qps: must be at least 0, or -1 for no limit")
-	}
-	if c.eventBurst < 0 {
+	case c.eventBurst < 0:
 		return fmt.Errorf("-normal-event-burst: must be at least 0")
 	}
+	return nil
+}
+
+// validateAnnotations checks the annotation prefix and reads the dialects.
+func (c *config) validateAnnotations() error {
 	c.prefix = strings.TrimSuffix(c.prefix, "/")
 	if errs := validation.IsQualifiedName(c.prefix + "/replicate-from"); c.prefix == "" || len(errs) > 0 {
 		return fmt.Errorf("-annotation-prefix: %q is not a valid annotation prefix: %s", c.prefix, strings.Join(errs, "; "))
 	}
-	for _, d := range strings.Split(c.dialects, ",") {
-		switch strings.TrimSpace(d) {
-		case "replicator", "":
-		case "kubed":
-			c.kubed = true
-		case "reflector":
-			c.reflector = true
-		default:
-			return fmt.Errorf("-dialects: %q is none of replicator, reflector, kubed", d)
-		}
+	var err error
+	if c.dialects, err = replicate.ParseDialects(c.dialectsRaw); err != nil {
+		return fmt.Errorf("-dialects: %w", err)
 	}
+	return nil
+}
+
+// validateLeaderElection checks the Lease and its timing, when one is held.
+func (c *config) validateLeaderElection() error {
 	if c.dryRun {
 		// A Lease is a write too; a dry run works beside anything.
 		c.leaderElect = false
 	}
-	if c.leaderElect {
-		if !(c.retryPeriod > 0 && c.retryPeriod < c.renewDeadline && c.renewDeadline < c.leaseDuration) {
-			return fmt.Errorf("-leader-elect-*: need 0 < retry-period < renew-deadline < lease-duration")
-		}
-		if errs := validation.IsDNS1123Subdomain(c.leaseName); len(errs) > 0 {
-			return fmt.Errorf("-leader-elect-lease-name: %s", strings.Join(errs, "; "))
-		}
-		if c.leaseNamespace == "" {
-			c.leaseNamespace = defaultLeaseNamespace()
-		}
-		if errs := validation.IsDNS1123Label(c.leaseNamespace); len(errs) > 0 {
-			return fmt.Errorf("-leader-elect-namespace: %s", strings.Join(errs, "; "))
-		}
+	if !c.leaderElect {
+		return nil
 	}
-	if c.clusterName != "" {
-		if errs := validation.IsDNS1123Label(c.clusterName); len(errs) > 0 {
-			return fmt.Errorf("-cluster-name: %s", strings.Join(errs, "; "))
-		}
+	if !(c.retryPeriod > 0 && c.retryPeriod < c.renewDeadline && c.renewDeadline < c.leaseDuration) {
+		return fmt.Errorf("-leader-elect-*: need 0 < retry-period < renew-deadline < lease-duration")
+	}
+	if errs := validation.IsDNS1123Subdomain(c.leaseName); len(errs) > 0 {
+		return fmt.Errorf("-leader-elect-lease-name: %s", strings.Join(errs, "; "))
+	}
+	if c.leaseNamespace == "" {
+		c.leaseNamespace = defaultLeaseNamespace()
+	}
+	if errs := validation.IsDNS1123Label(c.leaseNamespace); len(errs) > 0 {
+		return fmt.Errorf("-leader-elect-namespace: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// validateClusterName checks this cluster's name, if given.
+func (c *config) validateClusterName() error {
+	if c.clusterName == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Label(c.clusterName); len(errs) > 0 {
+		return fmt.Errorf("-cluster-name: %s", strings.Join(errs, "; "))
 	}
 	return nil
 }
@@ -243,7 +267,7 @@ type clusterFlags struct {
 
 func newClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	f := &clusterFlags{kubeconfigs: map[string]string{}, namespaces: map[string][]string{}}
-	fs.Func("source-cluster", "NAME=KUBECONFIG: placeholders here may pull Secrets from that cluster as NAME:<namespace>/<name> (repeatable)", func(v string) error {
+	fs.Func("source-cluster", "NAME=KUBECONFIG: placeholders here may pull "+kindsWhere(fromOtherClusters)+" from that cluster as NAME:<namespace>/<name> (repeatable)", func(v string) error {
 		name, path, ok := strings.Cut(v, "=")
 		if !ok || path == "" {
 			return fmt.Errorf("%q is not NAME=KUBECONFIG", v)
@@ -294,8 +318,14 @@ func (f *clusterFlags) resolve(c *config) ([]sourceCluster, error) {
 			return nil, fmt.Errorf("-source-cluster needs -cluster-name: sources in other clusters are matched against it")
 		case name == c.clusterName:
 			return nil, fmt.Errorf("-source-cluster %s: that is this cluster's own name", name)
-		case !c.replicateSecrets:
-			return nil, fmt.Errorf("-source-cluster needs -replicate-secrets: cross-cluster pull serves Secrets")
+		case !slices.ContainsFunc(c.kinds(), fromOtherClusters):
+			var flags []string
+			for _, k := range replicate.Kinds() {
+				if fromOtherClusters(k) {
+					flags = append(flags, "-"+k.Flag())
+				}
+			}
+			return nil, fmt.Errorf("-source-cluster needs %s: cross-cluster pull serves %s", listed(flags, "or"), kindsWhere(fromOtherClusters))
 		}
 		clusters = append(clusters, sourceCluster{name: name, kubeconfig: f.kubeconfigs[name], namespaces: f.namespaces[name]})
 	}
@@ -306,21 +336,48 @@ func (f *clusterFlags) resolve(c *config) ([]sourceCluster, error) {
 // kind that is off costs neither memory nor a watch.
 func (c *config) kinds() []replicate.Kind {
 	var kinds []replicate.Kind
-	for _, k := range []struct {
-		on   bool
-		kind func() replicate.Kind
-	}{
-		{c.replicateSecrets, replicate.Secrets},
-		{c.replicateCMs, replicate.ConfigMaps},
-		{c.replicateRoles, replicate.Roles},
-		{c.replicateRBs, replicate.RoleBindings},
-		{c.replicateSAs, replicate.ServiceAccounts},
-	} {
-		if k.on {
-			kinds = append(kinds, k.kind())
+	for _, k := range replicate.Kinds() {
+		if on := c.kindOn[k.Name()]; on != nil && *on {
+			kinds = append(kinds, k)
 		}
 	}
 	return kinds
+}
+
+// What the help says of kinds, from the registry.
+func grantsRights(k replicate.Kind) bool      { return k.Rules().GrantsRights }
+func grantsNoRights(k replicate.Kind) bool    { return !k.Rules().GrantsRights }
+func fromOtherClusters(k replicate.Kind) bool { return k.FromOtherClusters() }
+
+// kindsWhere names the kinds of the registry for which pick holds, as a
+// sentence lists them: "Secrets, ConfigMaps and ServiceAccounts".
+func kindsWhere(pick func(replicate.Kind) bool) string {
+	var names []string
+	for _, k := range replicate.Kinds() {
+		if pick(k) {
+			names = append(names, k.Plural())
+		}
+	}
+	return listed(names, "and")
+}
+
+// dialectsHelp says which dialects --dialects knows, what each reads and on
+// which kinds.
+func dialectsHelp() string {
+	help := []string{replicate.Dialects{}.String() + " (always)"}
+	for _, d := range replicate.KnownDialects() {
+		speaks := func(k replicate.Kind) bool { return k.Dialects().Reads(d) }
+		help = append(help, d.String()+" ("+d.Annotations()+" on "+kindsWhere(speaks)+")")
+	}
+	return strings.Join(help, ", ")
+}
+
+// listed joins words as a sentence lists them, the last two joined by conj.
+func listed(words []string, conj string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " " + conj + " " + words[len(words)-1]
 }
 
 // defaultLeaseNamespace is the pod's own namespace when running in a

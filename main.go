@@ -153,56 +153,22 @@ func withClientDefaults(cfg *rest.Config) {
 }
 
 func serve(ctx context.Context, c *config, log *logrus.Logger) error {
-	log.WithFields(logrus.Fields{"version": version, "prefix": c.prefix, "workers": c.workers}).Info("replicator starting")
-	log.WithFields(logrus.Fields{"from": c.pushFromRaw, "rbacFrom": c.pushRBACFromRaw, "toSystem": c.pushToSystemRaw}).Info("push policy")
-	if c.dryRun {
-		log.Warn("--dry-run is set: nothing is written (no objects, no Events, no Lease); each write that would be made is logged as \"dry run: would write\" and counted")
-	}
-	if c.allowAll {
-		log.Warn("--allow-all is set: the pull permission check is OFF, any namespace can copy any Secret that names it")
-	}
-	if len(c.kinds()) == 0 {
-		log.Warn("every kind is switched off: nothing to replicate")
-	}
+	logSettings(c, log)
 	client, eventClient, err := clients(c)
 	if err != nil {
 		return err
 	}
-	// client-go's Event correlator keeps three caches keyed by object (to
-	// aggregate and rate-limit each object's Events), of 4,096 entries by
-	// default: after a fan-out to thousands of namespaces that is several
-	// MiB held for Events long sent. A smaller cache only forgets sooner
-	// that an object had an Event.
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx), record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
+	broadcaster := eventBroadcaster(ctx, eventClient)
 	defer broadcaster.Shutdown()
 	registry, metrics, leader := newMetrics()
-	setup, err := replicatorSetup(c, client, log, metrics)
+	rep, err := newReplicator(c, client, log, metrics, broadcaster)
 	if err != nil {
 		return err
 	}
-	setup.Options.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
-	if c.eventQPS >= 0 {
-		setup.Options.NormalEvents = rate.NewLimiter(rate.Limit(c.eventQPS), c.eventBurst)
-	}
-	rep, err := replicate.NewReplicator(setup)
+	serveErrs, err := serveStatus(ctx, c, client, registry, rep, log)
 	if err != nil {
 		return err
 	}
-	health := statusServer(c, registry, rep)
-	// Not ready while the API server cannot be reached: a replica that
-	// cannot write should not count as available. Liveness is not affected,
-	// so an outage does not restart the pod; it reconnects by itself.
-	apiserver := liveness.NewProbe()
-	health.AddReady("apiserver", apiserver.Check)
-	go apiserver.Run(ctx, 5*time.Second, 3*time.Second, func(ctx context.Context) error {
-		return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
-	})
-	addr, serveErrs, err := health.ListenAndServe(ctx, c.statusAddr)
-	if err != nil {
-		return err
-	}
-	log.WithField("address", addr.String()).Info("status endpoints listening")
 
 	// A failing status server stops everything: without probes the pod
 	// would be killed anyway.
@@ -220,7 +186,82 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		cancel()
 		stopped()
 	}()
-	work := func(ctx context.Context) {
+	err = work(ctx, c, client, rep, leader, log)
+	select {
+	case serveErr := <-failed:
+		return serveErr
+	default:
+		return err
+	}
+}
+
+// logSettings logs the settings worth knowing at start-up, and warns of
+// the dangerous ones.
+func logSettings(c *config, log *logrus.Logger) {
+	log.WithFields(logrus.Fields{"version": version, "prefix": c.prefix, "workers": c.workers}).Info("replicator starting")
+	log.WithFields(logrus.Fields{"from": c.pushFromRaw, "rbacFrom": c.pushRBACFromRaw, "toSystem": c.pushToSystemRaw}).Info("push policy")
+	if c.dryRun {
+		log.Warn("--dry-run is set: nothing is written (no objects, no Events, no Lease); each write that would be made is logged as \"dry run: would write\" and counted")
+	}
+	if c.allowAll {
+		log.Warn("--allow-all is set: the pull permission check is OFF, any namespace can copy any Secret that names it")
+	}
+	if len(c.kinds()) == 0 {
+		log.Warn("every kind is switched off: nothing to replicate")
+	}
+}
+
+// eventBroadcaster sends Events through eventClient until ctx ends or it is
+// shut down.
+func eventBroadcaster(ctx context.Context, eventClient kubernetes.Interface) record.EventBroadcaster {
+	// client-go's Event correlator keeps three caches keyed by object (to
+	// aggregate and rate-limit each object's Events), of 4,096 entries by
+	// default: after a fan-out to thousands of namespaces that is several
+	// MiB held for Events long sent. A smaller cache only forgets sooner
+	// that an object had an Event.
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx), record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
+	return broadcaster
+}
+
+// newReplicator wires the replicator the flags ask for, recording its
+// Events through broadcaster.
+func newReplicator(c *config, client kubernetes.Interface, log *logrus.Logger, metrics *replicate.Metrics, broadcaster record.EventBroadcaster) (*replicate.Replicator, error) {
+	setup, err := replicatorSetup(c, client, log, metrics)
+	if err != nil {
+		return nil, err
+	}
+	setup.Options.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
+	if c.eventQPS >= 0 {
+		setup.Options.NormalEvents = rate.NewLimiter(rate.Limit(c.eventQPS), c.eventBurst)
+	}
+	return replicate.NewReplicator(setup)
+}
+
+// serveStatus serves the status endpoints until ctx ends; the channel
+// receives why they stopped serving.
+func serveStatus(ctx context.Context, c *config, client kubernetes.Interface, registry *prometheus.Registry, rep *replicate.Replicator, log *logrus.Logger) (<-chan error, error) {
+	health := statusServer(c, registry, rep)
+	// Not ready while the API server cannot be reached: a replica that
+	// cannot write should not count as available. Liveness is not affected,
+	// so an outage does not restart the pod; it reconnects by itself.
+	apiserver := liveness.NewProbe()
+	health.AddReady("apiserver", apiserver.Check)
+	go apiserver.Run(ctx, 5*time.Second, 3*time.Second, func(ctx context.Context) error {
+		return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	})
+	addr, serveErrs, err := health.ListenAndServe(ctx, c.statusAddr)
+	if err != nil {
+		return nil, err
+	}
+	log.WithField("address", addr.String()).Info("status endpoints listening")
+	return serveErrs, nil
+}
+
+// work runs the controllers until ctx ends, while this process leads when
+// leader election is on.
+func work(ctx context.Context, c *config, client kubernetes.Interface, rep *replicate.Replicator, leader prometheus.Gauge, log *logrus.Logger) error {
+	run := func(ctx context.Context) {
 		leader.Set(1)
 		defer leader.Set(0)
 		if err := rep.Run(ctx); err != nil {
@@ -228,16 +269,10 @@ func serve(ctx context.Context, c *config, log *logrus.Logger) error {
 		}
 	}
 	if c.leaderElect {
-		err = lead(ctx, c, client, log, work)
-	} else {
-		work(ctx)
+		return lead(ctx, c, client, log, run)
 	}
-	select {
-	case serveErr := <-failed:
-		return serveErr
-	default:
-		return err
-	}
+	run(ctx)
+	return nil
 }
 
 // start sets the memory settings, starts the informers and source clusters'
@@ -301,14 +336,12 @@ func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger,
 // source clusters).
 func (c *config) options() replicate.Options {
 	return replicate.Options{
-		Annotations:   replicate.NewAnnotations(c.prefix),
+		Annotations:   replicate.NewAnnotations(c.prefix).WithDialects(c.dialects),
 		AllowAll:      c.allowAll,
 		Exclude:       c.exclude,
 		Push:          c.push,
 		AdoptUnproven: c.adoptUnproven,
 		DryRun:        c.dryRun,
-		Kubed:         c.kubed,
-		Reflector:     c.reflector,
 		Workers:       c.workers,
 		Cluster:       c.clusterName,
 	}

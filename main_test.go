@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"math"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kubereplicator/replicator/replicate"
 )
 
 func TestSoftMemoryLimit(t *testing.T) {
@@ -76,6 +79,30 @@ func TestKindFlags(t *testing.T) {
 	assert.Empty(t, names("--replicate-secrets=false", "--replicate-configmaps=false", "--replicate-roles=false", "--replicate-role-bindings=false", "--replicate-service-accounts=false"))
 }
 
+func TestFlagHelpNamesTheKindsOfTheRegistry(t *testing.T) {
+	fs := flag.NewFlagSet("replicator", flag.ContinueOnError)
+	var logLevel string
+	(&config{}).define(fs, &logLevel)
+	newClusterFlags(fs)
+	for name, want := range map[string]string{
+		"replicate-secrets":          "replicate Secrets",
+		"replicate-configmaps":       "replicate ConfigMaps",
+		"replicate-roles":            "replicate Roles",
+		"replicate-role-bindings":    "replicate RoleBindings",
+		"replicate-service-accounts": "replicate ServiceAccounts",
+		"push-from-namespaces":       "comma-separated regular expressions of namespaces whose Secrets, ConfigMaps and ServiceAccounts may push (replicate-to, replicate-to-matching); empty: none",
+		"push-rbac-from-namespaces":  "comma-separated regular expressions of namespaces whose Roles and RoleBindings may push; empty: none (they grant rights)",
+		"source-cluster":             "NAME=KUBECONFIG: placeholders here may pull Secrets from that cluster as NAME:<namespace>/<name> (repeatable)",
+		"dialects":                   "comma-separated annotation dialects read: replicator (always), reflector (reflector.v1.k8s.emberstack.com/ on Secrets and ConfigMaps), kubed (kubed.appscode.com/sync on Secrets and ConfigMaps)",
+	} {
+		f := fs.Lookup(name)
+		require.NotNil(t, f, name)
+		assert.Equal(t, want, f.Usage, name)
+	}
+	_, err := parseFlags([]string{"--cluster-name", "spoke", "--source-cluster", "hub=/k", "--source-cluster-namespaces", "hub=certs", "--replicate-secrets=false"}, io.Discard)
+	assert.EqualError(t, err, "-source-cluster needs -replicate-secrets: cross-cluster pull serves Secrets")
+}
+
 func TestSourceClusterFlags(t *testing.T) {
 	c, err := parseFlags([]string{"--cluster-name", "spoke-1",
 		"--source-cluster", "hub=/etc/replicator/clusters/hub/kubeconfig", "--source-cluster-namespaces", "hub=certs, shared",
@@ -106,16 +133,17 @@ func TestSourceClusterFlags(t *testing.T) {
 func TestDialectFlag(t *testing.T) {
 	c, err := parseFlags(nil, io.Discard)
 	require.NoError(t, err)
-	assert.False(t, c.kubed, "kubernetes-replicator's annotations only, by default")
-	assert.False(t, c.reflector, "kubernetes-replicator's annotations only, by default")
+	assert.False(t, c.dialects.Reads(replicate.DialectKubed), "kubernetes-replicator's annotations only, by default")
+	assert.False(t, c.dialects.Reads(replicate.DialectReflector), "kubernetes-replicator's annotations only, by default")
 	c, err = parseFlags([]string{"--dialects=replicator, kubed"}, io.Discard)
 	require.NoError(t, err)
-	assert.True(t, c.kubed)
-	assert.False(t, c.reflector)
+	assert.True(t, c.dialects.Reads(replicate.DialectKubed))
+	assert.False(t, c.dialects.Reads(replicate.DialectReflector))
 	c, err = parseFlags([]string{"--dialects=replicator,reflector,kubed"}, io.Discard)
 	require.NoError(t, err)
-	assert.True(t, c.kubed)
-	assert.True(t, c.reflector)
+	assert.True(t, c.dialects.Reads(replicate.DialectKubed))
+	assert.True(t, c.dialects.Reads(replicate.DialectReflector))
+	assert.Equal(t, c.dialects, c.options().Annotations.Dialects, "the dialects read, given once to the replicator's annotations")
 	for _, bad := range []string{"emberstack", "replicator,kubectl", "reflector;kubed"} {
 		_, err := parseFlags([]string{"--dialects=" + bad}, io.Discard)
 		assert.Error(t, err, bad)

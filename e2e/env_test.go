@@ -137,7 +137,7 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 	// The wiring the binary uses, every kind on as by default.
 	rep, err := replicate.NewReplicator(replicate.Setup{
 		Client:  client,
-		Kinds:   []replicate.Kind{replicate.Secrets(), replicate.ConfigMaps(), replicate.Roles(), replicate.RoleBindings(), replicate.ServiceAccounts()},
+		Kinds:   replicate.Kinds(),
 		Options: opts,
 	})
 	require.NoError(e.t, err)

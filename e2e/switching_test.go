@@ -136,7 +136,7 @@ func TestKubedRecipe(t *testing.T) {
 	// here may push, so that other tests' objects carrying it (the tenancy
 	// test's, say) are left to their own replicators.
 	e.start(func(o *replicate.Options) {
-		o.Kubed = true
+		o.Annotations = o.Annotations.WithDialects(replicate.NewDialects(replicate.DialectKubed))
 		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
 	})
 	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
@@ -200,7 +200,7 @@ func TestReflectorRecipe(t *testing.T) {
 	// namespace may push (Roles too, to show that reflector's dialect is
 	// not read on them).
 	e.start(func(o *replicate.Options) {
-		o.Reflector = true
+		o.Annotations = o.Annotations.WithDialects(replicate.NewDialects(replicate.DialectReflector))
 		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs), RBACFrom: mustPatterns(t, certs)}
 	})
 	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
@@ -387,7 +387,7 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 	assert.True(t, apierrors.IsNotFound(err), "nor created anything")
 
 	e.start(func(o *replicate.Options) {
-		o.Kubed, o.Reflector = true, true
+		o.Annotations = o.Annotations.WithDialects(replicate.NewDialects(replicate.DialectKubed, replicate.DialectReflector))
 		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
 	})
 	copies := map[string]string{krNS: "kr-tls", reflNS: "reflector-tls", kubedNS: "kubed-tls"}

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -25,12 +26,13 @@ type Annotations struct {
 	ReplicatedKeys             string // replica: sorted, comma-separated keys that came from the source
 	PulledFrom                 string // pull target: the source it was last filled from; marks it as a pull target, never adoptable
 	ReplicationAllowedClusters string // source: pattern list of clusters that may pull (cross-cluster)
-	// KubedSync is kubed's push annotation while that dialect is read
-	// (--dialects), for Secrets and ConfigMaps; empty otherwise.
-	KubedSync string
-	// Reflector are reflector's annotations while that dialect is read, for
-	// Secrets and ConfigMaps; zero otherwise.
+	// Reflector are reflector's annotations, read when Dialects reads
+	// reflector's (kubed's is KubedSyncAnnotation).
 	Reflector ReflectorKeys
+	// Dialects are the other tools' dialects read besides this
+	// replicator's own annotations (--dialects). A controller reads only
+	// those its kind speaks (Kind.Dialects).
+	Dialects Dialects
 }
 
 // NewAnnotations returns the annotation keys for prefix (with or without a
@@ -51,7 +53,21 @@ func NewAnnotations(prefix string) Annotations {
 		ReplicatedKeys:             p + "replicated-keys",
 		PulledFrom:                 p + "pulled-from",
 		ReplicationAllowedClusters: p + "replication-allowed-clusters",
+		Reflector:                  NewReflectorKeys(),
 	}
+}
+
+// WithDialects returns a reading the other tools' dialects d besides its
+// own annotations.
+func (a Annotations) WithDialects(d Dialects) Annotations {
+	a.Dialects = d
+	return a
+}
+
+// forKind returns a reading only the dialects kind speaks.
+func (a Annotations) forKind(kind Kind) Annotations {
+	a.Dialects = a.Dialects.Only(kind.Dialects())
+	return a
 }
 
 // Relevant reports whether annotations carry anything this replicator acts on
@@ -82,7 +98,7 @@ func (a Annotations) IsPushSource(annotations map[string]string) bool {
 // the last data change written: moved only when data changes.
 func (a Annotations) stamps() []string {
 	s := []string{a.ReplicatedFromVersion, a.ReplicatedAt}
-	if a.Reflector.on() {
+	if a.Dialects.Reads(DialectReflector) {
 		s = append(s, a.Reflector.ReflectedVersion, a.Reflector.ReflectedAt)
 	}
 	return s
@@ -104,9 +120,9 @@ func (a Annotations) reads(key string) bool {
 	switch {
 	case strings.HasPrefix(key, prefix):
 		return true
-	case a.Reflector.on() && strings.HasPrefix(key, ReflectorPrefix):
+	case a.Dialects.Reads(DialectReflector) && strings.HasPrefix(key, ReflectorPrefix):
 		return true
-	case a.KubedSync != "" && key == a.KubedSync:
+	case a.Dialects.Reads(DialectKubed) && key == KubedSyncAnnotation:
 		return true
 	}
 	return false
@@ -133,15 +149,141 @@ func (a Annotations) pastItsLimit(key, value string) error {
 }
 
 // listKeys are the annotations that hold pattern lists, in the dialects
-// read ("" for a dialect not read).
+// read.
 func (a Annotations) listKeys() []string {
-	r := a.Reflector
-	return []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo, r.AllowedNamespaces, r.AutoNamespaces}
+	keys := []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters, a.ReplicateTo}
+	if a.Dialects.Reads(DialectReflector) {
+		keys = append(keys, a.Reflector.AllowedNamespaces, a.Reflector.AutoNamespaces)
+	}
+	return keys
 }
 
 // selectorKeys are the annotations that hold label selectors, in the
-// dialects read ("" for a dialect not read).
+// dialects read.
 func (a Annotations) selectorKeys() []string {
-	r := a.Reflector
-	return []string{a.ReplicateToMatching, a.KubedSync, r.AllowedSelector, r.AutoSelector}
+	keys := []string{a.ReplicateToMatching}
+	if a.Dialects.Reads(DialectKubed) {
+		keys = append(keys, KubedSyncAnnotation)
+	}
+	if a.Dialects.Reads(DialectReflector) {
+		keys = append(keys, a.Reflector.AllowedSelector, a.Reflector.AutoSelector)
+	}
+	return keys
+}
+
+// Dialect is another tool's annotation dialect, which the replicator can read
+// besides its own (--dialects).
+type Dialect uint8
+
+// The dialects known, in the order they are listed to users.
+const (
+	// DialectReflector is reflector's annotations (ReflectorPrefix).
+	DialectReflector Dialect = 1 << iota
+	// DialectKubed is kubed's sync annotation (KubedSyncAnnotation).
+	DialectKubed
+)
+
+// KnownDialects are the dialects, in the order they are listed to users.
+func KnownDialects() []Dialect { return []Dialect{DialectReflector, DialectKubed} }
+
+// String is the dialect's name in --dialects.
+func (d Dialect) String() string {
+	switch d {
+	case DialectReflector:
+		return "reflector"
+	case DialectKubed:
+		return "kubed"
+	}
+	return fmt.Sprintf("Dialect(%d)", uint8(d))
+}
+
+// Annotations is what the dialect reads, as its help describes it.
+func (d Dialect) Annotations() string {
+	switch d {
+	case DialectReflector:
+		return ReflectorPrefix
+	case DialectKubed:
+		return KubedSyncAnnotation
+	}
+	return ""
+}
+
+// ownDialect is the name of the replicator's own dialect in --dialects:
+// always read.
+const ownDialect = "replicator"
+
+// Dialects is a set of other tools' dialects read; the zero value reads
+// none (the replicator's own annotations only).
+type Dialects struct{ set Dialect }
+
+// NewDialects returns the set of ds.
+func NewDialects(ds ...Dialect) Dialects {
+	var s Dialects
+	for _, d := range ds {
+		s.set |= d
+	}
+	return s
+}
+
+// ParseDialects reads --dialects: a comma-separated list of dialect names,
+// "replicator" (always read) among them or not, blanks around names
+// allowed.
+func ParseDialects(list string) (Dialects, error) {
+	var s Dialects
+	for _, name := range strings.Split(list, ",") {
+		n := strings.TrimSpace(name)
+		if n == "" || n == ownDialect {
+			continue
+		}
+		d, ok := dialectNamed(n)
+		if !ok {
+			names := []string{ownDialect}
+			for _, d := range KnownDialects() {
+				names = append(names, d.String())
+			}
+			return Dialects{}, fmt.Errorf("%q is none of %s", name, strings.Join(names, ", "))
+		}
+		s.set |= d
+	}
+	return s, nil
+}
+
+// dialectNamed is the dialect of that name in --dialects.
+func dialectNamed(name string) (Dialect, bool) {
+	for _, d := range KnownDialects() {
+		if name == d.String() {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// Reads reports whether d is in the set.
+func (s Dialects) Reads(d Dialect) bool { return s.set&d != 0 }
+
+// Empty reports whether the set reads no other tool's dialect.
+func (s Dialects) Empty() bool { return s.set == 0 }
+
+// Only returns the dialects of s that are also in spoken.
+func (s Dialects) Only(spoken Dialects) Dialects { return Dialects{s.set & spoken.set} }
+
+// List returns the dialects in the set, in the order they are listed to
+// users.
+func (s Dialects) List() []Dialect {
+	var out []Dialect
+	for _, d := range KnownDialects() {
+		if s.Reads(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// String is the set as --dialects writes it: "replicator" first.
+func (s Dialects) String() string {
+	names := []string{ownDialect}
+	for _, d := range s.List() {
+		names = append(names, d.String())
+	}
+	return strings.Join(names, ",")
 }

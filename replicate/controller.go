@@ -45,11 +45,7 @@ type Options struct {
 	// Observe, with DryRun, receives each write and Event the dry run
 	// reports (explain).
 	Observe func(Observation)
-	// Kubed reads kubed's sync annotation on Secrets and ConfigMaps.
-	Kubed bool
-	// Reflector reads reflector's annotations on Secrets and ConfigMaps.
-	Reflector bool
-	Workers   int
+	Workers int
 	// Recorder receives Events about the objects concerned.
 	Recorder record.EventRecorder
 	// NormalEvents, when not nil, is the budget of Normal Events shared by
@@ -167,7 +163,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
-	opts.Annotations = opts.Annotations.WithDialects(kind.Name(), opts.Kubed, opts.Reflector)
+	opts.Annotations = opts.Annotations.forKind(kind)
 	c := &Controller{
 		kind:       kind,
 		settled:    make(chan struct{}),
@@ -202,7 +198,7 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 		indexPushMarker: c.indexPushMarker,
 		indexPushName:   c.indexPushName,
 	}
-	if opts.Annotations.Reflector.on() {
+	if opts.Annotations.Dialects.Reads(DialectReflector) {
 		// Only reflector's sources allow namespaces by label: only then
 		// does relabelling a namespace concern its pull targets.
 		indexers[indexPullNamespace] = c.indexPullNamespace

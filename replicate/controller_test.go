@@ -128,7 +128,7 @@ func newControllerWith(t *testing.T, kind Kind, policy PushPolicy, a Annotations
 	recorder := record.NewFakeRecorder(100)
 	metrics := NewMetrics(prometheus.NewRegistry())
 	ctrl, err := NewController(kind, client, factory,
-		Options{Annotations: a, Kubed: a.KubedSync != "", Reflector: a.Reflector.on(), Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
+		Options{Annotations: a, Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	return &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}, factory
 }

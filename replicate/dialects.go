@@ -71,10 +71,10 @@ func adoptable(current, source *Object, ref Ref, a Annotations, unproven Pattern
 // kubedSource reports whether annotations carry kubed's push annotation
 // while that dialect is read.
 func (a Annotations) kubedSource(annotations map[string]string) bool {
-	if a.KubedSync == "" {
+	if !a.Dialects.Reads(DialectKubed) {
 		return false
 	}
-	_, ok := annotations[a.KubedSync]
+	_, ok := annotations[KubedSyncAnnotation]
 	return ok
 }
 
@@ -86,15 +86,15 @@ func kubedTargets(source *Object, a Annotations) (*namespaceSet, []Event) {
 	if !a.kubedSource(source.Annotations) {
 		return nil, nil
 	}
-	v := strings.TrimSpace(source.Annotations[a.KubedSync])
+	v := strings.TrimSpace(source.Annotations[KubedSyncAnnotation])
 	if v == "" || v == "true" {
-		return &namespaceSet{all: true, every: written(a.KubedSync, v)}, nil
+		return &namespaceSet{all: true, every: written(KubedSyncAnnotation, v)}, nil
 	}
 	sel, err := ParseSelector(v)
 	if err != nil {
-		return nil, []Event{*warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.KubedSync, err)}
+		return nil, []Event{*warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", KubedSyncAnnotation, err)}
 	}
-	return &namespaceSet{selectors: []namedSelector{{a.KubedSync, v, sel}}}, nil
+	return &namespaceSet{selectors: []namedSelector{{KubedSyncAnnotation, v, sel}}}, nil
 }
 
 // addKubedBookkeeping gives a replica of a source pushed through kubed's
@@ -112,9 +112,8 @@ func addKubedBookkeeping(r *Object, source *Object) {
 // ReflectorPrefix is the prefix of reflector's annotations.
 const ReflectorPrefix = "reflector.v1.k8s.emberstack.com/"
 
-// ReflectorKeys are reflector's annotation keys while its dialect is read
-// (--dialects), for Secrets and ConfigMaps; the zero value means the dialect
-// is not read.
+// ReflectorKeys are reflector's annotation keys, read while its dialect is
+// (Annotations.Dialects).
 type ReflectorKeys struct {
 	Allowed           string // source: "true" allows namespaces to have it
 	AllowedNamespaces string // source: pattern list; with the selector empty too: every namespace
@@ -145,25 +144,6 @@ func NewReflectorKeys() ReflectorKeys {
 	}
 }
 
-// on reports whether reflector's dialect is read.
-func (r ReflectorKeys) on() bool { return r.Reflects != "" }
-
-// WithDialects returns a with the keys of the dialects read for a kind:
-// kubed's and reflector's only for Secrets and ConfigMaps, as those tools.
-func (a Annotations) WithDialects(kind string, kubed, reflector bool) Annotations {
-	a.KubedSync, a.Reflector = "", ReflectorKeys{}
-	if kind != "Secret" && kind != "ConfigMap" {
-		return a
-	}
-	if kubed {
-		a.KubedSync = KubedSyncAnnotation
-	}
-	if reflector {
-		a.Reflector = NewReflectorKeys()
-	}
-	return a
-}
-
 // reflectorBool reads a boolean as reflector does (.NET bool.TryParse):
 // "true" in any case, blanks around it allowed; anything else is false.
 func reflectorBool(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
@@ -183,7 +163,7 @@ func (a Annotations) pullReference(annotations map[string]string) (value, key st
 	if v, ok := annotations[a.ReplicateFrom]; ok {
 		return v, a.ReplicateFrom, true
 	}
-	if a.Reflector.on() {
+	if a.Dialects.Reads(DialectReflector) {
 		if v, ok := annotations[a.Reflector.Reflects]; ok && !a.reflectorAutoCopy(annotations) {
 			return v, a.Reflector.Reflects, true
 		}
@@ -194,7 +174,7 @@ func (a Annotations) pullReference(annotations map[string]string) (value, key st
 // reflectorSource reports whether annotations carry any of reflector's
 // source annotations while its dialect is read.
 func (a Annotations) reflectorSource(annotations map[string]string) bool {
-	if !a.Reflector.on() {
+	if !a.Dialects.Reads(DialectReflector) {
 		return false
 	}
 	_, allowed := annotations[a.Reflector.Allowed]
@@ -205,7 +185,7 @@ func (a Annotations) reflectorSource(annotations map[string]string) bool {
 // reflectorPushSource reports whether annotations ask for reflector's auto
 // push while its dialect is read.
 func (a Annotations) reflectorPushSource(annotations map[string]string) bool {
-	if !a.Reflector.on() {
+	if !a.Dialects.Reads(DialectReflector) {
 		return false
 	}
 	_, auto := annotations[a.Reflector.AutoEnabled]
@@ -221,7 +201,7 @@ func reflectorIgnored(o *Object) bool { return strings.HasPrefix(o.Type, "helm.s
 // allows none; with the problems of its annotations.
 func (a Annotations) reflectorAllowed(source *Object, parse PatternParser) (*namespaceSet, []Event) {
 	r := a.Reflector
-	if !r.on() || reflectorIgnored(source) || !reflectorBool(source.Annotations[r.Allowed]) {
+	if !a.Dialects.Reads(DialectReflector) || reflectorIgnored(source) || !reflectorBool(source.Annotations[r.Allowed]) {
 		return nil, nil
 	}
 	return reflectorSet(source.Annotations, r.AllowedNamespaces, r.AllowedSelector, parse)

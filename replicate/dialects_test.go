@@ -9,8 +9,8 @@ import (
 )
 
 // The annotations with every dialect read, as --dialects=replicator,reflector,kubed
-// sets them for Secrets.
-var dialects = ann.WithDialects("Secret", true, true)
+// sets them.
+var dialects = ann.WithDialects(NewDialects(DialectReflector, DialectKubed))
 
 var rk = NewReflectorKeys()
 
@@ -38,13 +38,18 @@ func with(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-func TestWithDialectsOnlyForSecretsAndConfigMaps(t *testing.T) {
-	for kind, want := range map[string]bool{"Secret": true, "ConfigMap": true, "Role": false, "RoleBinding": false, "ServiceAccount": false} {
-		a := ann.WithDialects(kind, true, true)
-		assert.Equal(t, want, a.Reflector.on(), kind)
-		assert.Equal(t, want, a.KubedSync != "", kind)
+func TestDialectsOnlyForSecretsAndConfigMaps(t *testing.T) {
+	want := map[string]bool{"Secret": true, "ConfigMap": true, "Role": false, "RoleBinding": false, "ServiceAccount": false}
+	for _, kind := range Kinds() {
+		a := dialects.forKind(kind)
+		assert.Equal(t, want[kind.Name()], a.Dialects.Reads(DialectReflector), kind.Name())
+		assert.Equal(t, want[kind.Name()], a.Dialects.Reads(DialectKubed), kind.Name())
 	}
-	assert.False(t, ann.WithDialects("Secret", false, false).Reflector.on())
+	assert.False(t, ann.forKind(Secrets()).Dialects.Reads(DialectReflector))
+	for _, kind := range Kinds() {
+		h, _ := newControllerWith(t, kind, pushFromAnywhere, dialects)
+		assert.Equal(t, dialects.forKind(kind), h.ctrl.opts.Annotations, "%s: each controller reads the dialects its kind speaks", kind.Name())
+	}
 }
 
 func TestReflectorPush(t *testing.T) {
@@ -169,7 +174,7 @@ func TestReflectorPush(t *testing.T) {
 			got := map[string]Action{}
 			for _, c := range plan.Changes {
 				got[c.Object.Namespace] = c.Action
-				if c.Action == Create && a.Reflector.on() && a.reflectorPushSource(source.Annotations) {
+				if c.Action == Create && a.Dialects.Reads(DialectReflector) && a.reflectorPushSource(source.Annotations) {
 					assert.Equal(t, "cert-manager/wildcard", c.Object.Annotations[rk.Reflects], "reflector's bookkeeping")
 					assert.Equal(t, "True", c.Object.Annotations[rk.AutoReflects])
 					assert.Equal(t, "7", c.Object.Annotations[rk.ReflectedVersion])
@@ -350,4 +355,38 @@ func orDialects(a Annotations) Annotations {
 		return dialects
 	}
 	return a
+}
+
+func TestParseDialects(t *testing.T) {
+	tests := map[string]struct {
+		list string
+		want []Dialect
+		err  string
+	}{
+		"the replicator's own only, by default":           {list: "replicator"},
+		"nothing at all is the replicator's own only too": {list: ""},
+		"blanks around names are allowed":                 {list: "replicator, kubed", want: []Dialect{DialectKubed}},
+		"every dialect, listed in a fixed order":          {list: "kubed,reflector,replicator", want: []Dialect{DialectReflector, DialectKubed}},
+		"an unknown name is refused, as written":          {list: "replicator,kubectl", err: `"kubectl" is none of replicator, reflector, kubed`},
+		"names are separated by commas only":              {list: "reflector;kubed", err: `"reflector;kubed" is none of replicator, reflector, kubed`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseDialects(tt.list)
+			if tt.err != "" {
+				assert.EqualError(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got.List())
+			assert.Equal(t, NewDialects(tt.want...), got)
+			assert.Equal(t, got.Empty(), len(tt.want) == 0)
+			again, err := ParseDialects(got.String())
+			require.NoError(t, err)
+			assert.Equal(t, got, again, "String writes what ParseDialects reads")
+		})
+	}
+	all := NewDialects(DialectReflector, DialectKubed)
+	assert.Equal(t, NewDialects(DialectKubed), all.Only(NewDialects(DialectKubed)), "Only is the dialects in both")
+	assert.True(t, all.Only(Dialects{}).Empty())
 }

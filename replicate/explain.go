@@ -142,7 +142,7 @@ func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namesp
 	opts.Log = quiet
 	opts.Metrics = NewMetrics(prometheus.NewRegistry())
 	opts.Remotes = nil
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(CacheTransform(opts.Annotations.WithDialects("Secret", opts.Kubed, opts.Reflector), opts.AllowAll)))
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(CacheTransform(opts.Annotations, opts.AllowAll)))
 	c, err := NewController(kind, client, factory, opts)
 	if err != nil {
 		return nil, err

@@ -200,7 +200,7 @@ func (c *Controller) namespaceChanged(old, cur any) {
 	if !ok1 || !ok2 || o.Status.Phase != n.Status.Phase || !maps.Equal(o.Labels, n.Labels) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
 		c.enqueuePushSources()
 	}
-	if ok1 && ok2 && c.opts.Annotations.Reflector.on() && !maps.Equal(o.Labels, n.Labels) {
+	if ok1 && ok2 && c.opts.Annotations.Dialects.Reads(DialectReflector) && !maps.Equal(o.Labels, n.Labels) {
 		c.enqueuePullTargetsIn(n.Name)
 	}
 }

@@ -30,9 +30,11 @@ func sameType(target, source string) bool { return target == source }
 func noRequired(string) Data { return nil }
 
 // ConfigMaps replicates ConfigMaps: every key of data and of binaryData.
+// Reflector and kubed copy them too.
 func ConfigMaps() Kind {
 	return &typedKind[*corev1.ConfigMap]{
-		name: "ConfigMap",
+		name: "ConfigMap", plural: "ConfigMaps", shortName: "cm", flag: "replicate-configmaps",
+		dialects: NewDialects(DialectReflector, DialectKubed),
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 			return f.InformerFor(&corev1.ConfigMap{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 				return coreinformers.NewConfigMapInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
@@ -76,6 +78,17 @@ func ConfigMaps() Kind {
 		},
 		rules:     Rules{Accepts: sameType, Required: noRequired},
 		validName: validation.IsDNS1123Subdomain,
+		content: &cachedContent[*corev1.ConfigMap]{
+			drop: func(cm *corev1.ConfigMap) { cm.Data, cm.BinaryData = nil, nil },
+			digest: func(cm *corev1.ConfigMap, keys []string) {
+				cm.Data = digested(cm.Data, keys, func(v string) string { return string(digest([]byte(v))) })
+				cm.BinaryData = digested(cm.BinaryData, keys, digest)
+			},
+			share: func(s *sharedMaps, cm *corev1.ConfigMap) {
+				cm.Data = shareMap(s, s.strings, cm.Data, internedCopy)
+				cm.BinaryData = shareMap(s, s.bytes, cm.BinaryData, asIs)
+			},
+		},
 	}
 }
 
@@ -125,7 +138,7 @@ func validRBACName(name string) []string {
 // Roles replicates Roles: their rules.
 func Roles() Kind {
 	return &typedKind[*rbacv1.Role]{
-		name: "Role",
+		name: "Role", plural: "Roles", flag: "replicate-roles",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 			return f.InformerFor(&rbacv1.Role{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 				return rbacinformers.NewRoleInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
@@ -165,7 +178,7 @@ func parseRoleRefType(t string) rbacv1.RoleRef {
 // source's role).
 func RoleBindings() Kind {
 	return &typedKind[*rbacv1.RoleBinding]{
-		name: "RoleBinding",
+		name: "RoleBinding", plural: "RoleBindings", flag: "replicate-role-bindings",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 			return f.InformerFor(&rbacv1.RoleBinding{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 				return rbacinformers.NewRoleBindingInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
@@ -197,7 +210,7 @@ func RoleBindings() Kind {
 // namespace.
 func ServiceAccounts() Kind {
 	return &typedKind[*corev1.ServiceAccount]{
-		name: "ServiceAccount",
+		name: "ServiceAccount", plural: "ServiceAccounts", shortName: "sa", flag: "replicate-service-accounts",
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 			return f.InformerFor(&corev1.ServiceAccount{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 				return coreinformers.NewServiceAccountInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})

@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func meta(namespace, name string, annotations map[string]string) metav1.ObjectMeta {
@@ -202,4 +203,33 @@ func TestControllerPerKind(t *testing.T) {
 			assert.Len(t, writes(h.client), before, "settled: a second pass writes nothing")
 		})
 	}
+}
+
+func TestKindsRegistryCarriesWhatEachKindDiffersIn(t *testing.T) {
+	type entry struct {
+		name, plural, short, flag string
+		dialects                  Dialects
+		fromOtherClusters         bool
+	}
+	both := NewDialects(DialectReflector, DialectKubed)
+	want := []entry{
+		{"Secret", "Secrets", "", "replicate-secrets", both, true},
+		{"ConfigMap", "ConfigMaps", "cm", "replicate-configmaps", both, false},
+		{"Role", "Roles", "", "replicate-roles", Dialects{}, false},
+		{"RoleBinding", "RoleBindings", "", "replicate-role-bindings", Dialects{}, false},
+		{"ServiceAccount", "ServiceAccounts", "sa", "replicate-service-accounts", Dialects{}, false},
+	}
+	var got []entry
+	for _, k := range Kinds() {
+		got = append(got, entry{k.Name(), k.Plural(), k.ShortName(), k.Flag(), k.Dialects(), k.FromOtherClusters()})
+		obj := k.newObject()
+		assert.True(t, k.owns(obj), "%s: an empty object is of its kind", k.Name())
+		assert.NotNil(t, k.View(obj), k.Name())
+		assert.Equal(t, k.FromOtherClusters(), k.remoteListWatch(fake.NewClientset(), "certs") != nil, k.Name())
+		for _, other := range Kinds() {
+			assert.Equal(t, other.Name() == k.Name(), other.owns(obj), "%s owns a %s", other.Name(), k.Name())
+		}
+	}
+	assert.Equal(t, want, got, "in the order users see them")
+	assert.NotSame(t, Kinds()[0], Kinds()[0], "a fresh registry each time: nothing shared to change")
 }

@@ -280,7 +280,7 @@ func (g Gate) Checks(source *Object, ref Ref, ns Namespace) [][]Check {
 		return [][]Check{{{What: "--allow-all", Passed: true, Detail: "the permission check is switched off"}}}
 	}
 	groups := [][]Check{g.ourChecks(source, ref, ns.Name)}
-	if !remote && g.Annotations.Reflector.on() {
+	if !remote && g.Annotations.Dialects.Reads(DialectReflector) {
 		groups = append(groups, g.reflectorChecks(source, ref, ns))
 	}
 	return groups

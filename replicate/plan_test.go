@@ -706,8 +706,7 @@ func TestPlanPullFromAnotherClusterFillsAndRevocationEmpties(t *testing.T) {
 }
 
 func TestKubedDialect(t *testing.T) {
-	kubed := ann
-	kubed.KubedSync = KubedSyncAnnotation
+	kubed := ann.WithDialects(NewDialects(DialectKubed))
 	namespaces := []Namespace{ns("certs", nil), ns("sandbox", map[string]string{"cert-manager-tls": "sandbox"}), ns("other", nil)}
 	tests := map[string]struct {
 		a        Annotations

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,8 +24,11 @@ import (
 type RemoteOptions struct {
 	// Name is how placeholders here name the cluster: "<name>:<ns>/<name>".
 	Name string
+	// Kind is the kind watched there: one that can come from another
+	// cluster (Kind.FromOtherClusters).
+	Kind Kind
 	// Client reads the remote cluster with the credentials configured for
-	// it: list and watch of Secrets in Namespaces is all it needs.
+	// it: list and watch of Kind in Namespaces is all it needs.
 	Client kubernetes.Interface
 	// Namespaces of the remote cluster watched for sources; nothing else
 	// there is read.
@@ -47,8 +49,8 @@ type RemoteOptions struct {
 	Metrics *Metrics
 }
 
-// Remote is another cluster that placeholders here may pull Secrets from:
-// one informer per configured namespace there, and whether each can be
+// Remote is another cluster that placeholders here may pull objects of one
+// kind from: one informer per configured namespace there, and whether each can be
 // trusted right now. A namespace whose list or watch fails keeps its last
 // cached state; Get then reports it unavailable instead of answering from it.
 type Remote struct {
@@ -114,10 +116,13 @@ func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("cluster %s, namespace %s: %s", e.Cluster, e.Namespace, e.Reason)
 }
 
-// NewRemote returns a Remote for Secrets; call Run to start it.
+// NewRemote returns a Remote for opts.Kind; call Run to start it.
 func NewRemote(opts RemoteOptions) (*Remote, error) {
 	if errs := validation.IsDNS1123Label(opts.Name); len(errs) > 0 {
 		return nil, fmt.Errorf("cluster name %q: %s", opts.Name, strings.Join(errs, "; "))
+	}
+	if opts.Kind == nil || !opts.Kind.FromOtherClusters() {
+		return nil, fmt.Errorf("cluster %s: no kind that can come from another cluster to watch", opts.Name)
 	}
 	if len(opts.Namespaces) == 0 {
 		return nil, fmt.Errorf("cluster %s: no namespaces to watch", opts.Name)
@@ -136,7 +141,7 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	}
 	r := &Remote{
 		name:       opts.Name,
-		kind:       Secrets(),
+		kind:       opts.Kind,
 		log:        opts.Log.WithField("cluster", opts.Name),
 		metrics:    opts.Metrics,
 		timeout:    opts.SyncTimeout,
@@ -150,31 +155,39 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 		if _, dup := r.namespaces[ns]; dup {
 			continue
 		}
-		rn := &remoteNamespace{name: ns}
-		rn.informer = cache.NewSharedIndexInformerWithOptions(
-			cache.ToListWatcherWithWatchListSemantics(r.listWatch(opts.Client, rn), opts.Client),
-			&corev1.Secret{},
-			cache.SharedIndexInformerOptions{ResyncPeriod: opts.Resync},
-		)
-		if opts.Transform != nil {
-			if err := rn.informer.SetTransform(opts.Transform); err != nil {
-				return nil, err
-			}
-		}
-		if _, err := rn.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { r.changed(obj) },
-			UpdateFunc: func(_, obj any) { r.changed(obj) },
-			DeleteFunc: r.changed,
-		}); err != nil {
+		if err := r.watch(ns, opts); err != nil {
 			return nil, err
 		}
-		r.namespaces[ns] = rn
-		r.setUp(ns, 0)
 	}
 	return r, nil
 }
 
-// listWatch lists and watches the Secrets of one remote namespace and
+// watch adds the informer of remote namespace ns.
+func (r *Remote) watch(ns string, opts RemoteOptions) error {
+	rn := &remoteNamespace{name: ns}
+	rn.informer = cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(r.listWatch(opts.Client, rn), opts.Client),
+		r.kind.newObject(),
+		cache.SharedIndexInformerOptions{ResyncPeriod: opts.Resync},
+	)
+	if opts.Transform != nil {
+		if err := rn.informer.SetTransform(opts.Transform); err != nil {
+			return err
+		}
+	}
+	if _, err := rn.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { r.changed(obj) },
+		UpdateFunc: func(_, obj any) { r.changed(obj) },
+		DeleteFunc: r.changed,
+	}); err != nil {
+		return err
+	}
+	r.namespaces[ns] = rn
+	r.setUp(ns, 0)
+	return nil
+}
+
+// listWatch lists and watches the objects of one remote namespace and
 // remembers whether the last request succeeded.
 func (r *Remote) listWatch(client kubernetes.Interface, rn *remoteNamespace) *cache.ListWatch {
 	record := func(err error) {
@@ -197,14 +210,15 @@ func (r *Remote) listWatch(client kubernetes.Interface, rn *remoteNamespace) *ca
 			rn.err = err
 		}
 	}
+	objects := r.kind.remoteListWatch(client, rn.name)
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			list, err := client.CoreV1().Secrets(rn.name).List(ctx, opts)
+			list, err := objects.ListWithContextFunc(ctx, opts)
 			record(err)
 			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			w, err := client.CoreV1().Secrets(rn.name).Watch(ctx, opts)
+			w, err := objects.WatchFuncWithContext(ctx, opts)
 			record(err)
 			return w, err
 		},

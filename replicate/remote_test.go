@@ -48,7 +48,7 @@ func newRemoteHarnessWith(t *testing.T, hub *fake.Clientset, opts RemoteOptions,
 	factory := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
 	metrics := NewMetrics(prometheus.NewRegistry())
-	opts.Name, opts.Client, opts.Namespaces, opts.Metrics = "hub", hub, []string{"certs"}, metrics
+	opts.Name, opts.Kind, opts.Client, opts.Namespaces, opts.Metrics = "hub", Secrets(), hub, []string{"certs"}, metrics
 	remote, err := NewRemote(opts)
 	require.NoError(t, err)
 	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now },
@@ -226,7 +226,7 @@ func TestReferenceNamingThisClusterIsLocal(t *testing.T) {
 }
 
 func TestRemoteOnlyServesSecrets(t *testing.T) {
-	remote, err := NewRemote(RemoteOptions{Name: "hub", Client: fake.NewClientset(), Namespaces: []string{"certs"}})
+	remote, err := NewRemote(RemoteOptions{Name: "hub", Kind: Secrets(), Client: fake.NewClientset(), Namespaces: []string{"certs"}})
 	require.NoError(t, err)
 	client := fake.NewClientset()
 	_, err = NewController(ConfigMaps(), client, informers.NewSharedInformerFactory(client, 0), Options{Annotations: ann, Remotes: map[string]*Remote{"hub": remote}})
@@ -240,10 +240,14 @@ func TestNewRemoteRejectsBadConfiguration(t *testing.T) {
 		"a namespace that is not a DNS label": {Name: "hub", Namespaces: []string{"certs", "Bad"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			opts.Client = fake.NewClientset()
+			opts.Kind, opts.Client = Secrets(), fake.NewClientset()
 			_, err := NewRemote(opts)
 			assert.Error(t, err)
 		})
+	}
+	for why, kind := range map[string]Kind{"no kind": nil, "a kind that cannot come from another cluster": ConfigMaps()} {
+		_, err := NewRemote(RemoteOptions{Name: "hub", Kind: kind, Client: fake.NewClientset(), Namespaces: []string{"certs"}})
+		assert.Error(t, err, why)
 	}
 }
 

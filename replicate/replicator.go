@@ -24,15 +24,17 @@ type Setup struct {
 	// Resync is how often the informers hand every cached object over
 	// again.
 	Resync time.Duration
-	// SourceClusters are other clusters whose Secrets placeholders here may
-	// pull.
+	// SourceClusters are other clusters placeholders here may pull from,
+	// for the kinds that can come from another cluster
+	// (Kind.FromOtherClusters).
 	SourceClusters []SourceCluster
 }
 
-// SourceCluster is another cluster Secrets may be pulled from.
+// SourceCluster is another cluster objects may be pulled from.
 type SourceCluster struct {
 	Name string
-	// Client needs only list and watch on Secrets in Namespaces.
+	// Client needs only list and watch, on the kinds that can come from
+	// another cluster, in Namespaces.
 	Client     kubernetes.Interface
 	Namespaces []string
 }
@@ -42,36 +44,28 @@ type SourceCluster struct {
 type Replicator struct {
 	factory     informers.SharedInformerFactory
 	controllers []*Controller
-	remotes     map[string]*Remote
+	// remotes are the source clusters' watches, by kind, then by cluster.
+	remotes map[string]map[string]*Remote
 }
 
 // NewReplicator wires a Replicator from s.
 func NewReplicator(s Setup) (*Replicator, error) {
-	// Sources and mirrors that only carry another dialect's annotations
-	// keep their data in the cache.
-	a := s.Options.Annotations.WithDialects("Secret", s.Options.Kubed, s.Options.Reflector)
+	// The cache reads the dialects read on any kind: sources and mirrors
+	// that only carry another dialect's annotations keep their data.
+	a := s.Options.Annotations
 	r := &Replicator{
 		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
 			informers.WithTransform(CacheTransform(a, s.Options.AllowAll))),
-		remotes: map[string]*Remote{},
-	}
-	for _, sc := range s.SourceClusters {
-		remote, err := NewRemote(RemoteOptions{
-			Name: sc.Name, Client: sc.Client, Namespaces: sc.Namespaces,
-			// --allow-all never opens another cluster's Secrets: keep only
-			// the data of those that opt in.
-			Transform: CacheTransform(a, false),
-			Resync:    s.Resync, Log: s.Options.Log, Metrics: s.Options.Metrics,
-		})
-		if err != nil {
-			return nil, err
-		}
-		r.remotes[sc.Name] = remote
+		remotes: map[string]map[string]*Remote{},
 	}
 	for _, k := range s.Kinds {
 		opts := s.Options
-		if k.Name() == Secrets().Name() {
-			opts.Remotes = r.remotes
+		if k.FromOtherClusters() {
+			remotes, err := newRemotes(k, s, a)
+			if err != nil {
+				return nil, err
+			}
+			r.remotes[k.Name()], opts.Remotes = remotes, remotes
 		}
 		c, err := NewController(k, s.Client, r.factory, opts)
 		if err != nil {
@@ -82,22 +76,56 @@ func NewReplicator(s Setup) (*Replicator, error) {
 	return r, nil
 }
 
+// newRemotes watches kind in each of s's source clusters, by cluster name.
+func newRemotes(kind Kind, s Setup, a Annotations) (map[string]*Remote, error) {
+	remotes := map[string]*Remote{}
+	for _, sc := range s.SourceClusters {
+		remote, err := NewRemote(RemoteOptions{
+			Name: sc.Name, Kind: kind, Client: sc.Client, Namespaces: sc.Namespaces,
+			// --allow-all never opens another cluster's objects: keep
+			// only the data of those that opt in.
+			Transform: CacheTransform(a, false),
+			Resync:    s.Resync, Log: s.Options.Log, Metrics: s.Options.Metrics,
+		})
+		if err != nil {
+			return nil, err
+		}
+		remotes[sc.Name] = remote
+	}
+	return remotes, nil
+}
+
 // ReadyChecks returns a check per kind ("secrets", ...): whether its caches
 // have synced.
 func (r *Replicator) ReadyChecks() map[string]func() error {
 	checks := map[string]func() error{}
 	for _, c := range r.controllers {
-		checks[strings.ToLower(c.kind.Name())+"s"] = c.Ready
+		checks[strings.ToLower(c.kind.Plural())] = c.Ready
 	}
 	return checks
 }
 
 // SourceClusterChecks returns a check per source cluster: whether every
-// watched namespace there can be read.
+// watched namespace there can be read (for every kind watched there).
 func (r *Replicator) SourceClusterChecks() map[string]func() error {
+	byCluster := map[string][]func() error{}
+	for _, remotes := range r.remotes {
+		for name, remote := range remotes {
+			byCluster[name] = append(byCluster[name], remote.Check)
+		}
+	}
 	checks := map[string]func() error{}
-	for name, remote := range r.remotes {
-		checks[name] = remote.Check
+	for name, kinds := range byCluster {
+		checks[name] = kinds[0]
+		if len(kinds) > 1 {
+			checks[name] = func() error {
+				var errs []error
+				for _, check := range kinds {
+					errs = append(errs, check())
+				}
+				return errors.Join(errs...)
+			}
+		}
 	}
 	return checks
 }
@@ -107,8 +135,10 @@ func (r *Replicator) SourceClusterChecks() map[string]func() error {
 func (r *Replicator) Start(ctx context.Context) (wait func()) {
 	r.factory.Start(ctx.Done())
 	var remotes sync.WaitGroup
-	for _, remote := range r.remotes {
-		remotes.Go(func() { remote.Run(ctx) })
+	for _, byCluster := range r.remotes {
+		for _, remote := range byCluster {
+			remotes.Go(func() { remote.Run(ctx) })
+		}
 	}
 	return func() {
 		remotes.Wait()

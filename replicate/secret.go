@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -8,16 +9,21 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
-// Secrets replicates Secrets: every key of data, and the type.
+// Secrets replicates Secrets: every key of data, and the type. Reflector and
+// kubed copy them too, and they are the kind placeholders may pull from
+// other clusters.
 func Secrets() Kind {
 	return &typedKind[*corev1.Secret]{
-		name: "Secret",
+		name: "Secret", plural: "Secrets", flag: "replicate-secrets",
+		dialects: NewDialects(DialectReflector, DialectKubed),
 		informer: func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
 			return f.InformerFor(&corev1.Secret{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 				return coreinformers.NewSecretInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
@@ -58,6 +64,33 @@ func Secrets() Kind {
 			Required: secretRequired,
 		},
 		validName: validation.IsDNS1123Subdomain,
+		remote:    secretsIn,
+		content:   secretContent(),
+	}
+}
+
+// secretsIn lists and watches the Secrets of one namespace (in another
+// cluster).
+func secretsIn(c kubernetes.Interface, namespace string) *cache.ListWatch {
+	secrets := c.CoreV1().Secrets(namespace)
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return secrets.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return secrets.Watch(ctx, opts)
+		},
+	}
+}
+
+// secretContent is how the cache holds a Secret's data.
+func secretContent() *cachedContent[*corev1.Secret] {
+	return &cachedContent[*corev1.Secret]{
+		// The same few types on every Secret.
+		intern: func(s *corev1.Secret) { s.Type = corev1.SecretType(intern(string(s.Type))) },
+		drop:   func(s *corev1.Secret) { s.Data, s.StringData = nil, nil },
+		digest: func(s *corev1.Secret, keys []string) { s.Data = digested(s.Data, keys, digest) },
+		share:  func(m *sharedMaps, s *corev1.Secret) { s.Data = shareMap(m, m.bytes, s.Data, asIs) },
 	}
 }
 

@@ -19,12 +19,13 @@ import (
 // so that memory grows with the objects the replicator acts on and only a
 // little with the rest of the cluster:
 //   - managedFields are dropped from every object;
-//   - a Secret or ConfigMap that carries none of this replicator's
-//     annotations is cached without its data and without kubectl's
-//     last-applied-configuration (a copy of the data when it was applied with
-//     kubectl): Helm release Secrets, dashboards and the like are large, never
-//     read and never written by the replicator. An object that gains an
-//     annotation arrives whole with that update;
+//   - an object of a kind whose content can be large (its registry entry
+//     says how the cache holds it: cachedContent) that carries none of this
+//     replicator's annotations is cached without its data and without
+//     kubectl's last-applied-configuration (a copy of the data when it was
+//     applied with kubectl): Helm release Secrets, dashboards and the like
+//     are large, never read and never written by the replicator. An object
+//     that gains an annotation arrives whole with that update;
 //   - a pull target or push replica holds what the replicator wrote into it
 //     as digests (see digestMark);
 //   - a namespace keeps its name, labels and phase;
@@ -41,79 +42,103 @@ import (
 // cached objects too (see sharedMaps).
 func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 	shared := newSharedMaps()
+	kinds := Kinds()
 	return func(obj any) (any, error) {
-		defer shareMaps(shared, obj)
-		if m, ok := obj.(metav1.Object); ok {
-			// Who wrote which field: the bulk of many small objects, and
-			// read only when the replicator fights another writer (then
-			// from the API server).
-			m.SetManagedFields(nil)
-			if _, ns := obj.(*corev1.Namespace); ns {
-				m.SetUID("")
-			} else if !allowAll && !a.Reflector.on() && a.KubedSync == "" && !a.Relevant(m.GetAnnotations()) && !adoptableCopy(m, a) {
-				// Without another tool's dialect, an object with none
-				// of our annotations that is no copy another tool made
-				// is only ever looked up by name (is a push target's
-				// name taken?): its metadata beyond that is not kept.
-				m.SetUID("")
-				m.SetLabels(nil)
-				m.SetAnnotations(nil)
-				m.SetOwnerReferences(nil)
-				m.SetFinalizers(nil)
-			}
-			// The same names in every namespace: default,
-			// kube-root-ca.crt, the name of a pushed Secret.
-			m.SetNamespace(intern(m.GetNamespace()))
-			m.SetName(intern(m.GetName()))
-			if _, ns := obj.(*corev1.Namespace); !ns && boundMetadata(m, a) {
-				switch o := obj.(type) {
-				case *corev1.Secret:
-					o.Data, o.StringData = nil, nil
-				case *corev1.ConfigMap:
-					o.Data, o.BinaryData = nil, nil
-				}
-				return obj, nil
-			}
-		}
-		if allowAll {
+		kind := kindOf(kinds, obj)
+		defer shareMaps(shared, obj, kind)
+		if ns, ok := obj.(*corev1.Namespace); ok {
+			cacheNamespace(ns, allowAll)
 			return obj, nil
 		}
-		switch o := obj.(type) {
-		case *corev1.Secret:
-			o.Type = corev1.SecretType(intern(string(o.Type)))
-			switch {
-			case !a.Relevant(o.Annotations):
-				o.Data, o.StringData = nil, nil
-				o.Annotations = without(o.Annotations, corev1.LastAppliedConfigAnnotation)
-			case !a.mayBeSource(o.Annotations):
-				o.Data = digested(o.Data, parseKeys(o.Annotations[a.ReplicatedKeys]), digest)
+		m, ok := obj.(metav1.Object)
+		if !ok {
+			return obj, nil
+		}
+		cacheMetadata(m, a, allowAll)
+		if boundMetadata(m, a) {
+			if kind != nil {
+				kind.dropContent(obj)
 			}
-		case *corev1.ConfigMap:
-			switch {
-			case !a.Relevant(o.Annotations):
-				o.Data, o.BinaryData = nil, nil
-				o.Annotations = without(o.Annotations, corev1.LastAppliedConfigAnnotation)
-			case !a.mayBeSource(o.Annotations):
-				keys := parseKeys(o.Annotations[a.ReplicatedKeys])
-				o.Data = digested(o.Data, keys, func(v string) string { return string(digest([]byte(v))) })
-				o.BinaryData = digested(o.BinaryData, keys, digest)
-			}
-		case *corev1.Namespace:
-			// The planner reads a namespace's name, labels and whether it
-			// is terminating: the rest (annotations can hold a copy of the
-			// whole object) is not kept.
-			o.Annotations = nil
-			// The API server sets this label to the name on every
-			// namespace (since 1.21): views give it back (see
-			// Namespace.labels), the cache need not hold the name twice.
-			if o.Labels[corev1.LabelMetadataName] == o.Name {
-				o.Labels = without(o.Labels, corev1.LabelMetadataName)
-			}
-			o.Spec = corev1.NamespaceSpec{}
-			o.Status = corev1.NamespaceStatus{Phase: o.Status.Phase}
+			return obj, nil
+		}
+		if !allowAll && kind != nil {
+			cacheContent(kind, m, a)
 		}
 		return obj, nil
 	}
+}
+
+// kindOf is the kind of obj among kinds, nil if none (a namespace).
+func kindOf(kinds []Kind, obj any) Kind {
+	for _, k := range kinds {
+		if k.owns(obj) {
+			return k
+		}
+	}
+	return nil
+}
+
+// cacheMetadata drops the metadata of an object that the replicator never
+// reads, and shares the strings its name and namespace repeat.
+func cacheMetadata(m metav1.Object, a Annotations, allowAll bool) {
+	// Who wrote which field: the bulk of many small objects, and read only
+	// when the replicator fights another writer (then from the API server).
+	m.SetManagedFields(nil)
+	if !allowAll && a.Dialects.Empty() && !a.Relevant(m.GetAnnotations()) && !adoptableCopy(m, a) {
+		// Without another tool's dialect, an object with none of our
+		// annotations that is no copy another tool made is only ever
+		// looked up by name (is a push target's name taken?): its
+		// metadata beyond that is not kept.
+		m.SetUID("")
+		m.SetLabels(nil)
+		m.SetAnnotations(nil)
+		m.SetOwnerReferences(nil)
+		m.SetFinalizers(nil)
+	}
+	// The same names in every namespace: default, kube-root-ca.crt, the
+	// name of a pushed Secret.
+	m.SetNamespace(intern(m.GetNamespace()))
+	m.SetName(intern(m.GetName()))
+}
+
+// cacheContent holds the content of an object of kind as the replicator
+// reads it: not at all for an object that does not take part, as digests
+// for what it wrote into a pull target or push replica that is no source.
+func cacheContent(kind Kind, m metav1.Object, a Annotations) {
+	kind.internContent(m)
+	switch ann := m.GetAnnotations(); {
+	case !a.Relevant(ann):
+		if kind.dropContent(m) {
+			// kubectl's last-applied-configuration holds a copy of
+			// the content.
+			m.SetAnnotations(without(ann, corev1.LastAppliedConfigAnnotation))
+		}
+	case !a.mayBeSource(ann):
+		kind.digestContent(m, parseKeys(ann[a.ReplicatedKeys]))
+	}
+}
+
+// cacheNamespace keeps what the planner reads of a namespace: its name,
+// labels and whether it is terminating (all of it with allowAll, but its
+// managedFields and UID).
+func cacheNamespace(o *corev1.Namespace, allowAll bool) {
+	o.ManagedFields = nil
+	o.UID = ""
+	o.Namespace, o.Name = intern(o.Namespace), intern(o.Name)
+	if allowAll {
+		return
+	}
+	// The rest (annotations can hold a copy of the whole object) is not
+	// kept.
+	o.Annotations = nil
+	// The API server sets this label to the name on every namespace
+	// (since 1.21): views give it back (see Namespace.labels), the cache
+	// need not hold the name twice.
+	if o.Labels[corev1.LabelMetadataName] == o.Name {
+		o.Labels = without(o.Labels, corev1.LabelMetadataName)
+	}
+	o.Spec = corev1.NamespaceSpec{}
+	o.Status = corev1.NamespaceStatus{Phase: o.Status.Phase}
 }
 
 // refusedMark is the annotation an object past MaxMetadataBytes is cached
@@ -292,20 +317,18 @@ func newSharedMaps() *sharedMaps {
 	return &sharedMaps{strings: map[uint64]map[string]string{}, bytes: map[uint64]map[string][]byte{}, seed: maphash.MakeSeed()}
 }
 
-// shareMaps replaces the maps of a transformed object with shared copies.
-func shareMaps(s *sharedMaps, obj any) {
+// shareMaps replaces the maps of a transformed object with shared copies:
+// its labels and annotations, and its content as its kind holds it (kind
+// may be nil).
+func shareMaps(s *sharedMaps, obj any, kind Kind) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetLabels(shareMap(s, s.strings, m.GetLabels(), internedCopy))
 		m.SetAnnotations(shareMap(s, s.strings, m.GetAnnotations(), internedCopy))
 	}
-	switch o := obj.(type) {
-	case *corev1.Secret:
-		o.Data = shareMap(s, s.bytes, o.Data, asIs)
-	case *corev1.ConfigMap:
-		o.Data = shareMap(s, s.strings, o.Data, internedCopy)
-		o.BinaryData = shareMap(s, s.bytes, o.BinaryData, asIs)
+	if kind != nil {
+		kind.shareContent(s, obj)
 	}
 }
 

@@ -305,7 +305,7 @@ func TestCacheTransformSharesEqualMaps(t *testing.T) {
 
 	s := newSharedMaps()
 	for i := range sharedMapsMax + 10 {
-		shareMaps(s, &corev1.ConfigMap{Data: map[string]string{"k": strconv.Itoa(i)}})
+		shareMaps(s, &corev1.ConfigMap{Data: map[string]string{"k": strconv.Itoa(i)}}, ConfigMaps())
 	}
 	assert.LessOrEqual(t, len(s.strings), sharedMapsMax, "the table is bounded")
 	assert.Len(t, s.strings, 10, "and starts afresh when full")
