@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,14 +195,19 @@ func (e *env) ns(suffix string, labels map[string]string) string {
 // eventually polls check until it returns nil or timeout passes.
 func (e *env) eventually(timeout time.Duration, what string, check func() error) {
 	e.t.Helper()
+	if err := poll(timeout, check); err != nil {
+		e.t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+	}
+}
+
+// poll calls check every 50 ms until it returns nil, or returns its last
+// error once timeout has passed: the one waiting loop of the tests.
+func poll(timeout time.Duration, check func() error) error {
 	deadline := time.Now().Add(timeout)
-	var err error
 	for {
-		if err = check(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+		err := check()
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -209,59 +215,125 @@ func (e *env) eventually(timeout time.Duration, what string, check func() error)
 
 const wait = 15 * time.Second
 
-// waitEvent waits for an Event with reason on the object and returns its
-// message.
-func (e *env) waitEvent(namespace, name, reason string) string {
-	e.t.Helper()
-	return e.waitKindEvent("", namespace, name, reason)
-}
+// --- Events -------------------------------------------------------------------
 
-// waitKindEvent is waitEvent on an object of kind (objects of two kinds may
-// share a name); "" is any kind.
-func (e *env) waitKindEvent(kind, namespace, name, reason string) string {
-	e.t.Helper()
-	selector := fields.Set{"involvedObject.name": name, "reason": reason}
-	if kind != "" {
-		selector["involvedObject.kind"] = kind
+// eventsOn selects the Events recorded on the object Namespace/Name ("" any
+// object of the namespace) of Kind ("" any kind: objects of two kinds may
+// share a name), with Reason and Type ("" any).
+type eventsOn struct{ Kind, Namespace, Name, Reason, Type string }
+
+func (s eventsOn) String() string {
+	out := s.Namespace + "/" + s.Name
+	if s.Kind != "" {
+		out = s.Kind + " " + out
 	}
-	var msg string
-	e.eventually(wait, "event "+reason+" on "+kind+" "+namespace+"/"+name, func() error {
-		list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
-			FieldSelector: selector.String(),
-		})
-		if err != nil {
-			return err
-		}
-		if len(list.Items) == 0 {
-			return fmt.Errorf("no such event yet")
-		}
-		msg = list.Items[0].Message
-		return nil
-	})
-	return msg
+	if s.Reason != "" {
+		out = s.Reason + " on " + out
+	}
+	if s.Type != "" {
+		out = s.Type + " " + out
+	}
+	return out
 }
 
-// countEvents returns how many Events with reason were recorded on the
-// object (an Event repeated is counted as often as it was recorded).
-func (e *env) countEvents(namespace, name, reason string) int {
-	list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
-		FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
-	})
+// listEvents lists the Events sel selects in the cluster of client: every
+// question the tests ask about Events goes through it.
+func (e *env) listEvents(client kubernetes.Interface, sel eventsOn) ([]corev1.Event, error) {
+	set := fields.Set{}
+	for k, v := range map[string]string{"involvedObject.kind": sel.Kind, "involvedObject.name": sel.Name, "reason": sel.Reason, "type": sel.Type} {
+		if v != "" {
+			set[k] = v
+		}
+	}
+	list, err := client.CoreV1().Events(sel.Namespace).List(e.ctx, metav1.ListOptions{FieldSelector: set.String()})
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// eventsFor returns the Events sel selects in the cluster of client now.
+func (e *env) eventsFor(client kubernetes.Interface, sel eventsOn) []corev1.Event {
+	e.t.Helper()
+	events, err := e.listEvents(client, sel)
 	require.NoError(e.t, err)
+	return events
+}
+
+// eventCount counts events as they were recorded: an Event repeated n times
+// counts n times.
+func eventCount(events []corev1.Event) int {
 	n := 0
-	for _, ev := range list.Items {
+	for _, ev := range events {
 		n += int(max(ev.Count, 1))
 	}
 	return n
 }
 
-// hasEvent reports whether an Event with reason exists on the object now.
-func (e *env) hasEvent(namespace, name, reason string) bool {
-	list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{
-		FieldSelector: fields.Set{"involvedObject.name": name, "reason": reason}.String(),
+// awaitEvent waits until the Events sel selects in the cluster of client
+// whose message contains one of messages (none: any message) count more
+// than after, and returns the latest of them; or, after wait, an error that
+// lists the Events the object has.
+func (e *env) awaitEvent(client kubernetes.Interface, sel eventsOn, after int, messages ...string) (corev1.Event, error) {
+	var found corev1.Event
+	err := poll(wait, func() error {
+		events, err := e.listEvents(client, sel)
+		if err != nil {
+			return err
+		}
+		var matching []corev1.Event
+		for _, ev := range events {
+			if len(messages) == 0 || slices.ContainsFunc(messages, func(m string) bool { return strings.Contains(ev.Message, m) }) {
+				matching = append(matching, ev)
+			}
+		}
+		if n := eventCount(matching); n <= after {
+			return fmt.Errorf("%d such Events", n)
+		}
+		found = slices.MaxFunc(matching, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) })
+		return nil
 	})
-	require.NoError(e.t, err)
-	return len(list.Items) > 0
+	if err == nil {
+		return found, nil
+	}
+	var seen []string
+	if all, listErr := e.listEvents(client, eventsOn{Kind: sel.Kind, Namespace: sel.Namespace, Name: sel.Name}); listErr == nil {
+		for _, ev := range all {
+			seen = append(seen, fmt.Sprintf("%s %s (%d): %s", ev.Type, ev.Reason, max(ev.Count, 1), ev.Message))
+		}
+	}
+	want := "any message"
+	if len(messages) > 0 {
+		want = fmt.Sprintf("a message naming one of %q", messages)
+	}
+	return found, fmt.Errorf("%s: not more than %d Events with %s within %s (%v); the Events on the object: %q", sel, after, want, wait, err, seen)
+}
+
+// eventTime is when an Event was last recorded.
+func eventTime(ev corev1.Event) time.Time {
+	for _, t := range []time.Time{ev.LastTimestamp.Time, ev.EventTime.Time, ev.CreationTimestamp.Time} {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// waitForEvent is awaitEvent failing the test when the Event does not come.
+func (e *env) waitForEvent(client kubernetes.Interface, sel eventsOn, after int, messages ...string) corev1.Event {
+	e.t.Helper()
+	ev, err := e.awaitEvent(client, sel, after, messages...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ev
+}
+
+// waitEvent waits for an Event with reason on the object namespace/name (of
+// any kind) in the test cluster and returns its message.
+func (e *env) waitEvent(namespace, name, reason string) string {
+	e.t.Helper()
+	return e.waitForEvent(admin, eventsOn{Namespace: namespace, Name: name, Reason: reason}, 0).Message
 }
 
 // noWrites waits settle for the controller's own writes to come back as
@@ -346,7 +418,7 @@ func (e *env) explainAgrees(flags []string, objects ...string) {
 				return fmt.Errorf("explain would still write: %+v", ex.Writes)
 			}
 			for _, ev := range ex.Events {
-				if ev.EventType == replicate.Warning && !e.hasEvent(ev.Namespace, ev.Name, ev.Reason) {
+				if ev.EventType == replicate.Warning && len(e.eventsFor(admin, eventsOn{Namespace: ev.Namespace, Name: ev.Name, Reason: ev.Reason})) == 0 {
 					return fmt.Errorf("explain says %s %s on %s/%s; the controller raised no such Event", ev.EventType, ev.Reason, ev.Namespace, ev.Name)
 				}
 			}

@@ -200,7 +200,7 @@ func TestGitOpsFightersAreAnsweredAndNamed(t *testing.T) {
 		assert.Contains(t, msg, manager, ns)
 		assert.Contains(t, msg, replicate.GitOpsDocs)
 		assert.NotContains(t, msg, replicate.FieldManager+" (", "the replicator names others only")
-		assert.Equal(t, 1, e.countEvents(ns, "tls", replicate.ReasonFightingWriter), "one Event per spell")
+		assert.Equal(t, 1, eventCount(e.eventsFor(admin, eventsOn{Namespace: ns, Name: "tls", Reason: replicate.ReasonFightingWriter})), "one Event per spell")
 	}
 	// Once the fighters stop, the placeholders are filled (the hot loop's
 	// after the pause it owes: TestFightingAnotherWriterIsBounded).
@@ -301,7 +301,7 @@ func TestGitOpsRecipesDoNotFight(t *testing.T) {
 		assert.GreaterOrEqual(t, renewed[ns], 0.95, "%s: the renewal is kept", ns)
 		writes := e.secretWrites(ns, "tls") - before[ns]
 		assert.True(t, writes == 1 || writes == 2, "%s: written for the renewal only (%d writes)", ns, writes)
-		assert.False(t, e.hasEvent(ns, "tls", replicate.ReasonFightingWriter), "%s: no fight", ns)
+		assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: ns, Name: "tls", Reason: replicate.ReasonFightingWriter}), "%s: no fight", ns)
 	}
 	assert.Greater(t, revision, 3, "helm upgraded the release meanwhile")
 }
@@ -367,7 +367,7 @@ func TestHelmUpgradeEmptiesAPlainPlaceholderOnce(t *testing.T) {
 	e.waitData(chart, "tls", tlsV1)
 	time.Sleep(time.Second)
 	assert.Equal(t, 1, e.secretWrites(chart, "tls")-before, "the upgrade emptied it; one write filled it again")
-	assert.False(t, e.hasEvent(chart, "tls", replicate.ReasonFightingWriter), "one upgrade is no fight")
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: chart, Name: "tls", Reason: replicate.ReasonFightingWriter}), "one upgrade is no fight")
 	assert.True(t, managers["helm"], "Helm writes as the field manager helm: %v", managers)
 }
 

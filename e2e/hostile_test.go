@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -224,48 +223,13 @@ func (e *env) configMapUpdateSeen(source, target, name, value string) time.Durat
 // waitWarnings waits until each named object of kind in namespace has a
 // Warning Event with reason ("" any) whose message contains one of want
 // (none: any message). Objects without one within wait are reported as
-// failures, with the Warnings they have, without stopping the test.
+// failures, with the Events they have, without stopping the test.
 func (e *env) waitWarnings(kind, namespace, reason string, names []string, want ...string) {
 	e.t.Helper()
-	selector := fields.Set{"involvedObject.kind": kind, "type": corev1.EventTypeWarning}
-	if reason != "" {
-		selector["reason"] = reason
-	}
-	ok := func(msg string) bool {
-		if len(want) == 0 {
-			return true
-		}
-		for _, w := range want {
-			if strings.Contains(msg, w) {
-				return true
-			}
-		}
-		return false
-	}
-	missing := map[string]bool{}
 	for _, n := range names {
-		missing[n] = true
-	}
-	seen := map[string][]string{}
-	deadline := time.Now().Add(wait)
-	for len(missing) > 0 && time.Now().Before(deadline) {
-		list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{FieldSelector: selector.String()})
-		require.NoError(e.t, err)
-		for _, ev := range list.Items {
-			n := ev.InvolvedObject.Name
-			if !missing[n] {
-				continue
-			}
-			if ok(ev.Message) {
-				delete(missing, n)
-			} else if !slices.Contains(seen[n], ev.Reason+": "+ev.Message) {
-				seen[n] = append(seen[n], ev.Reason+": "+ev.Message)
-			}
+		if _, err := e.awaitEvent(admin, eventsOn{Kind: kind, Namespace: namespace, Name: n, Reason: reason, Type: corev1.EventTypeWarning}, 0, want...); err != nil {
+			e.t.Error(err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for _, n := range slices.Sorted(maps.Keys(missing)) {
-		e.t.Errorf("%s %s/%s: no Warning Event %q naming one of %q within %s; Warnings of that reason seen: %q", kind, namespace, n, reason, want, wait, seen[n])
 	}
 }
 
@@ -345,7 +309,7 @@ func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 	filled := e.waitData(tenantB, "db-creds-b2", aliceData("db-creds-b2"))
 	e.waitEvent(tenantA, "db-creds-b2", replicate.ReasonTargetConflict) // a placeholder is no replica
 	t.Logf("b2: bob's replicated-from-version %q, alice's source at %q", filled.Annotations[e.a.ReplicatedFromVersion], aliceB2.ResourceVersion)
-	conflictsB2 := e.countEvents(tenantA, "db-creds-b2", replicate.ReasonTargetConflict)
+	conflictsB2 := eventCount(e.eventsFor(admin, eventsOn{Namespace: tenantA, Name: "db-creds-b2", Reason: replicate.ReasonTargetConflict}))
 	bobB2 := e.modifyIn(bob, tenantB, "db-creds-b2", func(s *corev1.Secret) { delete(s.Annotations, e.a.ReplicateFrom) })
 
 	// c. kubernetes-replicator's bookkeeping, written by bob with a
@@ -370,21 +334,24 @@ func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 // stopping the test) and returns false.
 func (e *env) conflictNotAdoption(namespace, name string, before int) (string, bool) {
 	e.t.Helper()
-	adopted := false
+	var conflict corev1.Event
 	e.eventually(wait, "TargetConflict (or Adopted) on "+namespace+"/"+name, func() error {
-		if adopted = e.hasEvent(namespace, name, replicate.ReasonAdopted); adopted {
+		if adopted := e.eventsFor(admin, eventsOn{Namespace: namespace, Name: name, Reason: replicate.ReasonAdopted}); len(adopted) > 0 {
+			conflict = adopted[0]
 			return nil
 		}
-		if n := e.countEvents(namespace, name, replicate.ReasonTargetConflict); n <= before {
+		conflicts := e.eventsFor(admin, eventsOn{Namespace: namespace, Name: name, Reason: replicate.ReasonTargetConflict})
+		if n := eventCount(conflicts); n <= before {
 			return fmt.Errorf("%d TargetConflict Events, want more than %d", n, before)
 		}
+		conflict = slices.MaxFunc(conflicts, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) })
 		return nil
 	})
-	if adopted {
-		e.t.Errorf("%s/%s: adopted, want TargetConflict: %s", namespace, name, e.waitEvent(namespace, name, replicate.ReasonAdopted))
+	if conflict.Reason == replicate.ReasonAdopted {
+		e.t.Errorf("%s/%s: adopted, want TargetConflict: %s", namespace, name, conflict.Message)
 		return "", false
 	}
-	return e.waitEvent(namespace, name, replicate.ReasonTargetConflict), true
+	return conflict.Message, true
 }
 
 // in returns the env for a subtest t: the same world, failures reported
@@ -445,7 +412,7 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	s := e.waitData(fresh, "wildcard", tlsV1)
 	e.eventually(wait, "the proven copy marked as ours", func() error {
 		if s = e.mustGet(fresh, "wildcard"); s.Annotations[e.a.ReplicatedFrom] != certs+"/wildcard" {
-			return fmt.Errorf("marker %q (TargetConflict: %v)", s.Annotations[e.a.ReplicatedFrom], e.hasEvent(certs, "wildcard", replicate.ReasonTargetConflict))
+			return fmt.Errorf("marker %q (TargetConflict Events: %d)", s.Annotations[e.a.ReplicatedFrom], eventCount(e.eventsFor(admin, eventsOn{Namespace: certs, Name: "wildcard", Reason: replicate.ReasonTargetConflict})))
 		}
 		return nil
 	})

@@ -88,7 +88,7 @@ func TestPullDeniedUnlessTheSourceAllowsTheNamespace(t *testing.T) {
 			assert.Equal(t, tlsEmpty, stringData(e.mustGet(c.target, name)), "a denied placeholder stays empty")
 		})
 	}
-	assert.True(t, e.hasEvent(certs, "invalid-entry", replicate.ReasonInvalidAnnotation), "an invalid entry is reported on the source")
+	e.waitEvent(certs, "invalid-entry", replicate.ReasonInvalidAnnotation) // on the source: an invalid entry is reported
 	var objects []string
 	for name, c := range cases {
 		objects = append(objects, "secret/"+c.target+"/"+name)

@@ -195,5 +195,5 @@ func TestPushSkipsTerminatingNamespaces(t *testing.T) {
 	e.create(secret(src, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateToMatching: "push=yes"}))
 	e.waitData(live, "cfg", map[string]string{"k": "v"})
 	e.noWrites(0, 2*time.Second, "no attempts to write into the terminating namespace")
-	assert.False(t, e.hasEvent(src, "cfg", replicate.ReasonWriteFailed))
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: src, Name: "cfg", Reason: replicate.ReasonWriteFailed}))
 }

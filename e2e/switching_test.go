@@ -122,7 +122,7 @@ func TestDryRunWritesNothingAndSaysWhatItWould(t *testing.T) {
 	assert.True(t, apierrors.IsNotFound(err), "no replica created")
 	assert.Equal(t, "OLD-CERT", string(e.mustGet(copied, "wildcard").Data["tls.crt"]), "the copy is not adopted")
 	e.mustGet(stale, "wildcard")
-	assert.False(t, e.hasEvent(certs, "wildcard", replicate.ReasonAdopted), "no Event recorded")
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: certs, Name: "wildcard", Reason: replicate.ReasonAdopted}), "no Event recorded")
 }
 
 // TestKubedRecipe follows cert-manager's FAQ recipe for kubed as written
@@ -302,7 +302,7 @@ func TestReflectorRecipe(t *testing.T) {
 	cms.wait(dev, "settings", configMapKind.content(1))
 	time.Sleep(time.Second)
 	assert.Empty(t, e.kindsNamed(dev, "reader"), "reflector's dialect is read on Secrets and ConfigMaps only")
-	assert.False(t, e.hasEvent(certs, "reader", replicate.ReasonPushDenied), "the Role is no push source at all")
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: certs, Name: "reader", Reason: replicate.ReasonPushDenied}), "the Role is no push source at all")
 
 	// A tenant who may not push gets nothing into another namespace with
 	// reflector's annotations.

@@ -110,7 +110,8 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 
 	// A RoleBinding is named "planted" too.
 	for _, name := range []string{tokenName, "planted", "allow-annotations", "posing-as-replica", "relay"} {
-		assert.Contains(t, e.waitKindEvent("Secret", mine, name, replicate.ReasonPushDenied), replicate.SettingPushFrom, name)
+		ev := e.waitForEvent(admin, eventsOn{Kind: "Secret", Namespace: mine, Name: name, Reason: replicate.ReasonPushDenied}, 0)
+		assert.Contains(t, ev.Message, replicate.SettingPushFrom, name)
 	}
 	for _, name := range []string{reader, signer} {
 		assert.Contains(t, e.waitEvent(mine, name, replicate.ReasonPushDenied), replicate.SettingPushRBACFrom, name)
