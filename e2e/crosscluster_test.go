@@ -271,9 +271,7 @@ func TestChartPullsThroughTheMountedKubeconfig(t *testing.T) {
 	}
 	assert.Contains(t, args, "--cluster-name=spoke-1")
 	assert.Contains(t, args, "--source-cluster-namespaces=hub=certs")
-	saKubeconfig := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(saKubeconfig, sa))
-	e.startReplicatorWithKubeconfig("chart", saKubeconfig, append(args, "--leader-elect-namespace", ns)...)
+	e.startReplicatorWithKubeconfig("chart", e.kubeconfig(sa), append(args, "--leader-elect-namespace", ns)...)
 
 	app := e.ns("app", nil)
 	h.create(h.source("wildcard", app, "spoke-1", "chart-hub-cert"))

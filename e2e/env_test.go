@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/kubereplicator/replicator/internal/testsupport"
 	"github.com/kubereplicator/replicator/replicate"
 )
 
@@ -112,11 +114,32 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// start runs the replicator in process, wired as the binary wires it, until
-// the returned stop is called or the test ends. It returns once the caches
-// have synced.
-func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
+// inProcess is a replicator env.start runs in the test's own process, its
+// metrics in a registry of its own.
+type inProcess struct {
+	reg *prometheus.Registry
+	// stop stops it (and waits for it); the end of the test does too.
+	stop func()
+}
+
+func (r *inProcess) metrics() (*testsupport.Metrics, error) {
+	families, err := r.reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	m := &testsupport.Metrics{Families: map[string]*dto.MetricFamily{}}
+	for _, f := range families {
+		m.Families[f.GetName()] = f
+	}
+	return m, nil
+}
+
+// start runs the replicator in process, wired as the binary wires it (its
+// metrics included), until it is stopped or the test ends. It returns once
+// the caches have synced.
+func (e *env) start(configure ...func(*replicate.Options)) *inProcess {
 	e.t.Helper()
+	reg := prometheus.NewRegistry()
 	client := kubernetes.NewForConfigOrDie(e.countingConfig())
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: admin.CoreV1().Events("")})
@@ -131,6 +154,7 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 		Workers:  2,
 		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator-e2e"}),
 		Log:      log.WithField("env", e.id),
+		Metrics:  replicate.NewMetrics(reg),
 	}
 	for _, f := range configure {
 		f(&opts)
@@ -153,7 +177,7 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 		e.eventually(30*time.Second, name+" ready", ready)
 	}
 	var stopped atomic.Bool
-	stop = func() {
+	stop := func() {
 		if stopped.Swap(true) {
 			return
 		}
@@ -163,7 +187,7 @@ func (e *env) start(configure ...func(*replicate.Options)) (stop func()) {
 		broadcaster.Shutdown()
 	}
 	e.t.Cleanup(stop)
-	return stop
+	return &inProcess{reg: reg, stop: stop}
 }
 
 // mustPatterns parses a pattern list the test knows to be valid.
@@ -390,9 +414,7 @@ func (e *env) secretWrites(namespace, name string) int {
 // extra flags, and returns what it says.
 func (e *env) explain(object string, flags ...string) replicate.Explanation {
 	e.t.Helper()
-	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
-	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
-	args := append([]string{"explain", "--kubeconfig", kubeconfig, "--deployment=-", "-o", "json",
+	args := append([]string{"explain", "--kubeconfig", e.adminKubeconfig(), "--deployment=-", "-o", "json",
 		"--annotation-prefix", e.prefix, "--push-from-namespaces=.*", "--push-rbac-from-namespaces=.*"}, flags...)
 	cmd := exec.Command(binary, append(args, object)...)
 	var stderr strings.Builder

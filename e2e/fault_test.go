@@ -294,12 +294,7 @@ func TestLeaderFailoverMidFanOut(t *testing.T) {
 	args := []string{"--annotation-prefix", e.prefix, "--kube-api-qps=20", "--kube-api-burst=20", "--leader-elect-namespace=default",
 		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}
 	a := e.startReplicatorWithKubeconfig("a", kubeconfig, args...)
-	e.eventually(30*time.Second, "a leads", func() error {
-		if !a.leading() {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
+	e.waitLeading(30*time.Second, "a leads", a)
 	b := e.startReplicatorWithKubeconfig("b", kubeconfig, args...)
 	const n = 300
 	_, count := e.fanOut(client, n, "v1")
@@ -313,12 +308,7 @@ func TestLeaderFailoverMidFanOut(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, b.leading(), "b cannot lead before the Lease expires")
 	require.Less(t, present, n, "killed mid-way")
-	e.eventually(30*time.Second, "b takes over", func() error {
-		if !b.leading() {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
+	e.waitLeading(30*time.Second, "b takes over", b)
 	e.waitCount(time.Minute, "every replica", count, func(c int) bool { return c == n })
 	time.Sleep(time.Second)
 	t.Logf("a wrote %d replicas before it was killed; b wrote %v", present, b.writes())

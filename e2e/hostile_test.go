@@ -73,9 +73,7 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building the replicator without -race: %s", out)
 	ns, cfg := e.install(release)
-	sa := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(sa, cfg))
-	p := e.chartReplicatorRunning(bin, ns, release, sa)
+	p := e.chartReplicatorRunning(bin, ns, release, e.kubeconfig(cfg))
 	tenantA, victim, src, consumer := e.ns("tenant-a", nil), e.ns("victim", nil), e.ns("src", nil), e.ns("consumer", nil)
 	alice := e.namespaceAdmin(tenantA)
 	t.Logf("peak RSS after start: %.1f MiB", p.Memory("VmHWM"))
@@ -90,7 +88,7 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 	}
 	cm(admin, src, "legit", e.allow(consumer), map[string]string{"k": "v0"})
 	cm(admin, consumer, "legit", map[string]string{e.a.ReplicateFrom: src + "/legit"}, nil)
-	e.waitConfigMapData(consumer, "legit", map[string]string{"k": "v0"})
+	e.objects(configMapKind).wait(consumer, "legit", map[string]any{"data": map[string]any{"k": "v0"}})
 
 	// The attack: every list different (no cache helps), each with an
 	// entry that would match were the list honoured.
@@ -161,26 +159,6 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 // name, so that it is compiled).
 func regexpOnly(name string) string {
 	return name[:len(name)-1] + "[" + name[len(name)-1:] + "]"
-}
-
-// waitConfigMapData waits until the ConfigMap's data equals want.
-func (e *env) waitConfigMapData(namespace, name string, want map[string]string) {
-	e.t.Helper()
-	e.eventually(wait, "data of ConfigMap "+namespace+"/"+name, func() error {
-		c, err := admin.CoreV1().ConfigMaps(namespace).Get(e.ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if len(c.Data) != len(want) {
-			return fmt.Errorf("data is %v, want %v", c.Data, want)
-		}
-		for k, v := range want {
-			if c.Data[k] != v {
-				return fmt.Errorf("data is %v, want %v", c.Data, want)
-			}
-		}
-		return nil
-	})
 }
 
 // configMapUpdateSeen sets key k of the ConfigMap source/name to value and
@@ -376,8 +354,7 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	certs, fresh, stale, unlisted, consent := e.ns("certs", nil), e.ns("fresh", nil), e.ns("stale", nil), e.ns("unlisted", nil), e.ns("consent", nil)
 	release := fmt.Sprintf("e%d", e.id)
 	ns, cfg := e.install(release, "pushFromNamespaces="+certs)
-	sa := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(sa, cfg))
+	sa := e.kubeconfig(cfg)
 
 	// What kubernetes-replicator leaves: sources that push, and copies
 	// with its bookkeeping.

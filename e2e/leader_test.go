@@ -54,12 +54,7 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("leader did not exit within 10 s of SIGTERM")
 	}
-	e.eventually(10*time.Second, "standby takes over after a release", func() error {
-		if !standby.leading() {
-			return fmt.Errorf("not leading")
-		}
-		return nil
-	})
+	e.waitLeading(10*time.Second, "standby takes over after a release", standby)
 	t.Logf("takeover after SIGTERM: %s", time.Since(stopped).Round(time.Millisecond))
 	fill("p6", "p7")
 	time.Sleep(2 * time.Second) // room for any rewrite a takeover might cause
@@ -70,12 +65,7 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	leader = standby
 	killed := time.Now()
 	require.NoError(t, leader.Signal(syscall.SIGKILL))
-	e.eventually(30*time.Second, "standby takes over after the lease expires", func() error {
-		if !c.leading() {
-			return fmt.Errorf("not leading")
-		}
-		return nil
-	})
+	e.waitLeading(30*time.Second, "standby takes over after the lease expires", c)
 	takeover := time.Since(killed)
 	t.Logf("takeover after SIGKILL: %s (lease duration 15 s)", takeover.Round(time.Millisecond))
 	assert.Less(t, takeover, 25*time.Second)

@@ -204,11 +204,7 @@ func TestPullRefusesSelfReferenceAndCycles(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	a, b := e.ns("a", nil), e.ns("b", nil)
-	open := func(from string) map[string]string {
-		m := e.allow(".*")
-		m[e.a.ReplicateFrom] = from
-		return m
-	}
+	open := func(from string) map[string]string { return with(e.allow(".*"), e.a.ReplicateFrom, from) }
 	e.create(secret(a, "self", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, open(a+"/self")))
 	e.create(secret(a, "loop", corev1.SecretTypeOpaque, map[string]string{"k": "a"}, open(b+"/loop")))
 	e.create(secret(b, "loop", corev1.SecretTypeOpaque, map[string]string{"k": "b"}, open(a+"/loop")))
@@ -226,9 +222,7 @@ func TestPullChainThroughAFilledTarget(t *testing.T) {
 	e.start()
 	hub, mid, leaf := e.ns("hub", nil), e.ns("mid", nil), e.ns("leaf", nil)
 	e.create(secret(hub, "root", corev1.SecretTypeOpaque, map[string]string{"k": "v1"}, e.allow(mid)))
-	midAnn := e.allow(leaf)
-	midAnn[e.a.ReplicateFrom] = hub + "/root"
-	e.create(secret(mid, "relay", corev1.SecretTypeOpaque, nil, midAnn))
+	e.create(secret(mid, "relay", corev1.SecretTypeOpaque, nil, with(e.allow(leaf), e.a.ReplicateFrom, hub+"/root")))
 	e.create(secret(leaf, "copy", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: mid + "/relay"}))
 	e.waitData(leaf, "copy", map[string]string{"k": "v1"})
 	e.modify(hub, "root", func(s *corev1.Secret) { s.Data["k"] = []byte("v2") })

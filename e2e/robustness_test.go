@@ -17,11 +17,9 @@ import (
 
 func TestSteadyStateAndRestartCauseZeroWrites(t *testing.T) {
 	e := newEnv(t)
-	stop := e.start()
+	r := e.start()
 	certs, app, team := e.ns("certs", nil), e.ns("app", nil), e.ns("team", nil)
-	src := e.allow(app)
-	src[e.a.ReplicateTo] = team
-	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, src))
+	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, with(e.allow(app), e.a.ReplicateTo, team)))
 	e.create(e.tlsPlaceholder(app, "wildcard", certs+"/wildcard"))
 	e.create(secret(app, "with-local", corev1.SecretTypeOpaque, map[string]string{"local": "x"}, map[string]string{e.a.ReplicateFrom: certs + "/wildcard"}))
 	e.waitData(app, "wildcard", tlsV1)
@@ -36,7 +34,7 @@ func TestSteadyStateAndRestartCauseZeroWrites(t *testing.T) {
 	assert.Equal(t, writes, e.writes.Load(), "writes while idle")
 	assert.Equal(t, before, e.resourceVersions(certs, app, team), "objects written while idle")
 
-	stop()
+	r.stop()
 	e.start()
 	time.Sleep(5 * time.Second)
 	assert.Equal(t, writes, e.writes.Load(), "writes after a restart")
@@ -62,9 +60,7 @@ func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	e.create(secret(src, "bad-regex", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: "(" + push}))
 	e.create(secret(src, "bad-selector", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateToMatching: "a in (b"}))
 	e.create(secret(app, "missing", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/does-not-exist"}))
-	badClusters := e.allow(app)
-	badClusters[e.a.ReplicationAllowedClusters] = "(spoke"
-	e.create(secret(src, "bad-clusters", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, badClusters))
+	e.create(secret(src, "bad-clusters", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, with(e.allow(app), e.a.ReplicationAllowedClusters, "(spoke")))
 
 	// A good pair created after all of that still replicates.
 	e.create(secret(app, "good", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/s"}))
@@ -173,8 +169,7 @@ func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
 
 	start := time.Now()
 	e.create(secret(src, "push-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: manyList}))
-	allowMany := e.allow(manyList)
-	e.create(secret(src, "allow-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, allowMany))
+	e.create(secret(src, "allow-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(manyList)))
 	e.create(secret(src, "allow-long", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(longEntry)))
 	e.create(secret(app, "many", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/allow-many"}))
 	e.create(secret(app, "long", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/allow-long"}))

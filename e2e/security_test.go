@@ -77,9 +77,7 @@ func TestTenantCannotObtainAnotherNamespacesSecret(t *testing.T) {
 	create(evilSuffix, "db", from(victim+"/db"))
 	// A chain through a namespace the tenant controls: the relay opens
 	// itself to the tenant and pulls from the victim.
-	relayAnn := e.allow(".*")
-	relayAnn[e.a.ReplicateFrom] = victim + "/db"
-	create(relay, "db", relayAnn)
+	create(relay, "db", with(e.allow(".*"), e.a.ReplicateFrom, victim+"/db"))
 	create(mine, "via-relay", from(relay+"/db"))
 
 	// Let every one of them be reconciled.

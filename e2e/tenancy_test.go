@@ -89,15 +89,9 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 		t.Helper()
 		e.createIn(tenant, secret(mine, name, corev1.SecretTypeOpaque, map[string]string{"k": "widened"}, annotations))
 	}
-	with := func(extra map[string]string) map[string]string {
-		out := pushedTo(a, victim)
-		for k, v := range extra {
-			out[k] = v
-		}
-		return out
-	}
-	source("allow-annotations", with(map[string]string{a.ReplicationAllowed: "true", a.ReplicationAllowedNS: ".*"}))
-	source("posing-as-replica", with(map[string]string{a.ReplicatedFrom: shared + "/wildcard"}))
+	toVictim := pushedTo(a, victim)
+	source("allow-annotations", with(toVictim, a.ReplicationAllowed, "true", a.ReplicationAllowedNS, ".*"))
+	source("posing-as-replica", with(toVictim, a.ReplicatedFrom, shared+"/wildcard"))
 	source("other-prefix", map[string]string{replicate.NewAnnotations(replicate.DefaultPrefix).ReplicateTo: victim})
 	source("reflector-dialect", map[string]string{
 		"reflector.v1.k8s.emberstack.com/reflection-allowed": "true", "reflector.v1.k8s.emberstack.com/reflection-allowed-namespaces": victim,
@@ -106,7 +100,7 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 	source("kubed-dialect", map[string]string{"kubed.appscode.com/sync": ""})
 	// A placeholder that pulls what it may and pushes it on.
 	e.create(secret(shared, "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "shared-cert"}, e.allow(mine)))
-	source("relay", with(map[string]string{a.ReplicateFrom: shared + "/wildcard"}))
+	source("relay", with(toVictim, a.ReplicateFrom, shared+"/wildcard"))
 
 	// A RoleBinding is named "planted" too.
 	for _, name := range []string{tokenName, "planted", "allow-annotations", "posing-as-replica", "relay"} {
