@@ -124,7 +124,7 @@ func TestAlertsAndDashboardReadExposedMetrics(t *testing.T) {
 			missing = append(missing, "replicator_source_cluster_up 1")
 		}
 		if len(missing) > 0 {
-			time.Sleep(150 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond) // the other writer's pace, within the poll
 			return fmt.Errorf("not yet: %v", missing)
 		}
 		return nil

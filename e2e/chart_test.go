@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -282,7 +281,11 @@ func TestChartWithAKindOffGrantsNothingForIt(t *testing.T) {
 			flag := map[string]string{"secrets": "--replicate-secrets", "configMaps": "--replicate-configmaps", "roles": "--replicate-roles",
 				"roleBindings": "--replicate-role-bindings", "serviceAccounts": "--replicate-service-accounts"}[off.value]
 			p := e.startReplicatorWithKubeconfig("chart", e.kubeconfig(sa), "--annotation-prefix", e.prefix, "--leader-elect=false", flag+"=false")
-			time.Sleep(time.Second)
+			// At work: it has reconciled a marker of a kind it watches,
+			// created after it was ready. A watch of the kind turned off
+			// would have been started with the others, and refused, before.
+			on := kinds[slices.IndexFunc(kinds, func(kc kindCase) bool { return kc.resource.Resource != off.resource })]
+			e.caughtUp(p, on)
 			assert.NotContains(t, strings.ToLower(p.logs.String()), "forbidden")
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -360,11 +361,122 @@ func (e *env) waitEvent(namespace, name, reason string) string {
 	return e.waitForEvent(admin, eventsOn{Namespace: namespace, Name: name, Reason: reason}, 0).Message
 }
 
-// noWrites waits settle for the controller's own writes to come back as
-// events, then asserts that it writes nothing for d (no hot loop).
-func (e *env) noWrites(settle, d time.Duration, why string) {
+// --- what the replicator under test has done -----------------------------------
+
+// underTest is a replicator a test runs, in process (env.start) or as a
+// process (env.startBinary), as the test reads it from outside.
+type underTest interface {
+	metrics() (*testsupport.Metrics, error)
+}
+
+// markerSerial numbers the markers of the whole run.
+var markerSerial atomic.Int64
+
+// caughtUp waits for the positive signal that the replicator r has
+// reconciled, writes included, every change made so far in the test cluster
+// to objects of kinds (Secrets when none is given). For each kind it creates
+// a marker in the namespace default, an object the replicator refuses with
+// an InvalidAnnotation Warning (and writes nothing for), and waits for that
+// Warning: a kind is watched in order, and its queue is worked in order, so
+// every earlier change of that kind has been taken up for reconciling. Then
+// it waits until r is settled: what was taken up is done. A check that
+// something did not happen, made after caughtUp, cannot pass by being early.
+//
+// Only the leader records Events: r must be leading (not in dry run).
+func (e *env) caughtUp(r underTest, kinds ...kindCase) {
 	e.t.Helper()
-	time.Sleep(settle)
+	if len(kinds) == 0 {
+		kinds = []kindCase{secretKind}
+	}
+	var markers []eventsOn
+	for _, kc := range kinds {
+		name := fmt.Sprintf("e%d-marker-%d", e.id, markerSerial.Add(1))
+		e.objects(kc).create("default", name, e.markerAnnotations(), nil, kc.content(0))
+		markers = append(markers, eventsOn{Kind: kc.kind, Namespace: "default", Name: name, Reason: replicate.ReasonInvalidAnnotation})
+	}
+	for _, m := range markers {
+		e.waitForEvent(admin, m, 0)
+	}
+	e.settled(r)
+}
+
+// caughtUpIn is caughtUp for Secrets in the cluster of client (a private
+// control plane).
+func (e *env) caughtUpIn(client kubernetes.Interface, r underTest) {
+	e.t.Helper()
+	name := fmt.Sprintf("e%d-marker-%d", e.id, markerSerial.Add(1))
+	_, err := client.CoreV1().Secrets("default").Create(e.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: e.markerAnnotations()},
+	}, metav1.CreateOptions{})
+	require.NoError(e.t, err)
+	e.waitForEvent(client, eventsOn{Kind: "Secret", Namespace: "default", Name: name, Reason: replicate.ReasonInvalidAnnotation}, 0)
+	e.settled(r)
+}
+
+// markerAnnotations make an object a marker: replication-allowed that is
+// not a boolean, reported on the object whatever else the replicator makes
+// of it, and nothing to write.
+func (e *env) markerAnnotations() map[string]string {
+	return map[string]string{e.a.ReplicationAllowed: "marker"}
+}
+
+// settled waits until r has nothing queued and nothing being reconciled on
+// any kind's work queue, read from client-go's work queue metrics: an item
+// taken from the queue is counted by workqueue_queue_duration_seconds, and
+// once done by workqueue_work_duration_seconds. A key waiting to be added
+// again (a requeue after a pause, a retry after a backoff, a costly item
+// waiting for its turn) is not counted: settled says that what was taken up
+// is done, caughtUp that everything up to now was taken up.
+func (e *env) settled(r underTest) {
+	e.t.Helper()
+	e.eventually(wait, "the replicator settled", func() error {
+		m, err := r.metrics()
+		if err != nil {
+			return err
+		}
+		return queuesIdle(m)
+	})
+}
+
+// queuesIdle returns why the work queues of m are not idle, or nil.
+func queuesIdle(m *testsupport.Metrics) error {
+	depth := m.Sum("workqueue_depth", "name")
+	if len(depth) == 0 {
+		return fmt.Errorf("no work queue metrics")
+	}
+	taken, done := histogramCounts(m, "workqueue_queue_duration_seconds"), histogramCounts(m, "workqueue_work_duration_seconds")
+	var busy []string
+	for _, name := range slices.Sorted(maps.Keys(depth)) {
+		if working := taken[name] - done[name]; depth[name] != 0 || working != 0 {
+			busy = append(busy, fmt.Sprintf("%s: %v queued, %d being reconciled", name, depth[name], working))
+		}
+	}
+	if len(busy) > 0 {
+		return fmt.Errorf("%s", strings.Join(busy, "; "))
+	}
+	return nil
+}
+
+// histogramCounts returns the sample counts of a histogram by its label name.
+func histogramCounts(m *testsupport.Metrics, family string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, s := range m.Families[family].GetMetric() {
+		for _, l := range s.GetLabel() {
+			if l.GetName() == "name" {
+				out[l.GetValue()] += s.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return out
+}
+
+// noWrites asserts that the in-process replicator r, once caught up (the
+// echo of each of its writes seen and answered), writes nothing for d. The
+// window is about time: a loop through a requeue's pause or a backoff shows
+// as writes within it.
+func (e *env) noWrites(r *inProcess, d time.Duration, why string) {
+	e.t.Helper()
+	e.caughtUp(r)
 	before := e.writes.Load()
 	time.Sleep(d)
 	if after := e.writes.Load(); after != before {

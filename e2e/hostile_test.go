@@ -133,6 +133,8 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 	// lists are compiled, refuses them.
 	e.waitWarnings("ConfigMap", tenantA, replicate.ReasonPushDenied, pushSources, replicate.SettingPushFrom)
 	e.waitWarnings("ConfigMap", tenantA, "", []string{"huge"}, "MaxListBytes", "MaxMetadataBytes")
+	// Those reconciles done, writes included.
+	e.caughtUp(p, configMapKind)
 	for _, name := range placeholders {
 		got, err := admin.CoreV1().ConfigMaps(tenantA).Get(e.ctx, name, metav1.GetOptions{})
 		require.NoError(t, err)
@@ -225,7 +227,7 @@ func (e *env) waitWarnings(kind, namespace, reason string, names []string, want 
 func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 	e := newEnv(t)
 	tenantA, tenantB, certs, free := e.ns("tenant-a", nil), e.ns("tenant-b", nil), e.ns("certs", nil), e.ns("free", nil)
-	e.installAndRun(fmt.Sprintf("e%d", e.id), "pushFromNamespaces="+tenantA)
+	_, _, p := e.installAndRun(fmt.Sprintf("e%d", e.id), "pushFromNamespaces="+tenantA)
 	alice, bob := e.namespaceAdmin(tenantA), e.namespaceAdmin(tenantB)
 	// Every push of alice's also goes to free, where it lands: the sign
 	// that her source was reconciled.
@@ -246,16 +248,16 @@ func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 	}
 	// notTakenOver checks, once alice's source has been reconciled (the
 	// replica in free, and a TargetConflict recorded after conflicts
-	// earlier ones), that bob's object is as he left it, then that removing
-	// alice's push leaves it in place.
+	// earlier ones) and that reconcile is done, that bob's object is as he
+	// left it, then that removing alice's push leaves it in place.
 	notTakenOver := func(e *env, name string, bobs *corev1.Secret, conflictsBefore int) {
 		t := e.t
 		t.Helper()
 		e.waitData(free, name, aliceData(name))
 		if msg, ok := e.conflictNotAdoption(tenantA, name, conflictsBefore); ok {
 			assert.Contains(t, msg, tenantB)
-			e.stable(time.Second, tenantB, name)
 		}
+		e.caughtUp(p)
 		now := e.mustGet(tenantB, name)
 		assert.Equal(t, bobs.ResourceVersion, now.ResourceVersion, "%s: bob's object was written", name)
 		assert.Equal(t, stringData(bobs), stringData(now), "%s: bob's data", name)
@@ -405,10 +407,10 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	if msg, ok := e.conflictNotAdoption(certs, "consented", 0); ok {
 		assert.Contains(t, msg, consent)
 	}
-	e.stable(time.Second, stale, "stale")
-	assert.Equal(t, staleCopy.ResourceVersion, e.mustGet(stale, "stale").ResourceVersion, "a copy of a source changed since is not adopted")
-	assert.Equal(t, unlistedCopy.ResourceVersion, e.mustGet(unlisted, "stale").ResourceVersion, "a copy of a source changed since is not adopted")
-	assert.Equal(t, consentCopy.ResourceVersion, e.mustGet(consent, "consented").ResourceVersion, "a copy of a source changed since is not adopted")
+	e.caughtUp(p)
+	for _, c := range []*corev1.Secret{staleCopy, unlistedCopy, consentCopy} {
+		e.unchanged(c, "a copy of a source changed since is not adopted")
+	}
 
 	// The target namespace's owner consents: our marker on the copy.
 	owner := e.namespaceAdmin(consent)
@@ -422,12 +424,12 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	out, err := helm(t, "upgrade", release, chartDir, "--namespace", ns, "--kubeconfig", e.adminKubeconfig(), "--reuse-values", "--set", "adoptUnprovenCopiesIn="+stale)
 	require.NoError(t, err, out)
 	assert.Contains(t, e.deploymentArgs(ns, release), "--adopt-unproven-copies-in="+stale)
-	e.chartReplicator(ns, release, sa)
+	p = e.chartReplicator(ns, release, sa)
 	e.waitData(stale, "stale", tlsV2)
 	assert.Equal(t, certs+"/stale", e.mustGet(stale, "stale").Annotations[e.a.ReplicatedFrom])
 	assert.Contains(t, e.waitEvent(certs, "stale", replicate.ReasonAdopted), stale)
-	e.stable(time.Second, unlisted, "stale")
-	assert.Equal(t, unlistedCopy.ResourceVersion, e.mustGet(unlisted, "stale").ResourceVersion, "a namespace the operator did not name stays foreign")
+	e.caughtUp(p)
+	e.unchanged(unlistedCopy, "a namespace the operator did not name stays foreign")
 }
 
 // --- protected namespaces -----------------------------------------------------
@@ -452,6 +454,7 @@ func TestOpenedSystemNamespaceReceivesFromNamedNamespacesOnly(t *testing.T) {
 	e.createIn(alice, secret(tenantA, fromTenant, corev1.SecretTypeOpaque, map[string]string{"k": "tenant-public"}, pushedTo(e.a, "kube-public,"+free)))
 	e.waitData(free, fromTenant, map[string]string{"k": "tenant-public"}) // every namespace may push
 	e.waitWarnings("Secret", tenantA, replicate.ReasonPushDenied, []string{fromTenant})
+	e.caughtUp(p)
 	_, err := e.get("kube-public", fromTenant)
 	assert.True(t, apierrors.IsNotFound(err), "a source in a namespace matched by a pattern only reached kube-public (%v)", err)
 
@@ -472,13 +475,14 @@ func TestReplicatorsOwnNamespaceNeverReceivesPush(t *testing.T) {
 	e := newEnv(t)
 	tenantA, free := e.ns("tenant-a", nil), e.ns("free", nil)
 	release := fmt.Sprintf("e%d", e.id)
-	ns, _, _ := e.installAndRun(release, "pushFromNamespaces=.*")
+	ns, _, p := e.installAndRun(release, "pushFromNamespaces=.*")
 	alice := e.namespaceAdmin(tenantA)
 
 	e.createIn(alice, secret(tenantA, "by-name", corev1.SecretTypeOpaque, map[string]string{"k": "into-the-replicator"}, pushedTo(e.a, ns)))
 	e.createIn(alice, secret(tenantA, "by-pattern", corev1.SecretTypeOpaque, map[string]string{"k": "into-the-replicator"}, pushedTo(e.a, fmt.Sprintf("e%d-.*", e.id))))
 	e.waitData(free, "by-pattern", map[string]string{"k": "into-the-replicator"})
 	e.waitWarnings("Secret", tenantA, replicate.ReasonPushDenied, []string{"by-name"})
+	e.caughtUp(p)
 	for _, name := range []string{"by-name", "by-pattern"} {
 		_, err := e.get(ns, name)
 		assert.True(t, apierrors.IsNotFound(err), "%s reached the replicator's own namespace %s (%v)", name, ns, err)

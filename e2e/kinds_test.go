@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,7 +65,7 @@ func TestEveryKindPush(t *testing.T) {
 	for _, kc := range kinds {
 		t.Run(kc.kind, func(t *testing.T) {
 			e := newEnv(t)
-			e.start()
+			r := e.start()
 			o := e.objects(kc)
 			src := e.ns("src", nil)
 			named, labelled, foreign := e.ns("named", nil), e.ns("labelled", map[string]string{"team": "yes"}), e.ns("foreign", nil)
@@ -108,7 +107,7 @@ func TestEveryKindPush(t *testing.T) {
 			})
 			o.waitGone(named, "shared")
 			o.waitGone(labelled, "shared")
-			time.Sleep(time.Second)
+			e.caughtUp(r, kc)
 			f, err := o.get(foreign, "shared")
 			require.NoError(t, err)
 			assert.Empty(t, o.differs(f, kc.content(3)), "the foreign object is untouched")

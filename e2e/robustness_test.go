@@ -26,24 +26,25 @@ func TestSteadyStateAndRestartCauseZeroWrites(t *testing.T) {
 	e.waitData(app, "with-local", map[string]string{"local": "x", "tls.crt": tlsV1["tls.crt"], "tls.key": tlsV1["tls.key"]})
 	e.waitData(team, "wildcard", tlsV1)
 
-	// Let the events of the controller's own writes come back and settle.
-	time.Sleep(time.Second)
+	// The echoes of the controller's own writes seen and answered.
+	e.caughtUp(r)
 	before := e.resourceVersions(certs, app, team)
 	writes := e.writes.Load()
-	time.Sleep(10 * time.Second)
-	assert.Equal(t, writes, e.writes.Load(), "writes while idle")
+	e.noWrites(r, 10*time.Second, "writes while idle")
 	assert.Equal(t, before, e.resourceVersions(certs, app, team), "objects written while idle")
 
+	// Started again, it reconciles every object it finds: the marker comes
+	// after them all.
 	r.stop()
-	e.start()
-	time.Sleep(5 * time.Second)
+	r = e.start()
+	e.caughtUp(r)
 	assert.Equal(t, writes, e.writes.Load(), "writes after a restart")
 	assert.Equal(t, before, e.resourceVersions(certs, app, team), "objects written after a restart")
 }
 
 func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, app, push := e.ns("src", nil), e.ns("app", nil), e.ns("push", nil)
 	e.create(secret(src, "s", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
 
@@ -76,12 +77,12 @@ func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	e.waitEvent(app, "missing", replicate.ReasonSourceNotFound)
 
 	// No hot loop: nothing keeps being written.
-	e.noWrites(time.Second, 3*time.Second, "bad input causes no repeated writes")
+	e.noWrites(r, 3*time.Second, "bad input causes no repeated writes")
 }
 
 func TestOversizedResultIsRejectedCleanly(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, app := e.ns("src", nil), e.ns("app", nil)
 	// The largest Secret the API accepts (1 MiB of data), pulled into a
 	// target that has a local key of its own: the result is too large.
@@ -101,12 +102,12 @@ func TestOversizedResultIsRejectedCleanly(t *testing.T) {
 	})
 	msg := e.waitEvent(app, "overflows", replicate.ReasonWriteFailed)
 	assert.NotContains(t, msg, "xxxx", "no data in events")
-	e.noWrites(time.Second, 3*time.Second, "a rejected write is not retried in a loop")
+	e.noWrites(r, 3*time.Second, "a rejected write is not retried in a loop")
 }
 
 func TestNamespaceDeletedMidFanOut(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src := e.ns("src", nil)
 	var targets []string
 	for _, s := range []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"} {
@@ -125,7 +126,7 @@ func TestNamespaceDeletedMidFanOut(t *testing.T) {
 	for _, ns := range targets[4:] {
 		e.waitData(ns, "cfg", map[string]string{"k": "v2"})
 	}
-	e.noWrites(time.Second, 3*time.Second, "terminating namespaces are not retried")
+	e.noWrites(r, 3*time.Second, "terminating namespaces are not retried")
 }
 
 // The cache keeps no data for Secrets without our annotations; one that gains
@@ -157,7 +158,7 @@ func TestSecretsGainingAnnotationsAfterStartReplicateFully(t *testing.T) {
 // and match nothing; replication elsewhere goes on.
 func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, app := e.ns("src", nil), e.ns("app", nil)
 	var many []string
 	for i := 0; i < 10000; i++ {
@@ -182,7 +183,8 @@ func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
 	e.waitEvent(app, "many", replicate.ReasonDenied)
 	e.waitEvent(app, "long", replicate.ReasonDenied)
 	t.Logf("refused within %s", time.Since(start).Round(time.Millisecond))
-	e.absent(time.Second, app, "push-many")
+	e.caughtUp(r)
+	e.absent(app, "push-many")
 
 	// Others are not held up.
 	e.create(secret(src, "normal", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
@@ -211,12 +213,13 @@ func TestFightingAnotherWriterIsBounded(t *testing.T) {
 					n++
 				}
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // the other writer's pace
 		}
 		fought <- n
 	}()
-	before := e.writes.Load()
-	time.Sleep(2 * time.Second)
+	before, fightStart := e.writes.Load(), time.Now()
+	// The fight is named: the replicator holds its writes back from now.
+	e.waitEvent(team, "shared", replicate.ReasonFightingWriter)
 	// Meanwhile a new pull target is filled at once.
 	app := e.ns("app", nil)
 	e.create(secret(src, "other", corev1.SecretTypeOpaque, map[string]string{"x": "y"}, e.allow(app)))
@@ -224,7 +227,9 @@ func TestFightingAnotherWriterIsBounded(t *testing.T) {
 	e.create(secret(app, "other", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/other"}))
 	e.waitData(app, "other", map[string]string{"x": "y"})
 	assert.Less(t, time.Since(start), 2*time.Second, "other objects are not delayed")
-	time.Sleep(13 * time.Second)
+	// The bounds below are the write guard's schedule over 15 s: the
+	// window is about time.
+	time.Sleep(time.Until(fightStart.Add(15 * time.Second)))
 	stop()
 	theirs := <-fought
 	ours := e.writes.Load() - before - 1 // the fill of app/other
