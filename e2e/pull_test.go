@@ -40,7 +40,7 @@ func TestPullFillsTLSPlaceholderAndFollowsRenewals(t *testing.T) {
 
 func TestPullBareNameMeansOwnNamespaceAndStillNeedsPermission(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	app := e.ns("app", nil)
 	e.create(secret(app, "closed", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, nil))
 	e.create(secret(app, "open", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
@@ -48,13 +48,14 @@ func TestPullBareNameMeansOwnNamespaceAndStillNeedsPermission(t *testing.T) {
 	e.create(secret(app, "from-open", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: "open"}))
 	e.waitData(app, "from-open", map[string]string{"k": "v"})
 	e.waitEvent(app, "from-closed", replicate.ReasonDenied)
+	e.caughtUp(r)
 	assert.Empty(t, e.mustGet(app, "from-closed").Data)
 	e.explainAgrees(nil, "secret/"+app+"/from-closed", "secret/"+app+"/from-open", "secret/"+app+"/open")
 }
 
 func TestPullDeniedUnlessTheSourceAllowsTheNamespace(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	certs := e.ns("certs", nil)
 	app, appEvil, evilApp := e.ns("app", nil), e.ns("app-evil", nil), e.ns("evil-app", nil)
 	cases := map[string]struct {
@@ -81,6 +82,8 @@ func TestPullDeniedUnlessTheSourceAllowsTheNamespace(t *testing.T) {
 	e.create(secret(certs, "good", corev1.SecretTypeTLS, tlsV1, e.allow(app+",other")))
 	e.create(e.tlsPlaceholder(app, "good", certs+"/good"))
 	e.waitData(app, "good", tlsV1)
+	// Every placeholder above reconciled, and done.
+	e.caughtUp(r)
 
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

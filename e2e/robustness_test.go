@@ -66,6 +66,7 @@ func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	// A good pair created after all of that still replicates.
 	e.create(secret(app, "good", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/s"}))
 	e.waitData(app, "good", map[string]string{"k": "v"})
+	e.caughtUp(r)
 
 	for name := range malformed {
 		e.waitEvent(app, name, replicate.ReasonInvalidAnnotation)
