@@ -447,7 +447,9 @@ func queuesIdle(m *testsupport.Metrics) error {
 	taken, done := histogramCounts(m, "workqueue_queue_duration_seconds"), histogramCounts(m, "workqueue_work_duration_seconds")
 	var busy []string
 	for _, name := range slices.Sorted(maps.Keys(depth)) {
-		if working := taken[name] - done[name]; depth[name] != 0 || working != 0 {
+		// A gather reads the two histograms one after the other: an item
+		// may be counted done and not yet taken. Not idle either way.
+		if working := int64(taken[name]) - int64(done[name]); depth[name] != 0 || working != 0 {
 			busy = append(busy, fmt.Sprintf("%s: %v queued, %d being reconciled", name, depth[name], working))
 		}
 	}
