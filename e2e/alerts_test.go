@@ -85,15 +85,11 @@ func TestAlertsAndDashboardReadExposedMetrics(t *testing.T) {
 	release := fmt.Sprintf("e%d", e.id)
 	src, app, team, denied := e.ns("src", nil), e.ns("app", nil), e.ns("team", nil), e.ns("denied", nil)
 	ns, cfg := e.install(release, "pushFromNamespaces="+src, "pushRBACFromNamespaces="+src)
-	sa := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(sa, cfg))
 	// The test cluster is also a source cluster (named self), read as admin.
-	p := e.startReplicatorWithKubeconfig("alerts", sa, append(e.deploymentArgs(ns, release), "--leader-elect-namespace="+ns,
-		"--cluster-name=here", "--source-cluster=self="+e.adminKubeconfig(), "--source-cluster-namespaces=self="+src)...)
+	p := e.chartReplicator(ns, release, e.kubeconfig(cfg),
+		"--cluster-name=here", "--source-cluster=self="+e.adminKubeconfig(), "--source-cluster-namespaces=self="+src)
 
-	source := e.allow(app)
-	source[e.a.ReplicateTo] = team
-	e.create(secret(src, "shared", corev1.SecretTypeOpaque, map[string]string{"k": "alerts-ours"}, source))
+	e.create(secret(src, "shared", corev1.SecretTypeOpaque, map[string]string{"k": "alerts-ours"}, with(e.allow(app), e.a.ReplicateTo, team)))
 	e.create(secret(app, "shared", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/shared"}))
 	e.create(secret(denied, "shared", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/shared"}))
 	e.objects(roleKind).create(src, "pod-admin", map[string]string{e.a.ReplicateTo: team}, nil,
@@ -128,7 +124,7 @@ func TestAlertsAndDashboardReadExposedMetrics(t *testing.T) {
 			missing = append(missing, "replicator_source_cluster_up 1")
 		}
 		if len(missing) > 0 {
-			time.Sleep(150 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond) // the other writer's pace, within the poll
 			return fmt.Errorf("not yet: %v", missing)
 		}
 		return nil

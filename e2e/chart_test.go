@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -218,15 +217,11 @@ func TestChartInstallGrantsExactlyWhatTheReplicatorNeeds(t *testing.T) {
 
 	// Run the binary out of cluster as the chart's ServiceAccount, with the
 	// arguments the chart gives the pod.
-	kubeconfig := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(kubeconfig, sa))
-	p := e.startReplicatorWithKubeconfig("chart", kubeconfig,
+	p := e.startReplicatorWithKubeconfig("chart", e.kubeconfig(sa),
 		"--annotation-prefix", e.prefix, "--leader-elect-lease-name", release+"-replicator", "--leader-elect-namespace", ns)
 
 	src, app, push := e.ns("src", nil), e.ns("app", nil), e.ns("push", nil)
-	source := e.allow(app)
-	source[e.a.ReplicateTo] = push
-	e.create(secret(src, "wildcard", corev1.SecretTypeTLS, tlsV1, source))
+	e.create(secret(src, "wildcard", corev1.SecretTypeTLS, tlsV1, with(e.allow(app), e.a.ReplicateTo, push)))
 	e.create(e.tlsPlaceholder(app, "wildcard", src+"/wildcard"))
 	e.waitData(app, "wildcard", tlsV1)
 	e.waitData(push, "wildcard", tlsV1)
@@ -283,12 +278,14 @@ func TestChartWithAKindOffGrantsNothingForIt(t *testing.T) {
 			// The binary with that kind off and only these permissions
 			// gets ready: it does not watch the kind (a watch would be
 			// refused and its cache would never sync).
-			kubeconfig := filepath.Join(t.TempDir(), "sa")
-			require.NoError(t, cluster.WriteKubeconfig(kubeconfig, sa))
 			flag := map[string]string{"secrets": "--replicate-secrets", "configMaps": "--replicate-configmaps", "roles": "--replicate-roles",
 				"roleBindings": "--replicate-role-bindings", "serviceAccounts": "--replicate-service-accounts"}[off.value]
-			p := e.startReplicatorWithKubeconfig("chart", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false", flag+"=false")
-			time.Sleep(time.Second)
+			p := e.startReplicatorWithKubeconfig("chart", e.kubeconfig(sa), "--annotation-prefix", e.prefix, "--leader-elect=false", flag+"=false")
+			// At work: it has reconciled a marker of a kind it watches,
+			// created after it was ready. A watch of the kind turned off
+			// would have been started with the others, and refused, before.
+			on := kinds[slices.IndexFunc(kinds, func(kc kindCase) bool { return kc.resource.Resource != off.resource })]
+			e.caughtUp(p, on)
 			assert.NotContains(t, strings.ToLower(p.logs.String()), "forbidden")
 		})
 	}
@@ -315,9 +312,7 @@ func TestChartRBACEscalation(t *testing.T) {
 			e := newEnv(t)
 			release := fmt.Sprintf("e%d", e.id)
 			_, sa := e.install(release, fmt.Sprintf("rbac.escalate=%v", escalate), "leaderElection.enabled=false")
-			kubeconfig := filepath.Join(t.TempDir(), "sa")
-			require.NoError(t, cluster.WriteKubeconfig(kubeconfig, sa))
-			p := e.startReplicatorWithKubeconfig("chart", kubeconfig, "--annotation-prefix", e.prefix, "--leader-elect=false",
+			p := e.startReplicatorWithKubeconfig("chart", e.kubeconfig(sa), "--annotation-prefix", e.prefix, "--leader-elect=false",
 				"--push-rbac-from-namespaces", fmt.Sprintf("e%d-src", e.id))
 
 			roles := e.objects(roleKind)
@@ -366,10 +361,8 @@ func TestChartRBACEscalation(t *testing.T) {
 
 func TestDeployManifestsApplyWithKubectl(t *testing.T) {
 	needTools(t)
-	kubeconfig := filepath.Join(t.TempDir(), "admin")
-	require.NoError(t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
 	kubectl := filepath.Join(os.Getenv("REPLICATOR_TOOLS_BIN"), "kubectl")
-	out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "../deploy/").CombinedOutput()
+	out, err := exec.Command(kubectl, "--kubeconfig", writeKubeconfig(t, cluster.Config), "apply", "-f", "../deploy/").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	for _, want := range []string{"namespace/replicator", "deployment.apps/replicator", "clusterrole.rbac.authorization.k8s.io/replicator", "serviceaccount/replicator"} {
 		assert.Contains(t, string(out), want)
@@ -566,16 +559,9 @@ func TestChartLeadsWithItsOwnLease(t *testing.T) {
 	}
 	cfg, err := cluster.ServiceAccountConfig(e.ctx, chartNS, release+"-replicator")
 	require.NoError(t, err, "the ServiceAccount is in the chart's namespace")
-	sa := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(sa, cfg))
 	// --namespace as POD_NAMESPACE gives it in a pod: the Deployment's.
-	p := e.startReplicatorWithKubeconfig("chart", sa, append(e.deploymentArgs(chartNS, release), "--namespace="+chartNS)...)
-	e.eventually(wait, "the replicator leads", func() error {
-		if !p.leading() {
-			return fmt.Errorf("not leading")
-		}
-		return nil
-	})
+	p := e.startReplicatorWithKubeconfig("chart", e.kubeconfig(cfg), append(e.deploymentArgs(chartNS, release), "--namespace="+chartNS)...)
+	e.waitLeading(wait, "the replicator leads", p)
 	lease, err := admin.CoordinationV1().Leases(leaseNS).Get(e.ctx, "shared-lock", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.NotEmpty(t, lease.Spec.HolderIdentity)
@@ -998,9 +984,7 @@ func TestChartPullsThroughATokenFile(t *testing.T) {
 	for _, a := range e.deploymentArgs(ns, release) {
 		args = append(args, under(a, mounts[0]))
 	}
-	saKubeconfig := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(saKubeconfig, sa))
-	e.startReplicatorWithKubeconfig("chart", saKubeconfig, args...)
+	e.startReplicatorWithKubeconfig("chart", e.kubeconfig(sa), args...)
 
 	app := e.ns("app", nil)
 	h.create(h.source("wildcard", app, "spoke-1", "token-file-cert"))

@@ -120,9 +120,7 @@ func TestExplainSaysWhy(t *testing.T) {
 	require.NoError(t, err)
 	cfg, err := cluster.ServiceAccountConfig(e.ctx, shop, sa)
 	require.NoError(t, err)
-	restricted := filepath.Join(t.TempDir(), "restricted")
-	require.NoError(t, cluster.WriteKubeconfig(restricted, cfg))
-	out, stderr, err := e.explainText(restricted, "secret/"+shop+"/wildcard-tls")
+	out, stderr, err := e.explainText(e.kubeconfig(cfg), "secret/"+shop+"/wildcard-tls")
 	assert.Error(t, err)
 	assert.Empty(t, out)
 	assert.Contains(t, stderr, "cannot list")
@@ -175,7 +173,5 @@ func (e *env) clusterReader(namespace string, resources ...string) string {
 	})
 	cfg, err := cluster.ServiceAccountConfig(e.ctx, namespace, "cluster-reader")
 	require.NoError(e.t, err)
-	path := filepath.Join(e.t.TempDir(), "cluster-reader")
-	require.NoError(e.t, cluster.WriteKubeconfig(path, cfg))
-	return path
+	return e.kubeconfig(cfg)
 }

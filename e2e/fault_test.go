@@ -123,6 +123,7 @@ func TestAPIServerOutageMidFanOut(t *testing.T) {
 	require.NoError(t, cp.StopAPIServer())
 	stopped := time.Now()
 	e.waitReadyz(20*time.Second, "not ready while the API server is down", p, http.StatusServiceUnavailable)
+	// An outage of 15 s: about time.
 	time.Sleep(15*time.Second - time.Since(stopped))
 	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
 	defer cancel()
@@ -216,7 +217,7 @@ func TestEtcdRestartAndExpiredWatches(t *testing.T) {
 	before := writes()
 
 	require.NoError(t, cp.StopEtcd())
-	time.Sleep(5 * time.Second)
+	time.Sleep(5 * time.Second) // an outage of 5 s: about time
 	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
 	defer cancel()
 	require.NoError(t, cp.StartEtcd(ctx))
@@ -251,7 +252,10 @@ func TestEtcdRestartAndExpiredWatches(t *testing.T) {
 		}
 	}
 	require.True(t, apierrors.IsResourceExpired(err) || apierrors.IsGone(err), "want 410 Gone, got %v", err)
-	time.Sleep(3 * time.Second)
+	// The marker is seen through the watches started after the relists:
+	// once the replicator reconciled it and settled, it has answered all
+	// they brought.
+	e.caughtUpIn(client, p)
 	assert.Equal(t, before, writes(), "replicas that were right are not written again")
 
 	// Changes still reach every replica.
@@ -294,12 +298,7 @@ func TestLeaderFailoverMidFanOut(t *testing.T) {
 	args := []string{"--annotation-prefix", e.prefix, "--kube-api-qps=20", "--kube-api-burst=20", "--leader-elect-namespace=default",
 		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}
 	a := e.startReplicatorWithKubeconfig("a", kubeconfig, args...)
-	e.eventually(30*time.Second, "a leads", func() error {
-		if !a.leading() {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
+	e.waitLeading(30*time.Second, "a leads", a)
 	b := e.startReplicatorWithKubeconfig("b", kubeconfig, args...)
 	const n = 300
 	_, count := e.fanOut(client, n, "v1")
@@ -307,20 +306,18 @@ func TestLeaderFailoverMidFanOut(t *testing.T) {
 	require.NoError(t, a.Signal(syscall.SIGKILL))
 	<-a.Exited()
 	// Until b holds the expired Lease nobody writes: what exists once a's
-	// last requests have landed is what a wrote.
+	// last requests have landed is what a wrote. A killed process says
+	// nothing of the requests it had in flight: they land within a moment,
+	// well within the Lease's 4 s. About time.
 	time.Sleep(500 * time.Millisecond)
 	present, err := count()
 	require.NoError(t, err)
 	require.False(t, b.leading(), "b cannot lead before the Lease expires")
 	require.Less(t, present, n, "killed mid-way")
-	e.eventually(30*time.Second, "b takes over", func() error {
-		if !b.leading() {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
+	e.waitLeading(30*time.Second, "b takes over", b)
 	e.waitCount(time.Minute, "every replica", count, func(c int) bool { return c == n })
-	time.Sleep(time.Second)
+	// Every write of b's counted.
+	e.caughtUpIn(client, b)
 	t.Logf("a wrote %d replicas before it was killed; b wrote %v", present, b.writes())
 	assert.Equal(t, float64(n-present), b.writes(), "b wrote only the missing replicas: none was written by both")
 }

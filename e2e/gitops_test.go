@@ -93,6 +93,7 @@ func every(ctx context.Context, period time.Duration, f func() error) func() err
 func (e *env) fillShare(window time.Duration, want map[string]string, namespaces ...string) map[string]float64 {
 	e.t.Helper()
 	filled, samples := map[string]int{}, 0
+	// Sampling over a window: about time.
 	for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		samples++
 		for _, ns := range namespaces {
@@ -162,6 +163,8 @@ func TestGitOpsFightersAreAnsweredAndNamed(t *testing.T) {
 	// Meanwhile, a new placeholder is filled at once.
 	var laterFill time.Duration
 	go func() {
+		// Ten seconds into the window, the fights well under way: about
+		// time.
 		time.Sleep(10 * time.Second)
 		start := time.Now()
 		if _, err := admin.CoreV1().Secrets(later).Create(ctx, e.tlsPlaceholder(later, "tls", from), metav1.CreateOptions{}); err != nil {
@@ -200,7 +203,7 @@ func TestGitOpsFightersAreAnsweredAndNamed(t *testing.T) {
 		assert.Contains(t, msg, manager, ns)
 		assert.Contains(t, msg, replicate.GitOpsDocs)
 		assert.NotContains(t, msg, replicate.FieldManager+" (", "the replicator names others only")
-		assert.Equal(t, 1, e.countEvents(ns, "tls", replicate.ReasonFightingWriter), "one Event per spell")
+		assert.Equal(t, 1, eventCount(e.eventsFor(admin, eventsOn{Namespace: ns, Name: "tls", Reason: replicate.ReasonFightingWriter})), "one Event per spell")
 	}
 	// Once the fighters stop, the placeholders are filled (the hot loop's
 	// after the pause it owes: TestFightingAnotherWriterIsBounded).
@@ -220,7 +223,7 @@ func TestGitOpsFightersAreAnsweredAndNamed(t *testing.T) {
 func TestGitOpsRecipesDoNotFight(t *testing.T) {
 	needTools(t)
 	e := newEnvHere(t)
-	e.start()
+	r := e.start()
 	certs, argo, flux, chart := e.ns("certs", nil), e.ns("argo", nil), e.ns("flux", nil), e.ns("helm", nil)
 	from := certs + "/wildcard"
 	e.create(secret(certs, "wildcard", "kubernetes.io/tls", tlsV1, e.allow(strings.Join([]string{argo, flux, chart}, ","))))
@@ -265,7 +268,7 @@ func TestGitOpsRecipesDoNotFight(t *testing.T) {
 	for _, ns := range []string{argo, flux, chart} {
 		e.waitData(ns, "tls", tlsV1)
 	}
-	time.Sleep(time.Second) // the fills are back as events
+	e.caughtUp(r) // the fills are back as events, and answered
 	before := map[string]int{}
 	for _, ns := range []string{argo, flux, chart} {
 		before[ns] = e.secretWrites(ns, "tls")
@@ -301,7 +304,7 @@ func TestGitOpsRecipesDoNotFight(t *testing.T) {
 		assert.GreaterOrEqual(t, renewed[ns], 0.95, "%s: the renewal is kept", ns)
 		writes := e.secretWrites(ns, "tls") - before[ns]
 		assert.True(t, writes == 1 || writes == 2, "%s: written for the renewal only (%d writes)", ns, writes)
-		assert.False(t, e.hasEvent(ns, "tls", replicate.ReasonFightingWriter), "%s: no fight", ns)
+		assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: ns, Name: "tls", Reason: replicate.ReasonFightingWriter}), "%s: no fight", ns)
 	}
 	assert.Greater(t, revision, 3, "helm upgraded the release meanwhile")
 }
@@ -343,7 +346,7 @@ func wrapOut(err error, out string) error {
 func TestHelmUpgradeEmptiesAPlainPlaceholderOnce(t *testing.T) {
 	needTools(t)
 	e := newEnvHere(t)
-	e.start()
+	r := e.start()
 	certs, chart := e.ns("certs", nil), e.ns("helm", nil)
 	from := certs + "/wildcard"
 	e.create(secret(certs, "wildcard", "kubernetes.io/tls", tlsV1, e.allow(chart)))
@@ -356,7 +359,7 @@ func TestHelmUpgradeEmptiesAPlainPlaceholderOnce(t *testing.T) {
 	}
 	upgrade("install", 0)
 	e.waitData(chart, "tls", tlsV1)
-	time.Sleep(time.Second)
+	e.caughtUp(r)
 	before := e.secretWrites(chart, "tls")
 	upgrade("upgrade", 1)
 	s := e.mustGet(chart, "tls")
@@ -365,9 +368,9 @@ func TestHelmUpgradeEmptiesAPlainPlaceholderOnce(t *testing.T) {
 		managers[f.Manager] = true
 	}
 	e.waitData(chart, "tls", tlsV1)
-	time.Sleep(time.Second)
+	e.caughtUp(r)
 	assert.Equal(t, 1, e.secretWrites(chart, "tls")-before, "the upgrade emptied it; one write filled it again")
-	assert.False(t, e.hasEvent(chart, "tls", replicate.ReasonFightingWriter), "one upgrade is no fight")
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: chart, Name: "tls", Reason: replicate.ReasonFightingWriter}), "one upgrade is no fight")
 	assert.True(t, managers["helm"], "Helm writes as the field manager helm: %v", managers)
 }
 

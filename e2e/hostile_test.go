@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -74,9 +73,7 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building the replicator without -race: %s", out)
 	ns, cfg := e.install(release)
-	sa := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(sa, cfg))
-	p := e.chartReplicatorRunning(bin, ns, release, sa)
+	p := e.chartReplicatorRunning(bin, ns, release, e.kubeconfig(cfg))
 	tenantA, victim, src, consumer := e.ns("tenant-a", nil), e.ns("victim", nil), e.ns("src", nil), e.ns("consumer", nil)
 	alice := e.namespaceAdmin(tenantA)
 	t.Logf("peak RSS after start: %.1f MiB", p.Memory("VmHWM"))
@@ -91,7 +88,7 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 	}
 	cm(admin, src, "legit", e.allow(consumer), map[string]string{"k": "v0"})
 	cm(admin, consumer, "legit", map[string]string{e.a.ReplicateFrom: src + "/legit"}, nil)
-	e.waitConfigMapData(consumer, "legit", map[string]string{"k": "v0"})
+	e.objects(configMapKind).wait(consumer, "legit", map[string]any{"data": map[string]any{"k": "v0"}})
 
 	// The attack: every list different (no cache helps), each with an
 	// entry that would match were the list honoured.
@@ -136,6 +133,8 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 	// lists are compiled, refuses them.
 	e.waitWarnings("ConfigMap", tenantA, replicate.ReasonPushDenied, pushSources, replicate.SettingPushFrom)
 	e.waitWarnings("ConfigMap", tenantA, "", []string{"huge"}, "MaxListBytes", "MaxMetadataBytes")
+	// Those reconciles done, writes included.
+	e.caughtUp(p, configMapKind)
 	for _, name := range placeholders {
 		got, err := admin.CoreV1().ConfigMaps(tenantA).Get(e.ctx, name, metav1.GetOptions{})
 		require.NoError(t, err)
@@ -162,26 +161,6 @@ func TestCostlyPatternListsAreRefusedCheaply(t *testing.T) {
 // name, so that it is compiled).
 func regexpOnly(name string) string {
 	return name[:len(name)-1] + "[" + name[len(name)-1:] + "]"
-}
-
-// waitConfigMapData waits until the ConfigMap's data equals want.
-func (e *env) waitConfigMapData(namespace, name string, want map[string]string) {
-	e.t.Helper()
-	e.eventually(wait, "data of ConfigMap "+namespace+"/"+name, func() error {
-		c, err := admin.CoreV1().ConfigMaps(namespace).Get(e.ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if len(c.Data) != len(want) {
-			return fmt.Errorf("data is %v, want %v", c.Data, want)
-		}
-		for k, v := range want {
-			if c.Data[k] != v {
-				return fmt.Errorf("data is %v, want %v", c.Data, want)
-			}
-		}
-		return nil
-	})
 }
 
 // configMapUpdateSeen sets key k of the ConfigMap source/name to value and
@@ -224,48 +203,13 @@ func (e *env) configMapUpdateSeen(source, target, name, value string) time.Durat
 // waitWarnings waits until each named object of kind in namespace has a
 // Warning Event with reason ("" any) whose message contains one of want
 // (none: any message). Objects without one within wait are reported as
-// failures, with the Warnings they have, without stopping the test.
+// failures, with the Events they have, without stopping the test.
 func (e *env) waitWarnings(kind, namespace, reason string, names []string, want ...string) {
 	e.t.Helper()
-	selector := fields.Set{"involvedObject.kind": kind, "type": corev1.EventTypeWarning}
-	if reason != "" {
-		selector["reason"] = reason
-	}
-	ok := func(msg string) bool {
-		if len(want) == 0 {
-			return true
-		}
-		for _, w := range want {
-			if strings.Contains(msg, w) {
-				return true
-			}
-		}
-		return false
-	}
-	missing := map[string]bool{}
 	for _, n := range names {
-		missing[n] = true
-	}
-	seen := map[string][]string{}
-	deadline := time.Now().Add(wait)
-	for len(missing) > 0 && time.Now().Before(deadline) {
-		list, err := admin.CoreV1().Events(namespace).List(e.ctx, metav1.ListOptions{FieldSelector: selector.String()})
-		require.NoError(e.t, err)
-		for _, ev := range list.Items {
-			n := ev.InvolvedObject.Name
-			if !missing[n] {
-				continue
-			}
-			if ok(ev.Message) {
-				delete(missing, n)
-			} else if !slices.Contains(seen[n], ev.Reason+": "+ev.Message) {
-				seen[n] = append(seen[n], ev.Reason+": "+ev.Message)
-			}
+		if _, err := e.awaitEvent(admin, eventsOn{Kind: kind, Namespace: namespace, Name: n, Reason: reason, Type: corev1.EventTypeWarning}, 0, want...); err != nil {
+			e.t.Error(err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for _, n := range slices.Sorted(maps.Keys(missing)) {
-		e.t.Errorf("%s %s/%s: no Warning Event %q naming one of %q within %s; Warnings of that reason seen: %q", kind, namespace, n, reason, want, wait, seen[n])
 	}
 }
 
@@ -283,7 +227,7 @@ func (e *env) waitWarnings(kind, namespace, reason string, names []string, want 
 func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 	e := newEnv(t)
 	tenantA, tenantB, certs, free := e.ns("tenant-a", nil), e.ns("tenant-b", nil), e.ns("certs", nil), e.ns("free", nil)
-	e.installAndRun(fmt.Sprintf("e%d", e.id), "pushFromNamespaces="+tenantA)
+	_, _, p := e.installAndRun(fmt.Sprintf("e%d", e.id), "pushFromNamespaces="+tenantA)
 	alice, bob := e.namespaceAdmin(tenantA), e.namespaceAdmin(tenantB)
 	// Every push of alice's also goes to free, where it lands: the sign
 	// that her source was reconciled.
@@ -304,16 +248,16 @@ func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 	}
 	// notTakenOver checks, once alice's source has been reconciled (the
 	// replica in free, and a TargetConflict recorded after conflicts
-	// earlier ones), that bob's object is as he left it, then that removing
-	// alice's push leaves it in place.
+	// earlier ones) and that reconcile is done, that bob's object is as he
+	// left it, then that removing alice's push leaves it in place.
 	notTakenOver := func(e *env, name string, bobs *corev1.Secret, conflictsBefore int) {
 		t := e.t
 		t.Helper()
 		e.waitData(free, name, aliceData(name))
 		if msg, ok := e.conflictNotAdoption(tenantA, name, conflictsBefore); ok {
 			assert.Contains(t, msg, tenantB)
-			e.stable(time.Second, tenantB, name)
 		}
+		e.caughtUp(p)
 		now := e.mustGet(tenantB, name)
 		assert.Equal(t, bobs.ResourceVersion, now.ResourceVersion, "%s: bob's object was written", name)
 		assert.Equal(t, stringData(bobs), stringData(now), "%s: bob's data", name)
@@ -345,7 +289,7 @@ func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 	filled := e.waitData(tenantB, "db-creds-b2", aliceData("db-creds-b2"))
 	e.waitEvent(tenantA, "db-creds-b2", replicate.ReasonTargetConflict) // a placeholder is no replica
 	t.Logf("b2: bob's replicated-from-version %q, alice's source at %q", filled.Annotations[e.a.ReplicatedFromVersion], aliceB2.ResourceVersion)
-	conflictsB2 := e.countEvents(tenantA, "db-creds-b2", replicate.ReasonTargetConflict)
+	conflictsB2 := eventCount(e.eventsFor(admin, eventsOn{Namespace: tenantA, Name: "db-creds-b2", Reason: replicate.ReasonTargetConflict}))
 	bobB2 := e.modifyIn(bob, tenantB, "db-creds-b2", func(s *corev1.Secret) { delete(s.Annotations, e.a.ReplicateFrom) })
 
 	// c. kubernetes-replicator's bookkeeping, written by bob with a
@@ -370,21 +314,24 @@ func TestAdoptionCannotTakeOverAnotherTenantsObject(t *testing.T) {
 // stopping the test) and returns false.
 func (e *env) conflictNotAdoption(namespace, name string, before int) (string, bool) {
 	e.t.Helper()
-	adopted := false
+	var conflict corev1.Event
 	e.eventually(wait, "TargetConflict (or Adopted) on "+namespace+"/"+name, func() error {
-		if adopted = e.hasEvent(namespace, name, replicate.ReasonAdopted); adopted {
+		if adopted := e.eventsFor(admin, eventsOn{Namespace: namespace, Name: name, Reason: replicate.ReasonAdopted}); len(adopted) > 0 {
+			conflict = adopted[0]
 			return nil
 		}
-		if n := e.countEvents(namespace, name, replicate.ReasonTargetConflict); n <= before {
+		conflicts := e.eventsFor(admin, eventsOn{Namespace: namespace, Name: name, Reason: replicate.ReasonTargetConflict})
+		if n := eventCount(conflicts); n <= before {
 			return fmt.Errorf("%d TargetConflict Events, want more than %d", n, before)
 		}
+		conflict = slices.MaxFunc(conflicts, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) })
 		return nil
 	})
-	if adopted {
-		e.t.Errorf("%s/%s: adopted, want TargetConflict: %s", namespace, name, e.waitEvent(namespace, name, replicate.ReasonAdopted))
+	if conflict.Reason == replicate.ReasonAdopted {
+		e.t.Errorf("%s/%s: adopted, want TargetConflict: %s", namespace, name, conflict.Message)
 		return "", false
 	}
-	return e.waitEvent(namespace, name, replicate.ReasonTargetConflict), true
+	return conflict.Message, true
 }
 
 // in returns the env for a subtest t: the same world, failures reported
@@ -409,8 +356,7 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	certs, fresh, stale, unlisted, consent := e.ns("certs", nil), e.ns("fresh", nil), e.ns("stale", nil), e.ns("unlisted", nil), e.ns("consent", nil)
 	release := fmt.Sprintf("e%d", e.id)
 	ns, cfg := e.install(release, "pushFromNamespaces="+certs)
-	sa := filepath.Join(t.TempDir(), "sa")
-	require.NoError(t, cluster.WriteKubeconfig(sa, cfg))
+	sa := e.kubeconfig(cfg)
 
 	// What kubernetes-replicator leaves: sources that push, and copies
 	// with its bookkeeping.
@@ -445,7 +391,7 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	s := e.waitData(fresh, "wildcard", tlsV1)
 	e.eventually(wait, "the proven copy marked as ours", func() error {
 		if s = e.mustGet(fresh, "wildcard"); s.Annotations[e.a.ReplicatedFrom] != certs+"/wildcard" {
-			return fmt.Errorf("marker %q (TargetConflict: %v)", s.Annotations[e.a.ReplicatedFrom], e.hasEvent(certs, "wildcard", replicate.ReasonTargetConflict))
+			return fmt.Errorf("marker %q (TargetConflict Events: %d)", s.Annotations[e.a.ReplicatedFrom], eventCount(e.eventsFor(admin, eventsOn{Namespace: certs, Name: "wildcard", Reason: replicate.ReasonTargetConflict})))
 		}
 		return nil
 	})
@@ -461,10 +407,10 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	if msg, ok := e.conflictNotAdoption(certs, "consented", 0); ok {
 		assert.Contains(t, msg, consent)
 	}
-	e.stable(time.Second, stale, "stale")
-	assert.Equal(t, staleCopy.ResourceVersion, e.mustGet(stale, "stale").ResourceVersion, "a copy of a source changed since is not adopted")
-	assert.Equal(t, unlistedCopy.ResourceVersion, e.mustGet(unlisted, "stale").ResourceVersion, "a copy of a source changed since is not adopted")
-	assert.Equal(t, consentCopy.ResourceVersion, e.mustGet(consent, "consented").ResourceVersion, "a copy of a source changed since is not adopted")
+	e.caughtUp(p)
+	for _, c := range []*corev1.Secret{staleCopy, unlistedCopy, consentCopy} {
+		e.unchanged(c, "a copy of a source changed since is not adopted")
+	}
 
 	// The target namespace's owner consents: our marker on the copy.
 	owner := e.namespaceAdmin(consent)
@@ -478,12 +424,12 @@ func TestKubernetesReplicatorCopiesAreAdoptedOnlyWithProof(t *testing.T) {
 	out, err := helm(t, "upgrade", release, chartDir, "--namespace", ns, "--kubeconfig", e.adminKubeconfig(), "--reuse-values", "--set", "adoptUnprovenCopiesIn="+stale)
 	require.NoError(t, err, out)
 	assert.Contains(t, e.deploymentArgs(ns, release), "--adopt-unproven-copies-in="+stale)
-	e.chartReplicator(ns, release, sa)
+	p = e.chartReplicator(ns, release, sa)
 	e.waitData(stale, "stale", tlsV2)
 	assert.Equal(t, certs+"/stale", e.mustGet(stale, "stale").Annotations[e.a.ReplicatedFrom])
 	assert.Contains(t, e.waitEvent(certs, "stale", replicate.ReasonAdopted), stale)
-	e.stable(time.Second, unlisted, "stale")
-	assert.Equal(t, unlistedCopy.ResourceVersion, e.mustGet(unlisted, "stale").ResourceVersion, "a namespace the operator did not name stays foreign")
+	e.caughtUp(p)
+	e.unchanged(unlistedCopy, "a namespace the operator did not name stays foreign")
 }
 
 // --- protected namespaces -----------------------------------------------------
@@ -508,6 +454,7 @@ func TestOpenedSystemNamespaceReceivesFromNamedNamespacesOnly(t *testing.T) {
 	e.createIn(alice, secret(tenantA, fromTenant, corev1.SecretTypeOpaque, map[string]string{"k": "tenant-public"}, pushedTo(e.a, "kube-public,"+free)))
 	e.waitData(free, fromTenant, map[string]string{"k": "tenant-public"}) // every namespace may push
 	e.waitWarnings("Secret", tenantA, replicate.ReasonPushDenied, []string{fromTenant})
+	e.caughtUp(p)
 	_, err := e.get("kube-public", fromTenant)
 	assert.True(t, apierrors.IsNotFound(err), "a source in a namespace matched by a pattern only reached kube-public (%v)", err)
 
@@ -528,13 +475,14 @@ func TestReplicatorsOwnNamespaceNeverReceivesPush(t *testing.T) {
 	e := newEnv(t)
 	tenantA, free := e.ns("tenant-a", nil), e.ns("free", nil)
 	release := fmt.Sprintf("e%d", e.id)
-	ns, _, _ := e.installAndRun(release, "pushFromNamespaces=.*")
+	ns, _, p := e.installAndRun(release, "pushFromNamespaces=.*")
 	alice := e.namespaceAdmin(tenantA)
 
 	e.createIn(alice, secret(tenantA, "by-name", corev1.SecretTypeOpaque, map[string]string{"k": "into-the-replicator"}, pushedTo(e.a, ns)))
 	e.createIn(alice, secret(tenantA, "by-pattern", corev1.SecretTypeOpaque, map[string]string{"k": "into-the-replicator"}, pushedTo(e.a, fmt.Sprintf("e%d-.*", e.id))))
 	e.waitData(free, "by-pattern", map[string]string{"k": "into-the-replicator"})
 	e.waitWarnings("Secret", tenantA, replicate.ReasonPushDenied, []string{"by-name"})
+	e.caughtUp(p)
 	for _, name := range []string{"by-name", "by-pattern"} {
 		_, err := e.get(ns, name)
 		assert.True(t, apierrors.IsNotFound(err), "%s reached the replicator's own namespace %s (%v)", name, ns, err)

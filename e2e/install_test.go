@@ -51,9 +51,23 @@ func access(t *testing.T, e *env, cfg *rest.Config, attrs authorizationv1.Resour
 // returns its path.
 func (e *env) adminKubeconfig() string {
 	e.t.Helper()
-	kubeconfig := filepath.Join(e.t.TempDir(), "admin")
-	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
-	return kubeconfig
+	return e.kubeconfig(cluster.Config)
+}
+
+// kubeconfig writes a kubeconfig of cfg (the test cluster's) and returns its
+// path.
+func (e *env) kubeconfig(cfg *rest.Config) string {
+	e.t.Helper()
+	return writeKubeconfig(e.t, cfg)
+}
+
+// writeKubeconfig writes a kubeconfig of cfg (the test cluster's) into a
+// directory of t's and returns its path.
+func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, cluster.WriteKubeconfig(path, cfg))
+	return path
 }
 
 // install helm-installs the chart into its own namespace and returns the
@@ -98,19 +112,20 @@ func (e *env) deploymentArgs(namespace, release string) []string {
 }
 
 // chartReplicator runs the binary as the chart's Deployment would: its
-// arguments, as its ServiceAccount, with its RBAC. The leader Lease lives
-// in the release's namespace, and the release's namespace is the
-// replicator's own, as POD_NAMESPACE says in a pod.
-func (e *env) chartReplicator(namespace, release string, sa string) *proc {
+// arguments (and extra ones), as its ServiceAccount (the kubeconfig sa),
+// with its RBAC. The leader Lease lives in the release's namespace, and the
+// release's namespace is the replicator's own, as POD_NAMESPACE says in a
+// pod.
+func (e *env) chartReplicator(namespace, release, sa string, extra ...string) *proc {
 	e.t.Helper()
-	return e.chartReplicatorRunning(binary, namespace, release, sa)
+	return e.chartReplicatorRunning(binary, namespace, release, sa, extra...)
 }
 
 // chartReplicatorRunning is chartReplicator with another build of the binary.
-func (e *env) chartReplicatorRunning(bin, namespace, release string, sa string) *proc {
+func (e *env) chartReplicatorRunning(bin, namespace, release, sa string, extra ...string) *proc {
 	e.t.Helper()
 	args := append(e.deploymentArgs(namespace, release), "--leader-elect-namespace="+namespace, "--namespace="+namespace)
-	return e.startBinary("chart", bin, sa, args...)
+	return e.startBinary("chart", bin, sa, append(args, extra...)...)
 }
 
 // installAndRun installs the chart with set and runs it; it returns the
@@ -118,7 +133,6 @@ func (e *env) chartReplicatorRunning(bin, namespace, release string, sa string) 
 func (e *env) installAndRun(release string, set ...string) (string, string, *proc) {
 	e.t.Helper()
 	ns, cfg := e.install(release, set...)
-	sa := filepath.Join(e.t.TempDir(), "sa")
-	require.NoError(e.t, cluster.WriteKubeconfig(sa, cfg))
+	sa := e.kubeconfig(cfg)
 	return ns, sa, e.chartReplicator(ns, release, sa)
 }

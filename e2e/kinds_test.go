@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,7 +23,7 @@ func TestEveryKindPull(t *testing.T) {
 	for _, kc := range kinds {
 		t.Run(kc.kind, func(t *testing.T) {
 			e := newEnv(t)
-			e.start()
+			r := e.start()
 			o := e.objects(kc)
 			src, app, other := e.ns("src", nil), e.ns("app", nil), e.ns("other", nil)
 			o.create(src, "shared", e.allow(app), nil, kc.content(1))
@@ -39,6 +38,7 @@ func TestEveryKindPull(t *testing.T) {
 			o.create(src, "private", nil, nil, kc.content(1))
 			o.create(app, "private", map[string]string{e.a.ReplicateFrom: src + "/private"}, nil, kc.content(0))
 			e.waitEvent(app, "private", "ReplicationDenied")
+			e.caughtUp(r, kc)
 			for _, denied := range [][2]string{{other, "shared"}, {app, "private"}} {
 				obj, err := o.get(denied[0], denied[1])
 				require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestEveryKindPush(t *testing.T) {
 	for _, kc := range kinds {
 		t.Run(kc.kind, func(t *testing.T) {
 			e := newEnv(t)
-			e.start()
+			r := e.start()
 			o := e.objects(kc)
 			src := e.ns("src", nil)
 			named, labelled, foreign := e.ns("named", nil), e.ns("labelled", map[string]string{"team": "yes"}), e.ns("foreign", nil)
@@ -108,7 +108,7 @@ func TestEveryKindPush(t *testing.T) {
 			})
 			o.waitGone(named, "shared")
 			o.waitGone(labelled, "shared")
-			time.Sleep(time.Second)
+			e.caughtUp(r, kc)
 			f, err := o.get(foreign, "shared")
 			require.NoError(t, err)
 			assert.Empty(t, o.differs(f, kc.content(3)), "the foreign object is untouched")
@@ -120,7 +120,7 @@ func TestEveryKindPush(t *testing.T) {
 
 func TestRoleBindingPlaceholderWithAnotherRoleRefIsRefused(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	o := e.objects(roleBindingKind)
 	src, app := e.ns("src", nil), e.ns("app", nil)
 	o.create(src, "readers", e.allow(app), nil, o.kc.content(1))
@@ -128,6 +128,7 @@ func TestRoleBindingPlaceholderWithAnotherRoleRefIsRefused(t *testing.T) {
 		map[string]any{"roleRef": map[string]any{"apiGroup": rbacGroup, "kind": "ClusterRole", "name": "edit"}})
 	msg := e.waitEvent(app, "readers", "TypeMismatch")
 	assert.Contains(t, msg, "ClusterRole/view")
+	e.caughtUp(r, roleBindingKind)
 	obj, err := o.get(app, "readers")
 	require.NoError(t, err)
 	subjects, _, _ := unstructured.NestedSlice(obj.Object, "subjects")

@@ -40,6 +40,7 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 		}
 	}
 	fill("p1", "p2", "p3", "p4", "p5")
+	e.caughtUp(leader)
 	assert.Equal(t, 5.0, leader.writes(), "the leader wrote each placeholder once")
 	assert.Equal(t, 0.0, standby.writes(), "the standby wrote nothing")
 
@@ -54,15 +55,12 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("leader did not exit within 10 s of SIGTERM")
 	}
-	e.eventually(10*time.Second, "standby takes over after a release", func() error {
-		if !standby.leading() {
-			return fmt.Errorf("not leading")
-		}
-		return nil
-	})
+	e.waitLeading(10*time.Second, "standby takes over after a release", standby)
 	t.Logf("takeover after SIGTERM: %s", time.Since(stopped).Round(time.Millisecond))
 	fill("p6", "p7")
-	time.Sleep(2 * time.Second) // room for any rewrite a takeover might cause
+	// The new leader has reconciled everything it had queued as a standby,
+	// and the new placeholders: a rewrite the takeover caused has been made.
+	e.caughtUp(standby)
 	assert.Equal(t, 2.0, standby.writes(), "the new leader rewrote nothing that was in sync")
 
 	// SIGKILL: no release; a fresh standby takes over once the Lease expires.
@@ -70,16 +68,11 @@ func TestLeaderElectionOneWriterAndFailover(t *testing.T) {
 	leader = standby
 	killed := time.Now()
 	require.NoError(t, leader.Signal(syscall.SIGKILL))
-	e.eventually(30*time.Second, "standby takes over after the lease expires", func() error {
-		if !c.leading() {
-			return fmt.Errorf("not leading")
-		}
-		return nil
-	})
+	e.waitLeading(30*time.Second, "standby takes over after the lease expires", c)
 	takeover := time.Since(killed)
 	t.Logf("takeover after SIGKILL: %s (lease duration 15 s)", takeover.Round(time.Millisecond))
 	assert.Less(t, takeover, 25*time.Second)
 	fill("p8")
-	time.Sleep(2 * time.Second)
+	e.caughtUp(c)
 	assert.Equal(t, 1.0, c.writes(), "no write storm after the failover")
 }

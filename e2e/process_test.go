@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -28,9 +27,7 @@ type proc struct {
 // with args and waits until /readyz answers 200.
 func (e *env) startReplicator(name string, args ...string) *proc {
 	e.t.Helper()
-	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
-	require.NoError(e.t, cluster.WriteKubeconfig(kubeconfig, cluster.Config))
-	return e.startReplicatorWithKubeconfig(name, kubeconfig, args...)
+	return e.startReplicatorWithKubeconfig(name, e.adminKubeconfig(), args...)
 }
 
 // startReplicatorWithKubeconfig is startReplicator with another identity.
@@ -59,9 +56,14 @@ func (e *env) startBinary(name, bin, kubeconfig string, args ...string) *proc {
 	return p
 }
 
+// metrics scrapes the process's /metrics.
+func (p *proc) metrics() (*testsupport.Metrics, error) {
+	return testsupport.Scrape("http://" + p.Addr() + "/metrics")
+}
+
 // metric reads one value from the process's /metrics.
 func (p *proc) metric(name string, labels map[string]string) (float64, error) {
-	m, err := testsupport.Scrape("http://" + p.Addr() + "/metrics")
+	m, err := p.metrics()
 	if err != nil {
 		return 0, err
 	}
@@ -71,6 +73,17 @@ func (p *proc) metric(name string, labels map[string]string) (float64, error) {
 func (p *proc) leading() bool {
 	v, err := p.metric("replicator_leader", nil)
 	return err == nil && v == 1
+}
+
+// waitLeading waits until p holds the leader Lease.
+func (e *env) waitLeading(timeout time.Duration, what string, p *proc) {
+	e.t.Helper()
+	e.eventually(timeout, what, func() error {
+		if !p.leading() {
+			return fmt.Errorf("%s not leading", p.name)
+		}
+		return nil
+	})
 }
 
 func (p *proc) writes() float64 {

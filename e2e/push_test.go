@@ -14,7 +14,7 @@ import (
 
 func TestPushByNamesPatternsAndLabels(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src := e.ns("src", map[string]string{"tls": "yes"})
 	byName, byRegex1, byRegex2 := e.ns("named", nil), e.ns("team-x", nil), e.ns("team-y", nil)
 	byLabel, none := e.ns("labelled", map[string]string{"tls": "yes"}), e.ns("unrelated", nil)
@@ -33,7 +33,8 @@ func TestPushByNamesPatternsAndLabels(t *testing.T) {
 		assert.NotContains(t, r.Annotations, e.a.ReplicateTo, "source annotations are not copied")
 		assert.NotContains(t, r.Annotations, "unrelated.example/annotation")
 	}
-	e.absent(time.Second, none, "wildcard")
+	e.caughtUp(r)
+	e.absent(none, "wildcard")
 	// The source's own namespace matches the selector but is never written.
 	assert.Equal(t, "", e.mustGet(src, "wildcard").Annotations[e.a.ReplicatedFrom])
 
@@ -51,19 +52,20 @@ func TestPushByNamesPatternsAndLabels(t *testing.T) {
 // keep that label (it repeats the name) and selectors still see it.
 func TestPushByTheNamespaceNameLabel(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, chosen, other := e.ns("src", nil), e.ns("chosen", nil), e.ns("other", nil)
 	e.create(secret(src, "shared", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{
 		e.a.ReplicateToMatching: "kubernetes.io/metadata.name in (" + chosen + ")",
 	}))
 	e.waitData(chosen, "shared", map[string]string{"k": "v"})
-	e.absent(time.Second, other, "shared")
+	e.caughtUp(r)
+	e.absent(other, "shared")
 	e.explainAgrees(nil, "secret/"+src+"/shared", "secret/"+chosen+"/shared")
 }
 
 func TestPushFollowsNewAndRelabelledNamespaces(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src := e.ns("src", nil)
 	e.create(secret(src, "shared", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{
 		e.a.ReplicateTo:         fmt.Sprintf("e%d-later", e.id),
@@ -73,7 +75,11 @@ func TestPushFollowsNewAndRelabelledNamespaces(t *testing.T) {
 	e.waitData(later, "shared", map[string]string{"k": "v"})
 
 	moving := e.ns("moving", map[string]string{"env": "dev"})
-	e.absent(time.Second, moving, "shared")
+	// Namespaces are watched in order: once one created after it receives
+	// its replica, the replicator has seen moving, as a dev namespace.
+	e.waitData(e.ns("marker", map[string]string{"env": "prod"}), "shared", map[string]string{"k": "v"})
+	e.caughtUp(r)
+	e.absent(moving, "shared")
 	e.labelNamespace(moving, map[string]string{"env": "prod"})
 	e.waitData(moving, "shared", map[string]string{"k": "v"})
 	e.labelNamespace(moving, map[string]string{"env": "dev"})
@@ -82,17 +88,17 @@ func TestPushFollowsNewAndRelabelledNamespaces(t *testing.T) {
 
 func TestPushNeverOverwritesForeignObjects(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, mine, theirs := e.ns("src", nil), e.ns("mine", nil), e.ns("theirs", nil)
-	e.create(secret(theirs, "db", corev1.SecretTypeOpaque, map[string]string{"password": "their-password"}, nil))
+	foreign := e.create(secret(theirs, "db", corev1.SecretTypeOpaque, map[string]string{"password": "their-password"}, nil))
 	e.create(secret(src, "db", corev1.SecretTypeOpaque, map[string]string{"password": "ours"}, map[string]string{
 		e.a.ReplicateTo: mine + "," + theirs,
 	}))
 	e.waitData(mine, "db", map[string]string{"password": "ours"})
 	msg := e.waitEvent(src, "db", replicate.ReasonTargetConflict)
 	assert.Contains(t, msg, theirs)
-	e.stable(time.Second, theirs, "db")
-	assert.Equal(t, "their-password", string(e.mustGet(theirs, "db").Data["password"]))
+	e.caughtUp(r)
+	e.unchanged(foreign, "a foreign object is never overwritten")
 
 	// Once the foreign object goes, the slot is ours.
 	e.delete(theirs, "db")
@@ -146,16 +152,18 @@ func TestPushStripLabels(t *testing.T) {
 
 func TestPushCleanupRemovesOnlyOurReplicas(t *testing.T) {
 	e := newEnv(t)
-	e.start()
-	src, other, a, b, c := e.ns("src", nil), e.ns("other", nil), e.ns("a", nil), e.ns("b", nil), e.ns("c", nil)
+	r := e.start()
+	src, other, a, b, c, d := e.ns("src", nil), e.ns("other", nil), e.ns("a", nil), e.ns("b", nil), e.ns("c", nil), e.ns("d", nil)
 	// c holds a foreign object; another source pushes an object of the same
 	// name elsewhere.
-	e.create(secret(c, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "foreign-value"}, nil))
+	foreign := e.create(secret(c, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "foreign-value"}, nil))
 	e.create(secret(src, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "src"}, map[string]string{e.a.ReplicateTo: a + "," + b + "," + c}))
-	e.create(secret(other, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "other"}, map[string]string{e.a.ReplicateTo: e.ns("d", nil)}))
+	e.create(secret(other, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "other"}, map[string]string{e.a.ReplicateTo: d}))
 	e.waitData(a, "cfg", map[string]string{"k": "src"})
 	e.waitData(b, "cfg", map[string]string{"k": "src"})
-	e.waitData(fmt.Sprintf("e%d-d", e.id), "cfg", map[string]string{"k": "other"})
+	e.waitData(d, "cfg", map[string]string{"k": "other"})
+	e.caughtUp(r)
+	others := e.mustGet(d, "cfg")
 
 	// Narrowing the list deletes the replica that is no longer wanted.
 	e.modify(src, "cfg", func(s *corev1.Secret) { s.Annotations[e.a.ReplicateTo] = a + "," + c })
@@ -170,14 +178,15 @@ func TestPushCleanupRemovesOnlyOurReplicas(t *testing.T) {
 	e.waitData(a, "cfg", map[string]string{"k": "src"})
 	e.delete(src, "cfg")
 	e.waitGone(a, "cfg")
-	assert.Equal(t, "foreign-value", string(e.mustGet(c, "cfg").Data["k"]))
-	e.stable(time.Second, fmt.Sprintf("e%d-d", e.id), "cfg")
+	e.caughtUp(r)
+	e.unchanged(foreign, "a foreign object is never touched")
+	e.unchanged(others, "another source's replica of the same name is not ours to clean up")
 	e.explainAgrees(nil, "secret/"+c+"/cfg", "secret/"+other+"/cfg")
 }
 
 func TestPushSkipsTerminatingNamespaces(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, live, dying := e.ns("src", nil), e.ns("live", map[string]string{"push": "yes"}), e.ns("dying", map[string]string{"push": "yes"})
 	// No namespace controller runs here, so a deleted namespace stays
 	// Terminating for the rest of the run.
@@ -194,6 +203,6 @@ func TestPushSkipsTerminatingNamespaces(t *testing.T) {
 	})
 	e.create(secret(src, "cfg", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateToMatching: "push=yes"}))
 	e.waitData(live, "cfg", map[string]string{"k": "v"})
-	e.noWrites(0, 2*time.Second, "no attempts to write into the terminating namespace")
-	assert.False(t, e.hasEvent(src, "cfg", replicate.ReasonWriteFailed))
+	e.noWrites(r, 2*time.Second, "no attempts to write into the terminating namespace")
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: src, Name: "cfg", Reason: replicate.ReasonWriteFailed}))
 }

@@ -17,35 +17,34 @@ import (
 
 func TestSteadyStateAndRestartCauseZeroWrites(t *testing.T) {
 	e := newEnv(t)
-	stop := e.start()
+	r := e.start()
 	certs, app, team := e.ns("certs", nil), e.ns("app", nil), e.ns("team", nil)
-	src := e.allow(app)
-	src[e.a.ReplicateTo] = team
-	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, src))
+	e.create(secret(certs, "wildcard", corev1.SecretTypeTLS, tlsV1, with(e.allow(app), e.a.ReplicateTo, team)))
 	e.create(e.tlsPlaceholder(app, "wildcard", certs+"/wildcard"))
 	e.create(secret(app, "with-local", corev1.SecretTypeOpaque, map[string]string{"local": "x"}, map[string]string{e.a.ReplicateFrom: certs + "/wildcard"}))
 	e.waitData(app, "wildcard", tlsV1)
 	e.waitData(app, "with-local", map[string]string{"local": "x", "tls.crt": tlsV1["tls.crt"], "tls.key": tlsV1["tls.key"]})
 	e.waitData(team, "wildcard", tlsV1)
 
-	// Let the events of the controller's own writes come back and settle.
-	time.Sleep(time.Second)
+	// The echoes of the controller's own writes seen and answered.
+	e.caughtUp(r)
 	before := e.resourceVersions(certs, app, team)
 	writes := e.writes.Load()
-	time.Sleep(10 * time.Second)
-	assert.Equal(t, writes, e.writes.Load(), "writes while idle")
+	e.noWrites(r, 10*time.Second, "writes while idle")
 	assert.Equal(t, before, e.resourceVersions(certs, app, team), "objects written while idle")
 
-	stop()
-	e.start()
-	time.Sleep(5 * time.Second)
+	// Started again, it reconciles every object it finds: the marker comes
+	// after them all.
+	r.stop()
+	r = e.start()
+	e.caughtUp(r)
 	assert.Equal(t, writes, e.writes.Load(), "writes after a restart")
 	assert.Equal(t, before, e.resourceVersions(certs, app, team), "objects written after a restart")
 }
 
 func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, app, push := e.ns("src", nil), e.ns("app", nil), e.ns("push", nil)
 	e.create(secret(src, "s", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
 
@@ -62,13 +61,12 @@ func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	e.create(secret(src, "bad-regex", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: "(" + push}))
 	e.create(secret(src, "bad-selector", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateToMatching: "a in (b"}))
 	e.create(secret(app, "missing", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/does-not-exist"}))
-	badClusters := e.allow(app)
-	badClusters[e.a.ReplicationAllowedClusters] = "(spoke"
-	e.create(secret(src, "bad-clusters", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, badClusters))
+	e.create(secret(src, "bad-clusters", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, with(e.allow(app), e.a.ReplicationAllowedClusters, "(spoke")))
 
 	// A good pair created after all of that still replicates.
 	e.create(secret(app, "good", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/s"}))
 	e.waitData(app, "good", map[string]string{"k": "v"})
+	e.caughtUp(r)
 
 	for name := range malformed {
 		e.waitEvent(app, name, replicate.ReasonInvalidAnnotation)
@@ -80,12 +78,12 @@ func TestBadInputIsReportedAndDoesNotStopReplication(t *testing.T) {
 	e.waitEvent(app, "missing", replicate.ReasonSourceNotFound)
 
 	// No hot loop: nothing keeps being written.
-	e.noWrites(time.Second, 3*time.Second, "bad input causes no repeated writes")
+	e.noWrites(r, 3*time.Second, "bad input causes no repeated writes")
 }
 
 func TestOversizedResultIsRejectedCleanly(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, app := e.ns("src", nil), e.ns("app", nil)
 	// The largest Secret the API accepts (1 MiB of data), pulled into a
 	// target that has a local key of its own: the result is too large.
@@ -105,12 +103,12 @@ func TestOversizedResultIsRejectedCleanly(t *testing.T) {
 	})
 	msg := e.waitEvent(app, "overflows", replicate.ReasonWriteFailed)
 	assert.NotContains(t, msg, "xxxx", "no data in events")
-	e.noWrites(time.Second, 3*time.Second, "a rejected write is not retried in a loop")
+	e.noWrites(r, 3*time.Second, "a rejected write is not retried in a loop")
 }
 
 func TestNamespaceDeletedMidFanOut(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src := e.ns("src", nil)
 	var targets []string
 	for _, s := range []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"} {
@@ -129,7 +127,7 @@ func TestNamespaceDeletedMidFanOut(t *testing.T) {
 	for _, ns := range targets[4:] {
 		e.waitData(ns, "cfg", map[string]string{"k": "v2"})
 	}
-	e.noWrites(time.Second, 3*time.Second, "terminating namespaces are not retried")
+	e.noWrites(r, 3*time.Second, "terminating namespaces are not retried")
 }
 
 // The cache keeps no data for Secrets without our annotations; one that gains
@@ -161,7 +159,7 @@ func TestSecretsGainingAnnotationsAfterStartReplicateFully(t *testing.T) {
 // and match nothing; replication elsewhere goes on.
 func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	src, app := e.ns("src", nil), e.ns("app", nil)
 	var many []string
 	for i := 0; i < 10000; i++ {
@@ -173,8 +171,7 @@ func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
 
 	start := time.Now()
 	e.create(secret(src, "push-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{e.a.ReplicateTo: manyList}))
-	allowMany := e.allow(manyList)
-	e.create(secret(src, "allow-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, allowMany))
+	e.create(secret(src, "allow-many", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(manyList)))
 	e.create(secret(src, "allow-long", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(longEntry)))
 	e.create(secret(app, "many", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/allow-many"}))
 	e.create(secret(app, "long", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/allow-long"}))
@@ -187,7 +184,8 @@ func TestHugeAnnotationsAreRefusedCleanly(t *testing.T) {
 	e.waitEvent(app, "many", replicate.ReasonDenied)
 	e.waitEvent(app, "long", replicate.ReasonDenied)
 	t.Logf("refused within %s", time.Since(start).Round(time.Millisecond))
-	e.absent(time.Second, app, "push-many")
+	e.caughtUp(r)
+	e.absent(app, "push-many")
 
 	// Others are not held up.
 	e.create(secret(src, "normal", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, e.allow(app)))
@@ -216,12 +214,13 @@ func TestFightingAnotherWriterIsBounded(t *testing.T) {
 					n++
 				}
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // the other writer's pace
 		}
 		fought <- n
 	}()
-	before := e.writes.Load()
-	time.Sleep(2 * time.Second)
+	before, fightStart := e.writes.Load(), time.Now()
+	// The fight is named: the replicator holds its writes back from now.
+	e.waitEvent(team, "shared", replicate.ReasonFightingWriter)
 	// Meanwhile a new pull target is filled at once.
 	app := e.ns("app", nil)
 	e.create(secret(src, "other", corev1.SecretTypeOpaque, map[string]string{"x": "y"}, e.allow(app)))
@@ -229,7 +228,9 @@ func TestFightingAnotherWriterIsBounded(t *testing.T) {
 	e.create(secret(app, "other", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: src + "/other"}))
 	e.waitData(app, "other", map[string]string{"x": "y"})
 	assert.Less(t, time.Since(start), 2*time.Second, "other objects are not delayed")
-	time.Sleep(13 * time.Second)
+	// The bounds below are the write guard's schedule over 15 s: the
+	// window is about time.
+	time.Sleep(time.Until(fightStart.Add(15 * time.Second)))
 	stop()
 	theirs := <-fought
 	ours := e.writes.Load() - before - 1 // the fill of app/other

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -126,12 +125,12 @@ func keysOf(d map[string][]byte) map[string]int {
 	return out
 }
 
-// stable asserts that the Secret's resourceVersion does not move for d.
-func (e *env) stable(d time.Duration, namespace, name string) {
+// unchanged asserts that the Secret is still at the version s was read at.
+// Call it once the replicator has caught up (env.caughtUp): a write it was
+// going to make has been made by then.
+func (e *env) unchanged(s *corev1.Secret, why string) {
 	e.t.Helper()
-	before := e.mustGet(namespace, name).ResourceVersion
-	time.Sleep(d)
-	require.Equal(e.t, before, e.mustGet(namespace, name).ResourceVersion, "%s/%s was written", namespace, name)
+	require.Equal(e.t, s.ResourceVersion, e.mustGet(s.Namespace, s.Name).ResourceVersion, "%s/%s was written: %s", s.Namespace, s.Name, why)
 }
 
 func secret(namespace, name string, typ corev1.SecretType, data map[string]string, annotations map[string]string) *corev1.Secret {
@@ -159,16 +158,13 @@ func (e *env) tlsPlaceholder(namespace, name, from string) *corev1.Secret {
 		map[string]string{e.a.ReplicateFrom: from})
 }
 
-// absent asserts that no object of that name exists in namespace for d.
-func (e *env) absent(d time.Duration, namespace, name string) {
+// absent asserts that no Secret namespace/name exists. Call it once the
+// replicator has caught up (env.caughtUp): a Secret it was going to write
+// exists by then.
+func (e *env) absent(namespace, name string) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if _, err := e.get(namespace, name); err == nil {
-			e.t.Fatalf("%s/%s exists", namespace, name)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	_, err := e.get(namespace, name)
+	require.True(e.t, apierrors.IsNotFound(err), "%s/%s exists (%v)", namespace, name, err)
 }
 
 var tlsV1 = map[string]string{"tls.crt": "CERT-V1", "tls.key": "KEY-V1"}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,7 +18,7 @@ import (
 // reaches anything the tenant can read.
 func TestTenantCannotObtainAnotherNamespacesSecret(t *testing.T) {
 	e := newEnv(t)
-	e.start()
+	r := e.start()
 	victim := e.ns("victim", nil)
 	friend, other := e.ns("friend", nil), e.ns("other", nil)
 	// Namespaces named to tempt sloppy pattern matching.
@@ -77,17 +76,16 @@ func TestTenantCannotObtainAnotherNamespacesSecret(t *testing.T) {
 	create(evilSuffix, "db", from(victim+"/db"))
 	// A chain through a namespace the tenant controls: the relay opens
 	// itself to the tenant and pulls from the victim.
-	relayAnn := e.allow(".*")
-	relayAnn[e.a.ReplicateFrom] = victim + "/db"
-	create(relay, "db", relayAnn)
+	create(relay, "db", with(e.allow(".*"), e.a.ReplicateFrom, victim+"/db"))
 	create(mine, "via-relay", from(relay+"/db"))
 
-	// Let every one of them be reconciled.
+	// Every one of them reconciled: some say so, and the marker comes after
+	// them all.
 	e.waitEvent(mine, "db", "ReplicationCycle")
 	e.waitEvent(evilPrefix, "db", "ReplicationDenied")
 	e.waitEvent(evilSuffix, "db", "ReplicationDenied")
 	e.waitEvent(relay, "db", "ReplicationDenied")
-	time.Sleep(2 * time.Second)
+	e.caughtUp(r)
 
 	for _, ns := range tenantNamespaces {
 		list, err := tenant.CoreV1().Secrets(ns).List(e.ctx, metav1.ListOptions{})

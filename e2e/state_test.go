@@ -44,8 +44,7 @@ func objectStates(t *testing.T, reg *prometheus.Registry) map[string]int {
 // after a restart.
 func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 	e := newEnv(t)
-	reg := prometheus.NewRegistry()
-	stop := e.start(func(o *replicate.Options) { o.Metrics = replicate.NewMetrics(reg) })
+	r := e.start()
 	src := e.ns("src", nil)
 	// A label of this test's own: other tests label namespaces too.
 	label := fmt.Sprintf("push-%d", e.id)
@@ -90,14 +89,13 @@ func TestObjectStatesMatchTheClusterAfterChurn(t *testing.T) {
 			return nil
 		})
 	}
-	settle("the gauge matches the cluster", reg)
-	t.Logf("states: %v", objectStates(t, reg))
+	settle("the gauge matches the cluster", r.reg)
+	t.Logf("states: %v", objectStates(t, r.reg))
 
 	// A restart rebuilds the same counts.
-	stop()
-	reg2 := prometheus.NewRegistry()
-	e.start(func(o *replicate.Options) { o.Metrics = replicate.NewMetrics(reg2) })
-	settle("the gauge matches the cluster after a restart", reg2)
+	r.stop()
+	r = e.start()
+	settle("the gauge matches the cluster after a restart", r.reg)
 }
 
 // statesInCluster counts, from the objects in the cluster, what

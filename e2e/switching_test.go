@@ -48,9 +48,9 @@ func TestSwitchingAdoptsTheCopiesOtherReplicatorsMade(t *testing.T) {
 	copyIn(byKubed, map[string]string{"kubed.appscode.com/origin": fmt.Sprintf(`{"namespace":%q,"name":"wildcard","resourceVersion":"12345"}`, certs)},
 		map[string]string{"kubed.appscode.com/origin.name": "wildcard", "kubed.appscode.com/origin.namespace": certs, "kubed.appscode.com/origin.cluster": "unicorn"})
 	// Nobody's copy: same name, no bookkeeping.
-	e.create(secret(lookAlike, "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	mine := e.create(secret(lookAlike, "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
 
-	e.start()
+	r := e.start()
 	adopted := []string{byReplicator, byReflector, byKubed}
 	for _, ns := range adopted {
 		s := e.waitData(ns, "wildcard", tlsV1)
@@ -75,7 +75,8 @@ func TestSwitchingAdoptsTheCopiesOtherReplicatorsMade(t *testing.T) {
 	for _, ns := range adopted {
 		e.waitGone(ns, "wildcard")
 	}
-	assert.Equal(t, "MINE", string(e.mustGet(lookAlike, "wildcard").Data["tls.crt"]), "the look-alike is never touched")
+	e.caughtUp(r)
+	e.unchanged(mine, "the look-alike is never touched")
 }
 
 // TestDryRunWritesNothingAndSaysWhatItWould runs the binary with --dry-run on
@@ -117,12 +118,14 @@ func TestDryRunWritesNothingAndSaysWhatItWould(t *testing.T) {
 		require.NoError(t, err)
 		assert.Zero(t, v, "%s requests sent", method)
 	}
+	// Every write it would have made counted, and its reconciles done.
+	e.settled(p)
 	e.waitData(app, "wildcard", tlsEmpty)
 	_, err := e.get(fresh, "wildcard")
 	assert.True(t, apierrors.IsNotFound(err), "no replica created")
 	assert.Equal(t, "OLD-CERT", string(e.mustGet(copied, "wildcard").Data["tls.crt"]), "the copy is not adopted")
 	e.mustGet(stale, "wildcard")
-	assert.False(t, e.hasEvent(certs, "wildcard", replicate.ReasonAdopted), "no Event recorded")
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: certs, Name: "wildcard", Reason: replicate.ReasonAdopted}), "no Event recorded")
 }
 
 // TestKubedRecipe follows cert-manager's FAQ recipe for kubed as written
@@ -135,18 +138,19 @@ func TestKubedRecipe(t *testing.T) {
 	// kubed's annotation has no prefix of this test's own: only the source
 	// here may push, so that other tests' objects carrying it (the tenancy
 	// test's, say) are left to their own replicators.
-	e.start(func(o *replicate.Options) {
+	r := e.start(func(o *replicate.Options) {
 		o.Annotations = o.Annotations.WithDialects(replicate.NewDialects(replicate.DialectKubed))
 		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
 	})
-	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	mine := e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
 	e.create(secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, map[string]string{replicate.KubedSyncAnnotation: "cert-manager-tls=sandbox"}))
 
 	s := e.waitData(sandbox, "wildcard-tls", tlsV1)
 	assert.Equal(t, "wildcard-tls", s.Labels["kubed.appscode.com/origin.name"], "kubed's bookkeeping on the copy")
 	assert.Equal(t, certs, s.Labels["kubed.appscode.com/origin.namespace"])
 	assert.Contains(t, e.waitEvent(certs, "wildcard-tls", replicate.ReasonTargetConflict), foreign)
-	e.absent(time.Second, plain, "wildcard-tls")
+	e.caughtUp(r)
+	e.absent(plain, "wildcard-tls")
 
 	e.labelNamespace(later, recipe)
 	e.waitData(later, "wildcard-tls", tlsV1)
@@ -168,7 +172,8 @@ func TestKubedRecipe(t *testing.T) {
 	e.waitData(sandbox, "wildcard-tls", tlsV2)
 	e.delete(certs, "wildcard-tls")
 	e.waitGone(sandbox, "wildcard-tls")
-	assert.Equal(t, "MINE", string(e.mustGet(foreign, "wildcard-tls").Data["tls.crt"]))
+	e.caughtUp(r)
+	e.unchanged(mine, "a foreign object is never touched")
 }
 
 // rk are reflector's annotations.
@@ -199,11 +204,11 @@ func TestReflectorRecipe(t *testing.T) {
 	// As the chart would be set for this recipe: only cert-manager's
 	// namespace may push (Roles too, to show that reflector's dialect is
 	// not read on them).
-	e.start(func(o *replicate.Options) {
+	r := e.start(func(o *replicate.Options) {
 		o.Annotations = o.Annotations.WithDialects(replicate.NewDialects(replicate.DialectReflector))
 		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs), RBACFrom: mustPatterns(t, certs)}
 	})
-	e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
+	mine := e.create(secret(foreign, "wildcard-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "MINE", "tls.key": "MINE-KEY"}, nil))
 	listed := strings.Join([]string{dev, staging, prod, foreign}, ",")
 	source := secret(certs, "wildcard-tls", corev1.SecretTypeTLS, tlsV1, reflectorRecipe(listed))
 	source.Labels = map[string]string{"controller.cert-manager.io/fao": "true"}
@@ -217,7 +222,8 @@ func TestReflectorRecipe(t *testing.T) {
 		assert.Empty(t, s.Labels, "type and data only, as reflector copies")
 	}
 	assert.Contains(t, e.waitEvent(certs, "wildcard-tls", replicate.ReasonTargetConflict), foreign)
-	e.absent(time.Second, other, "wildcard-tls")
+	e.caughtUp(r)
+	e.absent(other, "wildcard-tls")
 
 	// A namespace of the list created later gets its copy.
 	e.ns("prod", nil)
@@ -233,7 +239,7 @@ func TestReflectorRecipe(t *testing.T) {
 	assert.NotEmpty(t, s.Annotations[rk.ReflectedVersion], "reflector would read the mirror as up to date")
 	assert.Contains(t, e.waitEvent(other, "my-tls", replicate.ReasonDenied), other)
 	e.waitData(other, "my-tls", tlsEmpty)
-	e.noWrites(2*time.Second, 3*time.Second, "steady state")
+	e.noWrites(r, 3*time.Second, "steady state")
 
 	// Selected by label, labelled later, then unlabelled: the copy and
 	// the mirror's permission follow the label.
@@ -258,6 +264,8 @@ func TestReflectorRecipe(t *testing.T) {
 	e.waitData(dev, "my-tls", tlsV2)
 	e.modify(staging, "wildcard-tls", func(s *corev1.Secret) { s.Data["tls.crt"] = []byte("EDITED") })
 	e.waitData(staging, "wildcard-tls", tlsV2)
+	e.caughtUp(r)
+	renewedMirror := e.mustGet(dev, "my-tls")
 
 	// Auto push switched off: the copies go, the mirror stays filled;
 	// reflection no longer allowed: the mirror is emptied (reflector would
@@ -266,7 +274,8 @@ func TestReflectorRecipe(t *testing.T) {
 	for _, ns := range []string{dev, staging, prod} {
 		e.waitGone(ns, "wildcard-tls")
 	}
-	e.stable(time.Second, dev, "my-tls")
+	e.caughtUp(r)
+	e.unchanged(renewedMirror, "the mirror stays filled when auto push is switched off")
 	e.modify(certs, "wildcard-tls", func(s *corev1.Secret) { delete(s.Annotations, rk.Allowed) })
 	e.waitData(dev, "my-tls", tlsEmpty)
 
@@ -284,31 +293,37 @@ func TestReflectorRecipe(t *testing.T) {
 		e.waitGone(ns, "wildcard-tls")
 	}
 	e.waitData(dev, "my-tls", tlsEmpty)
-	assert.Equal(t, "MINE", string(e.mustGet(foreign, "wildcard-tls").Data["tls.crt"]), "never touched")
+	e.caughtUp(r)
+	e.unchanged(mine, "never touched")
 
 	// A source pushing in two dialects pushes into the union of their
 	// namespaces; removing one dialect's annotation leaves the other's.
 	e.create(secret(certs, "both-tls", corev1.SecretTypeTLS, tlsV1, with(reflectorRecipe(dev), e.a.ReplicateTo, staging)))
 	e.waitData(dev, "both-tls", tlsV1)
 	e.waitData(staging, "both-tls", tlsV1)
+	e.caughtUp(r)
+	both := e.mustGet(dev, "both-tls")
 	e.modify(certs, "both-tls", func(s *corev1.Secret) { delete(s.Annotations, e.a.ReplicateTo) })
 	e.waitGone(staging, "both-tls")
-	e.stable(time.Second, dev, "both-tls")
+	e.caughtUp(r)
+	e.unchanged(both, "reflector's dialect still pushes there")
 
-	// ConfigMaps too (data and binaryData); Roles never, as reflector.
+	// ConfigMaps too (data and binaryData); Roles never, as reflector: the
+	// Role marker comes after the Role.
 	cms, roles := e.objects(configMapKind), e.objects(roleKind)
 	cms.create(certs, "settings", reflectorRecipe(dev), nil, configMapKind.content(1))
 	roles.create(certs, "reader", reflectorRecipe(dev), nil, roleKind.content(1))
 	cms.wait(dev, "settings", configMapKind.content(1))
-	time.Sleep(time.Second)
+	e.caughtUp(r, roleKind)
 	assert.Empty(t, e.kindsNamed(dev, "reader"), "reflector's dialect is read on Secrets and ConfigMaps only")
-	assert.False(t, e.hasEvent(certs, "reader", replicate.ReasonPushDenied), "the Role is no push source at all")
+	assert.Empty(t, e.eventsFor(admin, eventsOn{Namespace: certs, Name: "reader", Reason: replicate.ReasonPushDenied}), "the Role is no push source at all")
 
 	// A tenant who may not push gets nothing into another namespace with
 	// reflector's annotations.
 	e.create(secret(tenant, "planted", corev1.SecretTypeOpaque, map[string]string{"k": "tenant-value"}, reflectorRecipe(victim)))
 	assert.Contains(t, e.waitEvent(tenant, "planted", replicate.ReasonPushDenied), replicate.SettingPushFrom)
-	e.absent(time.Second, victim, "planted")
+	e.caughtUp(r)
+	e.absent(victim, "planted")
 }
 
 // TestSwitchingFromEachToolAsItLeftTheCluster starts from the state each
@@ -386,7 +401,7 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 	_, err := e.get(fresh, "reflector-tls")
 	assert.True(t, apierrors.IsNotFound(err), "nor created anything")
 
-	e.start(func(o *replicate.Options) {
+	r := e.start(func(o *replicate.Options) {
 		o.Annotations = o.Annotations.WithDialects(replicate.NewDialects(replicate.DialectKubed, replicate.DialectReflector))
 		o.Push = replicate.PushPolicy{From: mustPatterns(t, certs)}
 	})
@@ -401,7 +416,7 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 	for _, name := range []string{"kr-tls", "reflector-tls"} {
 		assert.Contains(t, e.waitEvent(certs, name, replicate.ReasonTargetConflict), plain)
 	}
-	e.noWrites(2*time.Second, 3*time.Second, "after the switch")
+	e.noWrites(r, 3*time.Second, "after the switch")
 
 	// Renewed, repaired, removed with their sources.
 	for _, name := range copies {
@@ -424,6 +439,7 @@ func TestSwitchingFromEachToolAsItLeftTheCluster(t *testing.T) {
 		e.waitGone(ns, name)
 	}
 	e.waitData(reflNS, "mirror", tlsEmpty)
+	e.caughtUp(r)
 	for _, name := range []string{"kr-tls", "reflector-tls"} {
 		assert.Equal(t, "MINE", string(e.mustGet(plain, name).Data["tls.crt"]), "the look-alike is never touched")
 	}

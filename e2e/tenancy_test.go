@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -89,15 +88,11 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 		t.Helper()
 		e.createIn(tenant, secret(mine, name, corev1.SecretTypeOpaque, map[string]string{"k": "widened"}, annotations))
 	}
-	with := func(extra map[string]string) map[string]string {
-		out := pushedTo(a, victim)
-		for k, v := range extra {
-			out[k] = v
-		}
-		return out
-	}
-	source("allow-annotations", with(map[string]string{a.ReplicationAllowed: "true", a.ReplicationAllowedNS: ".*"}))
-	source("posing-as-replica", with(map[string]string{a.ReplicatedFrom: shared + "/wildcard"}))
+	toVictim := pushedTo(a, victim)
+	source("allow-annotations", with(toVictim, a.ReplicationAllowed, "true", a.ReplicationAllowedNS, ".*"))
+	source("posing-as-replica", with(toVictim, a.ReplicatedFrom, shared+"/wildcard"))
+	// Three Secrets the replicator does not read at all: no Event says it
+	// saw them; the relay, created after them, does.
 	source("other-prefix", map[string]string{replicate.NewAnnotations(replicate.DefaultPrefix).ReplicateTo: victim})
 	source("reflector-dialect", map[string]string{
 		"reflector.v1.k8s.emberstack.com/reflection-allowed": "true", "reflector.v1.k8s.emberstack.com/reflection-allowed-namespaces": victim,
@@ -106,18 +101,31 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 	source("kubed-dialect", map[string]string{"kubed.appscode.com/sync": ""})
 	// A placeholder that pulls what it may and pushes it on.
 	e.create(secret(shared, "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "shared-cert"}, e.allow(mine)))
-	source("relay", with(map[string]string{a.ReplicateFrom: shared + "/wildcard"}))
+	source("relay", with(toVictim, a.ReplicateFrom, shared+"/wildcard"))
 
-	// A RoleBinding is named "planted" too.
-	for _, name := range []string{tokenName, "planted", "allow-annotations", "posing-as-replica", "relay"} {
-		assert.Contains(t, e.waitKindEvent("Secret", mine, name, replicate.ReasonPushDenied), replicate.SettingPushFrom, name)
-	}
-	for _, name := range []string{reader, signer} {
-		assert.Contains(t, e.waitEvent(mine, name, replicate.ReasonPushDenied), replicate.SettingPushRBACFrom, name)
+	// Each push refused, on the object, naming the setting that refuses it
+	// (objects of several kinds are named "planted", and reader is a Role
+	// and a RoleBinding).
+	for _, o := range []struct{ kind, name, setting string }{
+		{"Secret", tokenName, replicate.SettingPushFrom},
+		{"Secret", "planted", replicate.SettingPushFrom},
+		{"Secret", "allow-annotations", replicate.SettingPushFrom},
+		{"Secret", "posing-as-replica", replicate.SettingPushFrom},
+		{"Secret", "relay", replicate.SettingPushFrom},
+		{"ConfigMap", "planted", replicate.SettingPushFrom},
+		{"ServiceAccount", "planted", replicate.SettingPushFrom},
+		{"RoleBinding", "planted", replicate.SettingPushRBACFrom},
+		{"Role", reader, replicate.SettingPushRBACFrom},
+		{"RoleBinding", reader, replicate.SettingPushRBACFrom},
+		{"RoleBinding", signer, replicate.SettingPushRBACFrom},
+	} {
+		ev := e.waitForEvent(admin, eventsOn{Kind: o.kind, Namespace: mine, Name: o.name, Reason: replicate.ReasonPushDenied}, 0)
+		assert.Contains(t, ev.Message, o.setting, "%s %s", o.kind, o.name)
 	}
 	// The relay is filled: pull into the tenant's own namespace works.
 	e.waitData(mine, "relay", map[string]string{"k": "shared-cert"})
-	time.Sleep(2 * time.Second) // anything that was going to land has landed
+	// Those reconciles done, and every Secret before the marker.
+	e.caughtUp(p)
 
 	for _, name := range []string{reader, signer, tokenName} {
 		assert.Empty(t, e.kindsNamed("kube-system", name), "nothing of the tenant's in kube-system")
@@ -163,8 +171,9 @@ func TestTenantCannotPushOutOfItsNamespace(t *testing.T) {
 	// A namespace trusted for Secrets is not trusted for Roles.
 	roles.create(shared, "shared-role", pushedTo(a, victim), nil, roleKind.content(1))
 	assert.Contains(t, e.waitEvent(shared, "shared-role", replicate.ReasonPushDenied), replicate.SettingPushRBACFrom)
-	// And the tenant still cannot push.
-	time.Sleep(time.Second)
+	// And the tenant still cannot push: the replicator started again has
+	// reconciled every object of every kind it found at its start.
+	e.caughtUp(p, kinds...)
 	assert.Empty(t, e.kindsNamed(victim, "planted"))
 	assert.Empty(t, e.kindsNamed(victim, "shared-role"))
 	assert.Empty(t, e.kindsNamed("kube-system", public))
@@ -197,14 +206,13 @@ func TestTightenedPushPolicyDeletesOnlyOurReplicas(t *testing.T) {
 	assert.Contains(t, e.waitEvent(team, "config", replicate.ReasonPushDenied), replicate.SettingPushFrom)
 	e.modify(certs, "wildcard", func(s *corev1.Secret) { s.Data["k"] = []byte("cert-2") })
 	e.waitData(app, "wildcard", map[string]string{"k": "cert-2"})
+	// Every source reconciled by the replicator started again, the team's
+	// foreign one included.
+	e.caughtUp(p)
 	assert.Equal(t, "mine", string(e.mustGet(app, "foreign").Data["k"]), "a foreign object is never deleted")
-	e.eventually(wait, "deletes counted", func() error {
-		v, err := p.metric("replicator_writes_total", map[string]string{"kind": "Secret", "mode": "push", "action": "delete"})
-		if err == nil && v != 1 {
-			err = fmt.Errorf("%v Secret replicas deleted, want 1: the team's, nothing else", v)
-		}
-		return err
-	})
+	v, err := p.metric("replicator_writes_total", map[string]string{"kind": "Secret", "mode": "push", "action": "delete"})
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, v, "Secret replicas deleted: the team's, nothing else")
 }
 
 // TestPulledRolesGrantRightsOnlyInTheirNamespace pulls a Role and a
@@ -213,7 +221,7 @@ func TestTightenedPushPolicyDeletesOnlyOurReplicas(t *testing.T) {
 // namespace only.
 func TestPulledRolesGrantRightsOnlyInTheirNamespace(t *testing.T) {
 	e := newEnv(t)
-	e.installAndRun(fmt.Sprintf("e%d", e.id))
+	_, _, p := e.installAndRun(fmt.Sprintf("e%d", e.id))
 	platform, mine, other := e.ns("platform", nil), e.ns("tenant", nil), e.ns("other", nil)
 	tenant := e.namespaceAdmin(mine)
 	_, err := admin.CoreV1().ServiceAccounts(mine).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{})
@@ -257,6 +265,7 @@ func TestPulledRolesGrantRightsOnlyInTheirNamespace(t *testing.T) {
 		return nil
 	})
 	assert.True(t, e.subjectMay(mine, "app", "get", "", "configmaps", mine))
+	e.caughtUp(p, roleKind, roleBindingKind)
 	for _, elsewhere := range []string{platform, other, "kube-system", ""} {
 		assert.False(t, e.subjectMay(mine, "app", "list", "", "configmaps", elsewhere), "no right in %q", elsewhere)
 	}
