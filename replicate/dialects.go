@@ -249,21 +249,7 @@ func reflectorSet(annotations map[string]string, listKey, selectorKey string, pa
 	if list == "" && selector == "" {
 		return &namespaceSet{all: true, every: written(listKey+", "+selectorKey, "")}, nil
 	}
-	var problems []Event
-	set := &namespaceSet{}
-	if list != "" {
-		p, errs := parse.parse(list)
-		problems = append(problems, listProblems(listKey, errs)...)
-		set.listKey, set.patterns = listKey, p
-	}
-	if selector != "" {
-		sel, err := ParseSelector(selector)
-		if err != nil {
-			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", selectorKey, err))
-		}
-		set.selectors = append(set.selectors, namedSelector{selectorKey, selector, sel})
-	}
-	return set, problems
+	return setText{listKey: listKey, list: list, hasList: list != "", selectorKey: selectorKey, selector: selector}.parse(parse)
 }
 
 // addReflectorBookkeeping gives a copy pushed through reflector's

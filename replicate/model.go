@@ -290,6 +290,40 @@ type namedSelector struct {
 	selector   labels.Selector
 }
 
+// setText is a namespace set as annotations write it: a pattern list ORed
+// with a label selector, each under its key. Each dialect says which of its
+// annotations are read and how (ours: the list when its annotation is
+// there; reflector's: when it is not blank, and both blank mean every
+// namespace); parse reads them alike.
+type setText struct {
+	listKey, list string
+	// hasList says the list is read.
+	hasList bool
+	// The selector is read when it is not blank.
+	selectorKey, selector string
+}
+
+// parse is the one reading of a namespace set: whole-name patterns, of
+// which an invalid entry matches nothing, ORed with a label selector, which
+// selects nothing when it is invalid; both reported as problems.
+func (t setText) parse(parse PatternParser) (*namespaceSet, []Event) {
+	var problems []Event
+	set := &namespaceSet{}
+	if t.hasList {
+		p, errs := parse.parse(t.list)
+		problems = append(problems, listProblems(t.listKey, errs)...)
+		set.listKey, set.patterns = t.listKey, p
+	}
+	if s := strings.TrimSpace(t.selector); s != "" {
+		sel, err := ParseSelector(s)
+		if err != nil {
+			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", t.selectorKey, err))
+		}
+		set.selectors = append(set.selectors, namedSelector{t.selectorKey, s, sel})
+	}
+	return set, problems
+}
+
 // contains reports whether ns is in the set.
 func (s *namespaceSet) contains(ns Namespace) bool { return s.match(ns, nil) }
 

@@ -4,7 +4,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -165,23 +164,10 @@ func selectTargets(source *Object, namespaces []Namespace, opts PushOptions, why
 // push (allowed AND auto).
 func pushSets(source *Object, opts PushOptions) ([]*namespaceSet, []Event) {
 	a := opts.Annotations
-	var sets []*namespaceSet
-	var problems []Event
-	ours := &namespaceSet{}
 	list, to := source.Annotations[a.ReplicateTo]
-	if to {
-		patterns, errs := opts.Parse.parse(list)
-		problems = append(problems, listProblems(a.ReplicateTo, errs)...)
-		ours.listKey, ours.patterns = a.ReplicateTo, patterns
-	}
-	if s := strings.TrimSpace(source.Annotations[a.ReplicateToMatching]); s != "" {
-		sel, err := ParseSelector(s)
-		if err != nil {
-			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", a.ReplicateToMatching, err))
-		}
-		ours.selectors = append(ours.selectors, namedSelector{a.ReplicateToMatching, s, sel})
-	}
-	sets = append(sets, ours)
+	ours, problems := setText{listKey: a.ReplicateTo, list: list, hasList: to,
+		selectorKey: a.ReplicateToMatching, selector: source.Annotations[a.ReplicateToMatching]}.parse(opts.Parse)
+	sets := []*namespaceSet{ours}
 	kubed, errs := kubedTargets(source, a)
 	problems = append(problems, errs...)
 	if kubed != nil {
