@@ -60,7 +60,7 @@ type Options struct {
 	NormalEvents *rate.Limiter
 	Log          logrus.FieldLogger
 	// Now stamps the replicated-at annotations; nil means time.Now. The
-	// write guard and the create expectations measure real time.
+	// write guard and the push expectations measure real time.
 	Now func() time.Time
 	// Metrics receives counts; nil means metrics registered nowhere.
 	Metrics *Metrics

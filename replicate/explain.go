@@ -26,7 +26,7 @@ import (
 // Action, an Event a Type.
 type Observation struct {
 	Kind      string    `json:"kind"`
-	Mode      string    `json:"mode,omitempty"`
+	Mode      Mode      `json:"mode,omitempty"`
 	Action    Action    `json:"action,omitempty"`
 	Namespace string    `json:"namespace"`
 	Name      string    `json:"name"`

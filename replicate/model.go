@@ -232,6 +232,15 @@ type Lookup struct {
 	PlainOnly bool `json:"plainOnly,omitempty"`
 }
 
+// Mode is how an object takes part: as a pull target, or as a push source
+// with its replicas.
+type Mode string
+
+const (
+	ModePull Mode = "pull"
+	ModePush Mode = "push"
+)
+
 // Action is what to do with one replica.
 type Action string
 

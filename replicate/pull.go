@@ -57,16 +57,16 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		return nil
 	}
 	// Every way out below is a refusal unless the plan says otherwise.
-	result, reason := "refused", ""
+	result, reason := ResultRefused, ""
 	defer func() {
-		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc()
+		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePull), string(result)).Inc()
 		switch result {
-		case "refused":
+		case ResultRefused:
 			c.states.setPull(key, itemState{StateRefused, reason})
-		case "unavailable":
+		case ResultUnavailable:
 			c.states.setPull(key, itemState{StateUnavailable, ""})
 		default:
-			c.states.setPull(key, itemState{outcomeState(result), ""})
+			c.states.setPull(key, itemState{result.state(), ""})
 		}
 	}()
 	value, refKey, _ := a.pullReference(target.Annotations)
@@ -91,7 +91,7 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 		Now:       c.opts.Now(),
 	})
 	if d.Event == nil || d.Event.Type != Warning {
-		result = "unchanged"
+		result = ResultUnchanged
 	} else {
 		reason = d.Event.Reason
 	}
@@ -101,18 +101,18 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 			reason = d.Event.Reason + ": the source's keys are removed"
 		}
 		out := c.write(ctx, writeOp{
-			mode: "pull", change: Change{Action: Update, Object: *d.Write}, current: obj,
+			mode: ModePull, change: Change{Action: Update, Object: *d.Write}, current: obj,
 			owner: target.Key(), report: obj, reason: reason,
 			fields: logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String(), "keys": len(d.Write.Data)},
 		})
 		switch {
-		case out.result == "dry_run":
+		case out.result == ResultDryRun:
 			result = out.result
-		case out.result != "written":
+		case out.result != ResultWritten:
 			result = out.result
 			return out.err
-		case result == "unchanged":
-			result = "written"
+		case result == ResultUnchanged:
+			result = ResultWritten
 		}
 	}
 	if d.Event != nil {
@@ -126,14 +126,14 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 // returns the result to count ("refused", "unavailable") and that Event's
 // reason; a source that does not exist is nil with no result: the plan
 // empties the target.
-func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string) (*Object, string, string) {
+func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string) (*Object, Result, string) {
 	if ref.Cluster != "" {
 		return c.remoteSource(obj, target, ref, refKey)
 	}
 	self := Ref{Namespace: target.Namespace, Name: target.Name}
 	if ref == self {
 		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", refKey))
-		return nil, "refused", ReasonCycle
+		return nil, ResultRefused, ReasonCycle
 	}
 	_, source := c.get(ref.Namespace + "/" + ref.Name)
 	if source == nil {
@@ -150,33 +150,33 @@ func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string)
 	}
 	if FindCycle(self, ref, next, maxChain) {
 		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", refKey, maxChain, ref))
-		return nil, "refused", ReasonCycle
+		return nil, ResultRefused, ReasonCycle
 	}
 	return source, "", ""
 }
 
 // remoteSource is pullSource for a source in another cluster.
-func (c *Controller) remoteSource(obj any, target *Object, ref Ref, refKey string) (*Object, string, string) {
+func (c *Controller) remoteSource(obj any, target *Object, ref Ref, refKey string) (*Object, Result, string) {
 	remote := c.opts.Remotes[ref.Cluster]
 	if remote == nil {
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured as a source cluster for %ss", refKey, ref.Cluster, c.kind.Name()))
-		return nil, "refused", ReasonInvalidAnnotation
+		return nil, ResultRefused, ReasonInvalidAnnotation
 	}
 	var unavailable *UnavailableError
 	source, err := remote.Get(ref.Namespace, ref.Name)
 	switch {
 	case errors.Is(err, ErrNotWatched):
 		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: namespace %s of cluster %s is not watched by this replicator", refKey, ref.Namespace, ref.Cluster))
-		return nil, "refused", ReasonInvalidAnnotation
+		return nil, ResultRefused, ReasonInvalidAnnotation
 	case errors.As(err, &unavailable):
 		// The cache may be stale: neither fill nor empty from it. What was
 		// replicated last stays until the cluster can be read again.
 		if unavailable.Pending {
 			c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String()}).Debug("source cluster still loading, pull target left as it is")
-			return nil, "unavailable", ""
+			return nil, ResultUnavailable, ""
 		}
 		c.event(obj, target, warning(ReasonClusterUnavailable, "source %s cannot be read (%s); the data replicated last is kept", ref, unavailable.Reason))
-		return nil, "unavailable", ReasonClusterUnavailable
+		return nil, ResultUnavailable, ReasonClusterUnavailable
 	}
 	return source, "", ""
 }

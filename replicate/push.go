@@ -38,7 +38,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	if plan.SourceRefused {
 		refused++
 	}
-	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(refused))
+	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePush), string(ResultRefused)).Add(float64(refused))
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}
@@ -48,7 +48,7 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	written, outcomes, err := c.writeAll(ctx, key, obj, plan.Changes)
 	states := map[string]itemState{}
 	for _, ns := range plan.Targets {
-		states[ns] = itemState{outcomeState(outcomes[ns]), ""}
+		states[ns] = itemState{outcomes[ns].state(), ""}
 	}
 	for _, ns := range plan.Conflicts {
 		states[ns] = itemState{StateConflict, ""}
@@ -105,12 +105,12 @@ func (c *Controller) planPush(key string, source *Object, owned []any, explain b
 // thousand namespaces is not one long sequence of round trips (the client's
 // rate limit still applies). It returns how many were written, the
 // outcome of each by namespace, and the errors worth a retry.
-func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes []Change) (int, map[string]string, error) {
+func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes []Change) (int, map[string]Result, error) {
 	var (
 		mu       sync.Mutex
 		errs     []error
 		written  int
-		outcomes = map[string]string{}
+		outcomes = map[string]Result{}
 		wg       sync.WaitGroup
 		// As many writes at once as pull targets get (--workers).
 		slots = make(chan struct{}, c.opts.Workers)
@@ -132,14 +132,14 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 		wg.Go(func() {
 			defer func() { <-slots }()
 			out := c.write(ctx, writeOp{
-				mode: "push", change: ch, current: current, owner: key, report: obj, reason: pushReason(ch.Action),
+				mode: ModePush, change: ch, current: current, owner: key, report: obj, reason: pushReason(ch.Action),
 				fields: logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action},
 			})
-			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", out.result).Inc()
+			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePush), string(out.result)).Inc()
 			mu.Lock()
 			defer mu.Unlock()
 			outcomes[ch.Object.Namespace] = out.result
-			if out.result == "written" {
+			if out.result == ResultWritten {
 				written++
 			}
 			if out.err != nil {

@@ -26,7 +26,8 @@ import (
 var errRetry = errors.New("retry")
 
 // requeue asks for the key to be reconciled again after a pause: nothing
-// failed, it is too early (a write held back, creates not yet in the cache).
+// failed, it is too early (a write held back, push writes not yet in the
+// cache).
 type requeue struct {
 	after time.Duration
 	why   string
@@ -78,8 +79,8 @@ func (d *dryRunLog) first(key, digest string) bool {
 
 // writeOp is one write a plan asked for.
 type writeOp struct {
-	// mode is "pull" or "push", for metrics and logs.
-	mode   string
+	// mode is what the write is for, for metrics and logs.
+	mode   Mode
 	change Change
 	// current is the cached object the change was computed from; nil for
 	// Create.
@@ -98,9 +99,10 @@ type writeOp struct {
 
 // writeOutcome is what became of a writeOp.
 type writeOutcome struct {
-	// result is "written", "held" (the object keeps being changed back)
-	// or "failed".
-	result string
+	// result is written, unchanged (a replica to delete was gone
+	// already), dry_run, held (the object keeps being changed back) or
+	// failed.
+	result Result
 	// err is nil when written or when retrying cannot help; a requeue when
 	// held; otherwise worth a retry with backoff (errRetry-wrapped:
 	// quietly).
@@ -114,9 +116,9 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	if c.opts.DryRun {
 		if !c.dryRun.first(string(op.change.Action)+" "+target, digest) {
 			// Reported already; the cache will not change for it.
-			return writeOutcome{result: "dry_run"}
+			return writeOutcome{result: ResultDryRun}
 		}
-		c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
+		c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
 		if c.opts.Observe != nil {
 			c.opts.Observe(Observation{Kind: c.kind.Name(), Mode: op.mode, Action: op.change.Action,
 				Namespace: op.change.Object.Namespace, Name: op.change.Object.Name, Reason: op.reason})
@@ -125,13 +127,13 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 			"kind": c.kind.Name(), "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
 			"action": op.change.Action, "reason": op.reason,
 		}).Info("dry run: would write")
-		return writeOutcome{result: "dry_run"}
+		return writeOutcome{result: ResultDryRun}
 	}
 	if pause := c.guard.wait(target, digest, time.Now()); pause > 0 {
 		// Written several times in a row: someone else keeps changing it.
 		// Try again later instead of fighting.
 		log.WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
-		return writeOutcome{result: "held", err: &requeue{after: pause, why: "write held back"}}
+		return writeOutcome{result: ResultHeld, err: &requeue{after: pause, why: "write held back"}}
 	}
 	// A delete is the replicator's own decision (the source stopped
 	// pushing there), not an answer to another writer: it is not counted,
@@ -153,7 +155,7 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	// A push source waits for the cache to show its writes before it
 	// plans again (expectations). Recorded before the request: the
 	// informer may show the result before the request returns.
-	awaits := op.mode == "push"
+	awaits := op.mode == ModePush
 	from := plannedFrom(op.change)
 	if awaits {
 		c.expected.expect(op.owner, target, from, time.Now())
@@ -165,29 +167,29 @@ func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
 	}
 	if errors.Is(err, errGone) {
 		log.Debug("push replica already deleted")
-		return writeOutcome{result: "unchanged"}
+		return writeOutcome{result: ResultUnchanged}
 	}
 	if deletes && err == nil {
 		c.guard.forget(target)
 	}
 	if err != nil {
 		what := string(op.change.Action)
-		if op.mode == "push" {
+		if op.mode == ModePush {
 			what += " in " + op.change.Object.Namespace
 		}
-		return writeOutcome{result: "failed", err: c.writeFailed(op.report, op.owner, what, err)}
+		return writeOutcome{result: ResultFailed, err: c.writeFailed(op.report, op.owner, what, err)}
 	}
-	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
+	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
 	c.work.Add(1)
 	if !deletes && c.guard.wrote(target, digest, time.Now()) {
 		c.fighting(op, writers)
 	}
-	if op.mode == "pull" {
+	if op.mode == ModePull {
 		log.Info("pull target written")
 	} else {
 		log.Info("push replica written")
 	}
-	return writeOutcome{result: "written"}
+	return writeOutcome{result: ResultWritten}
 }
 
 // errGone: a delete found the object gone already; nothing was written.
@@ -347,7 +349,7 @@ const GitOpsDocs = "https://github.com/kubereplicator/replicator/blob/main/docs/
 // Warning Event on the object written (for a replica that keeps being
 // deleted, on its source), the log and a metric.
 func (c *Controller) fighting(op writeOp, writers []metav1.ManagedFieldsEntry) {
-	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), op.mode).Inc()
+	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), string(op.mode)).Inc()
 	var msg string
 	target := op.change.Object.Key()
 	on := op.current
