@@ -215,58 +215,26 @@ func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namesp
 	return ex, nil
 }
 
-// explainPull is PlanPull's gates for a pull target, one by one.
+// explainPull is PlanPull's plan for a pull target, with the checks it
+// made, on the input the controller gathers. A source in another cluster is
+// not read: explain plans as if that cluster could not be read.
 func (c *Controller) explainPull(target *Object) *PullExplanation {
 	a := c.opts.Annotations
-	value, refKey, _ := a.pullReference(target.Annotations)
+	in := c.pullInput(target)
+	if in.RefErr == nil && in.Ref.Cluster != "" {
+		in.Source, in.SourceErr = nil, &UnavailableError{Cluster: in.Ref.Cluster, Namespace: in.Ref.Namespace, Reason: "explain reads this cluster only"}
+	}
+	plan := PlanPull(in)
+	value, _, _ := a.pullReference(target.Annotations)
 	p := &PullExplanation{
-		Annotation: refKey, Reference: value,
+		Annotation: in.RefKey, Reference: value, Checks: plan.Checks,
 		ReplicatedAt: target.Annotations[a.ReplicatedAt], ReplicatedVersion: target.Annotations[a.ReplicatedFromVersion], ReplicatedKeys: target.Annotations[a.ReplicatedKeys],
 	}
-	add := func(what string, ok bool, pass, fail string) bool {
-		c := Check{What: what, Passed: ok, Detail: pass}
-		if !ok {
-			c.Detail = fail
-		}
-		p.Checks = append(p.Checks, c)
-		return ok
+	if in.RefErr == nil {
+		p.Source, p.Cluster = in.Ref.String(), in.Ref.Cluster
 	}
-	excluded := excludeCheck(c.opts.Exclude, target.Namespace)
-	p.Checks = append(p.Checks, excluded)
-	if !excluded.Passed {
-		return p
-	}
-	ref, err := c.parseRef(value, target.Namespace)
-	if !add(refKey, err == nil, "names "+ref.String(), fmt.Sprint(err)) {
-		return p
-	}
-	p.Source, p.Cluster = ref.String(), ref.Cluster
-	if ref.Cluster != "" {
-		return p
-	}
-	self := Ref{Namespace: target.Namespace, Name: target.Name}
-	if !add("cycle", ref != self && !FindCycle(self, ref, c.nextRef, maxChain), "no cycle", "the reference leads back to the object itself (or a chain too long)") {
-		return p
-	}
-	_, source := c.get(ref.Namespace + "/" + ref.Name)
-	if !add("source", source != nil, "found", fmt.Sprintf("source %s not found", ref)) {
-		return p
-	}
-	p.Found, p.SourceType, p.SourceVersion = true, source.Type, source.ResourceVersion
-	ns := Namespace{Name: target.Namespace}
-	if n := c.namespace(target.Namespace); n != nil {
-		ns.Labels = n.Labels
-	}
-	groups := c.gate().Checks(source, ref, ns)
-	for i, group := range groups {
-		if passed(group) || i == len(groups)-1 {
-			p.Checks = append(p.Checks, group...)
-			break
-		}
-	}
-	if passed(p.Checks) {
-		add("type", c.kind.Rules().Accepts(target.Type, source.Type), fmt.Sprintf("target type %q takes source type %q", target.Type, source.Type),
-			fmt.Sprintf("target type %q cannot take source type %q", target.Type, source.Type))
+	if s := plan.Source; s != nil {
+		p.Found, p.SourceType, p.SourceVersion = true, s.Type, s.ResourceVersion
 	}
 	return p
 }

@@ -32,21 +32,32 @@ type Gate struct {
 // cluster, a source may also allow ns in reflector's dialect, when it is
 // read: the consents of the dialects are a union.
 func (g Gate) Allows(source *Object, ref Ref, ns Namespace) (bool, string) {
+	allowed, checks := g.decide(source, ref, ns)
+	if allowed {
+		return true, ""
+	}
+	return false, checks[len(checks)-1].Detail
+}
+
+// decide is Allows with the checks that decided: those of the way of
+// consenting that allowed, or when none did, those of the one whose
+// refusal is given, in the dialect the source speaks (reflector's when it
+// carries only reflector's annotations, ours otherwise); the last of them
+// failed and says why.
+func (g Gate) decide(source *Object, ref Ref, ns Namespace) (bool, []Check) {
 	groups := g.Checks(source, ref, ns)
 	for _, group := range groups {
 		if passed(group) {
-			return true, ""
+			return true, group
 		}
 	}
-	// Say why in the dialect the source speaks: reflector's when it
-	// carries only reflector's annotations, ours otherwise.
 	why := groups[0]
 	if len(groups) > 1 {
 		if _, ours := source.Annotations[g.Annotations.ReplicationAllowed]; !ours && g.Annotations.reflectorSource(source.Annotations) {
 			why = groups[1]
 		}
 	}
-	return false, why[len(why)-1].Detail
+	return false, why
 }
 
 // Checks returns the conditions Allows evaluates, one group per way the
