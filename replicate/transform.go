@@ -18,7 +18,8 @@ import (
 // CacheTransform returns the informer transform that keeps the cache small,
 // so that memory grows with the objects the replicator acts on and only a
 // little with the rest of the cluster:
-//   - managedFields are dropped from every object;
+//   - managedFields are dropped, but for the other writers of a pull target
+//     or push replica (keptWriters);
 //   - a Secret or ConfigMap that carries none of this replicator's
 //     annotations is cached without its data and without kubectl's
 //     last-applied-configuration (a copy of the data when it was applied with
@@ -44,10 +45,10 @@ func CacheTransform(a Annotations, allowAll bool) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		defer shareMaps(shared, obj)
 		if m, ok := obj.(metav1.Object); ok {
-			// Who wrote which field: the bulk of many small objects, and
-			// read only when the replicator fights another writer (then
-			// from the API server).
-			m.SetManagedFields(nil)
+			// Who wrote which field: the bulk of many small objects. Of
+			// an object the replicator writes, who else wrote it is kept
+			// (keptWriters), for the Event that names a fight.
+			m.SetManagedFields(keptWriters(obj, a))
 			if _, ns := obj.(*corev1.Namespace); ns {
 				m.SetUID("")
 			} else if !allowAll && !a.Reflector.on() && a.KubedSync == "" && !a.Relevant(m.GetAnnotations()) && !adoptableCopy(m, a) {
@@ -166,6 +167,7 @@ func boundMetadata(m metav1.Object, a Annotations) bool {
 		}
 	}
 	m.SetAnnotations(map[string]string{refusedMark: why})
+	m.SetManagedFields(nil)
 	m.SetLabels(nil)
 	m.SetOwnerReferences(nil)
 	m.SetFinalizers(nil)
