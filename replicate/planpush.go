@@ -181,43 +181,60 @@ func pushSets(source *Object, opts PushOptions) ([]*namespaceSet, []Event) {
 	return sets, problems
 }
 
-// PlanPush decides which replicas of a source to create, update and delete.
-func PlanPush(in PushInput) PushPlan {
-	a := in.Options.Annotations
-	marker := in.SourceRef.Namespace + "/" + in.SourceRef.Name
-	var plan PushPlan
+// Pushes reports whether source (nil when it is gone), which owns the
+// replicas owned, takes part in push: it asks for it, or replicas it made
+// are left to delete. Only then is a push planned: a plan reads every
+// namespace.
+func Pushes(source *Object, owned int, a Annotations) bool {
+	return owned > 0 || (source != nil && a.IsPushSource(source.Annotations))
+}
 
-	// The policy first: what a source that may not push asks for is
-	// never parsed nor matched against the namespaces.
+// PlanPush decides which replicas of a source to create, update and delete:
+// the policy first, then the namespaces the source selects and the policy
+// leaves open (pushTargets), each written to hold the source's replica
+// (planReplicas), and its replicas elsewhere deleted (planDeletes).
+func PlanPush(in PushInput) PushPlan {
+	var plan PushPlan
 	if in.Options.Explain {
 		plan.Why = map[string][]Lookup{}
 	}
-	targets := map[string]bool{}
+	targets := pushTargets(in, &plan)
+	plan.Targets = slices.Sorted(maps.Keys(targets))
+	planReplicas(in, plan.Targets, &plan)
+	planDeletes(in, targets, &plan)
+	return plan
+}
+
+// pushTargets returns the namespaces the source pushes into, and puts in
+// plan what decided them. The policy first: what a source that may not
+// push asks for is never parsed nor matched against the namespaces.
+func pushTargets(in PushInput, plan *PushPlan) map[string]bool {
 	if in.Source != nil {
 		check := in.Options.Policy.SourceCheck(in.Source.Namespace, in.Options.GrantsRights)
 		plan.Policy = &check
 	}
-	if denial, refused := refusePush(plan.Policy, in.Source, a); refused {
+	if denial, refused := refusePush(plan.Policy, in.Source, in.Options.Annotations); refused {
 		plan.Problems = []Event{*denial}
 		plan.SourceRefused = true
-	} else {
-		s := selectTargets(in.Source, in.Namespaces, in.Options, plan.Why)
-		targets = s.targets
-		refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, targets, plan.Why)
-		plan.Problems = append(s.problems, denials...)
-		plan.Refused = refused
-		plan.Excluded = s.excluded
-		slices.Sort(plan.Excluded)
-		plan.Read = s.read
+		return map[string]bool{}
 	}
-	plan.Targets = slices.Sorted(maps.Keys(targets))
-	terminating := map[string]bool{}
-	for _, ns := range in.Namespaces {
-		if ns.Terminating {
-			terminating[ns.Name] = true
-		}
-	}
+	s := selectTargets(in.Source, in.Namespaces, in.Options, plan.Why)
+	refused, denials := applyPushPolicy(in.Options.Policy, in.Source, in.Options.GrantsRights, s.targets, plan.Why)
+	plan.Problems = append(s.problems, denials...)
+	plan.Refused = refused
+	plan.Excluded = s.excluded
+	slices.Sort(plan.Excluded)
+	plan.Read = s.read
+	return s.targets
+}
 
+// planReplicas plans the replica in each target namespace: created where
+// there is none, adopted where it is a copy the replicator being replaced
+// made, left alone where another object holds its name (a conflict),
+// restored where it differs from the source.
+func planReplicas(in PushInput, targets []string, plan *PushPlan) {
+	a := in.Options.Annotations
+	marker := in.SourceRef.Namespace + "/" + in.SourceRef.Name
 	// Every replica is the same but for its namespace: the maps of one
 	// are shared by all (nothing changes them; the writes build requests
 	// from copies), so that planning a fan-out to ten thousand namespaces
@@ -226,7 +243,7 @@ func PlanPush(in PushInput) PushPlan {
 	if len(targets) > 0 {
 		template = replica(in.Source, "", marker, in.Options)
 	}
-	for _, ns := range slices.Sorted(maps.Keys(targets)) {
+	for _, ns := range targets {
 		desired := template
 		desired.Namespace = ns
 		current := in.Existing(ns)
@@ -248,7 +265,19 @@ func PlanPush(in PushInput) PushPlan {
 			}
 		}
 	}
+}
 
+// planDeletes deletes the source's replicas outside its targets, but in
+// terminating namespaces (they go with the namespace).
+func planDeletes(in PushInput, targets map[string]bool, plan *PushPlan) {
+	a := in.Options.Annotations
+	marker := in.SourceRef.Namespace + "/" + in.SourceRef.Name
+	terminating := map[string]bool{}
+	for _, ns := range in.Namespaces {
+		if ns.Terminating {
+			terminating[ns.Name] = true
+		}
+	}
 	for _, r := range in.Owned {
 		// A replica has its source's name: the marker on an object of
 		// another name (written by hand) makes it no replica of ours.
@@ -257,7 +286,6 @@ func PlanPush(in PushInput) PushPlan {
 		}
 		plan.Changes = append(plan.Changes, Change{Action: Delete, Object: *r, Current: r})
 	}
-	return plan
 }
 
 // replica builds the desired push replica of source in namespace.
