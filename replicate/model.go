@@ -184,9 +184,9 @@ func warning(reason, format string, args ...any) *Event {
 	return &Event{Type: Warning, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
-// Check is one condition of a decision and its outcome, as explain shows
-// it. Detail says why it failed (the message of the Event the controller
-// raises) or what made it pass.
+// Check is one condition of a decision and its outcome, as the decision
+// returns it and explain shows it. Detail says what made it pass, or why it
+// failed: what the Event the controller raises says.
 type Check struct {
 	What   string `json:"what"`
 	Passed bool   `json:"passed"`

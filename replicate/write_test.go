@@ -13,7 +13,7 @@ import (
 
 func TestRequeueAfter(t *testing.T) {
 	held := &requeue{after: 4 * time.Second, why: "write held back"}
-	creates := &requeue{after: time.Second, why: "creates not seen"}
+	awaited := &requeue{after: time.Second, why: "push writes not seen yet"}
 	failed := errors.New("update failed")
 	tests := map[string]struct {
 		err       error
@@ -23,9 +23,9 @@ func TestRequeueAfter(t *testing.T) {
 		"no error asks for nothing":                      {err: nil},
 		"a failure is no requeue":                        {err: failed},
 		"a requeue is one":                               {err: held, wantAfter: 4 * time.Second, wantOnly: true},
-		"several requeues take the shortest pause":       {err: errors.Join(held, creates), wantAfter: time.Second, wantOnly: true},
+		"several requeues take the shortest pause":       {err: errors.Join(held, awaited), wantAfter: time.Second, wantOnly: true},
 		"a requeue beside a failure leaves it a failure": {err: errors.Join(held, failed)},
-		"nested joins are looked into":                   {err: errors.Join(errors.Join(held), creates), wantAfter: time.Second, wantOnly: true},
+		"nested joins are looked into":                   {err: errors.Join(errors.Join(held), awaited), wantAfter: time.Second, wantOnly: true},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
