@@ -155,6 +155,28 @@ func (g Gate) reflectorChecks(source *Object, ref Ref, ns Namespace) []Check {
 	return append(checks, Check{What: what, Detail: detail, Checked: looked})
 }
 
+// Problems are the Warnings the pull permission annotations of source
+// call for: a replication-allowed that is not a boolean, invalid entries of
+// its lists, in every dialect read. Whatever they are, the gate still
+// decides: an invalid entry matches nothing.
+func (g Gate) Problems(source *Object) []Event {
+	a := g.Annotations
+	var problems []Event
+	if v, ok := source.Annotations[a.ReplicationAllowed]; ok {
+		if _, err := strconv.ParseBool(v); err != nil {
+			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: %q is not a boolean", a.ReplicationAllowed, v))
+		}
+	}
+	for _, key := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters} {
+		if v, ok := source.Annotations[key]; ok {
+			_, errs := g.Parse.parse(v)
+			problems = append(problems, listProblems(key, errs)...)
+		}
+	}
+	_, reflector := a.reflectorAllowed(source, g.Parse)
+	return append(problems, reflector...)
+}
+
 // excludeCheck is the operator's exclusion (--exclude-namespaces) of a
 // namespace: nothing is written in it, and a pull target there is told so
 // (its Detail is the Event's message).

@@ -180,3 +180,34 @@ func TestPullPlanResultAndState(t *testing.T) {
 		})
 	}
 }
+
+// A source's pull permission annotations call for a Warning each time they
+// say something the gate cannot read; the gate decides all the same.
+func TestGateProblems(t *testing.T) {
+	tests := map[string]struct {
+		a           Annotations // zero: ann
+		annotations map[string]string
+		want        []string // the messages' beginnings
+	}{
+		"readable annotations: none":          {annotations: allowed("app, blog-.*")},
+		"an allow value that is no boolean":   {annotations: with(allowed("app"), ann.ReplicationAllowed, "yes"), want: []string{ann.ReplicationAllowed + `: "yes" is not a boolean`}},
+		"an invalid entry of the namespaces":  {annotations: allowed("app,[x"), want: []string{ann.ReplicationAllowedNS}},
+		"an invalid entry of the clusters":    {annotations: with(allowed("app"), ann.ReplicationAllowedClusters, "("), want: []string{ann.ReplicationAllowedClusters}},
+		"reflector's selector, when it reads": {a: dialects, annotations: map[string]string{rk.Allowed: "true", rk.AllowedSelector: "a in ("}, want: []string{rk.AllowedSelector + ": invalid label selector"}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := tt.a
+			if a.ReplicateFrom == "" {
+				a = ann
+			}
+			problems := Gate{Annotations: a}.Problems(tlsSource("A", tt.annotations))
+			require.Len(t, problems, len(tt.want))
+			for i, p := range problems {
+				assert.Equal(t, ReasonInvalidAnnotation, p.Reason)
+				assert.Equal(t, Warning, p.Type)
+				assert.Contains(t, p.Message, tt.want[i])
+			}
+		})
+	}
+}

@@ -3,7 +3,6 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/sirupsen/logrus"
 )
@@ -13,27 +12,12 @@ import (
 // planner (PlanPull), whose plan goes to the one write path; what it comes
 // to is reported.
 
-// reportSourceProblems raises an Event for each invalid entry in the pull
-// permission annotations of a source (the push ones are reported by the push
-// plan).
+// reportSourceProblems raises an Event for each problem the gate finds in
+// the pull permission annotations of o (the push ones are reported by the
+// push plan).
 func (c *Controller) reportSourceProblems(obj any, o *Object) {
-	a := c.opts.Annotations
-	if v, ok := o.Annotations[a.ReplicationAllowed]; ok {
-		if _, err := strconv.ParseBool(v); err != nil {
-			c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %q is not a boolean", a.ReplicationAllowed, v))
-		}
-	}
-	for _, key := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters} {
-		if v, ok := o.Annotations[key]; ok {
-			_, errs := c.patterns(v)
-			for _, e := range listProblems(key, errs) {
-				c.event(obj, o, &e)
-			}
-		}
-	}
-	_, problems := a.reflectorAllowed(o, c.patterns)
-	for _, p := range problems {
-		c.event(obj, o, &p)
+	for _, e := range c.gate().Problems(o) {
+		c.event(obj, o, &e)
 	}
 }
 
