@@ -56,7 +56,7 @@ type Options struct {
 	NormalEvents *rate.Limiter
 	Log          logrus.FieldLogger
 	// Now stamps the replicated-at annotations; nil means time.Now. The
-	// write guard and the create expectations measure real time.
+	// write guard and the push expectations measure real time.
 	Now func() time.Time
 	// Metrics receives counts; nil means metrics registered nowhere.
 	Metrics *Metrics
@@ -148,22 +148,7 @@ func (c *Controller) Settled() <-chan struct{} { return c.settled }
 // NewController wires a controller for kind onto the shared informer factory.
 // Call it before factory.Start.
 func NewController(kind Kind, client kubernetes.Interface, factory informers.SharedInformerFactory, opts Options) (*Controller, error) {
-	if opts.Workers < 1 {
-		opts.Workers = 1
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Log == nil {
-		opts.Log = logrus.StandardLogger()
-	}
-	if opts.Recorder == nil {
-		opts.Recorder = &record.FakeRecorder{}
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(prometheus.NewRegistry())
-	}
-	opts.Annotations = opts.Annotations.forKind(kind)
+	opts = opts.withDefaults(kind)
 	c := &Controller{
 		kind:       kind,
 		settled:    make(chan struct{}),
@@ -193,33 +178,83 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	}
 	opts.Metrics.registerManaged(kind.Name(), func() int { return c.countIndexed(indexPullSource) }, func() int { return c.countIndexed(indexPushMarker) })
 	opts.Metrics.registerStates(kind.Name(), c.states)
+	if err := c.wireInformers(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// withDefaults fills in what opts leaves out, and the annotation keys of
+// the dialects read for kind.
+func (opts Options) withDefaults(kind Kind) Options {
+	if opts.Workers < 1 {
+		opts.Workers = 1
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	if opts.Recorder == nil {
+		opts.Recorder = &record.FakeRecorder{}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	opts.Annotations = opts.Annotations.forKind(kind)
+	return opts
+}
+
+// wireInformers adds the controller's indexes and event handlers to the
+// informers.
+func (c *Controller) wireInformers() error {
 	indexers := cache.Indexers{
 		indexPullSource: c.indexPullSource,
 		indexPushMarker: c.indexPushMarker,
 		indexPushName:   c.indexPushName,
 	}
-	if opts.Annotations.Dialects.Reads(DialectReflector) {
+	if c.opts.Annotations.Dialects.Reads(DialectReflector) {
 		// Only reflector's sources allow namespaces by label: only then
 		// does relabelling a namespace concern its pull targets.
 		indexers[indexPullNamespace] = c.indexPullNamespace
 	}
 	if err := c.objects.AddIndexers(indexers); err != nil {
-		return nil, fmt.Errorf("adding indexers: %w", err)
+		return fmt.Errorf("adding indexers: %w", err)
 	}
-	if _, err := c.objects.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.objectChanged(nil, obj) },
-		UpdateFunc: c.objectChanged,
-		DeleteFunc: func(obj any) { c.objectChanged(nil, obj) },
-	}); err != nil {
-		return nil, fmt.Errorf("adding object handler: %w", err)
+	if _, err := c.objects.AddEventHandler(c.objectHandler()); err != nil {
+		return fmt.Errorf("adding object handler: %w", err)
 	}
 	if _, err := c.namespaces.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.enqueuePushSources() },
 		UpdateFunc: c.namespaceChanged,
 	}); err != nil {
-		return nil, fmt.Errorf("adding namespace handler: %w", err)
+		return fmt.Errorf("adding namespace handler: %w", err)
 	}
-	return c, nil
+	return nil
+}
+
+// objectHandler is what the objects' informer calls on each event: the push
+// expectations observe it first (observeReplica), then it becomes keys on
+// the queue (objectChanged), so that a push source its replica's event
+// enqueues finds that event observed. One handler, not two: the informer
+// calls each handler from a goroutine of its own, in no order between
+// them.
+func (c *Controller) objectHandler() cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			c.observeReplica(obj)
+			c.objectChanged(nil, obj)
+		},
+		UpdateFunc: func(old, obj any) {
+			c.observeReplica(obj)
+			c.objectChanged(old, obj)
+		},
+		DeleteFunc: func(obj any) {
+			c.observeReplica(obj)
+			c.objectChanged(nil, obj)
+		},
+	}
 }
 
 // Run waits for the caches, then works the queue with the configured number

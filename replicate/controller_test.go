@@ -80,7 +80,7 @@ func newPolicyHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtim
 }
 
 // seed puts objs in the controller's caches and hands them to its event
-// handlers, as the informers' first list would.
+// handler, as the informers' first list would.
 func (h *harness) seed(t *testing.T, objs ...runtime.Object) {
 	t.Helper()
 	for _, o := range objs {
@@ -93,7 +93,7 @@ func (h *harness) seed(t *testing.T, objs ...runtime.Object) {
 	}
 	for _, key := range h.ctrl.objects.GetIndexer().ListKeys() {
 		o, _, _ := h.ctrl.objects.GetIndexer().GetByKey(key)
-		h.ctrl.objectChanged(nil, o)
+		h.ctrl.objectHandler().OnAdd(o, true)
 	}
 }
 
@@ -203,10 +203,10 @@ func (h *harness) catchUp(t *testing.T) bool {
 		switch {
 		case !exists:
 			require.NoError(t, indexer.Add(o))
-			h.ctrl.objectChanged(nil, o)
+			h.ctrl.objectHandler().OnAdd(o, false)
 		case !equality.Semantic.DeepEqual(old, o):
 			require.NoError(t, indexer.Update(o))
-			h.ctrl.objectChanged(old, o)
+			h.ctrl.objectHandler().OnUpdate(old, o)
 		default:
 			continue
 		}
@@ -218,7 +218,7 @@ func (h *harness) catchUp(t *testing.T) bool {
 			require.NoError(t, indexer.Delete(old))
 			// As an informer that missed the delete event (the fake
 			// API server gives deletes no version of their own).
-			h.ctrl.objectChanged(nil, cache.DeletedFinalStateUnknown{Key: key, Obj: old})
+			h.ctrl.objectHandler().OnDelete(cache.DeletedFinalStateUnknown{Key: key, Obj: old})
 			changed = true
 		}
 	}

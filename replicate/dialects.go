@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"k8s.io/apimachinery/pkg/labels"
 )
 
 // What this replicator knows of the tools it replaces, in one place.
@@ -231,21 +229,7 @@ func reflectorSet(annotations map[string]string, listKey, selectorKey string, pa
 	if list == "" && selector == "" {
 		return &namespaceSet{all: true, every: written(listKey+", "+selectorKey, "")}, nil
 	}
-	var problems []Event
-	set := &namespaceSet{}
-	if list != "" {
-		p, errs := parse.parse(list)
-		problems = append(problems, listProblems(listKey, errs)...)
-		set.listKey, set.patterns = listKey, p
-	}
-	if selector != "" {
-		sel, err := ParseSelector(selector)
-		if err != nil {
-			problems = append(problems, *warning(ReasonInvalidAnnotation, "%s: invalid label selector: %v", selectorKey, err))
-		}
-		set.selectors = append(set.selectors, namedSelector{selectorKey, selector, sel})
-	}
-	return set, problems
+	return setText{listKey: listKey, list: list, hasList: list != "", selectorKey: selectorKey, selector: selector}.parse(parse)
 }
 
 // addReflectorBookkeeping gives a copy pushed through reflector's
@@ -256,96 +240,4 @@ func addReflectorBookkeeping(r *Object, source *Object, now time.Time, k Reflect
 	r.Annotations[k.AutoReflects] = "True"
 	r.Annotations[k.ReflectedVersion] = source.ResourceVersion
 	r.Annotations[k.ReflectedAt] = now.UTC().Format(time.RFC3339)
-}
-
-// namespaceSet is a set of namespaces as annotations describe them: every
-// namespace, or those whose whole name matches a pattern or whose labels
-// match a selector; within, when set, narrows it to the namespaces also in
-// within (reflector's auto push: allowed AND auto). It keeps the
-// annotations it was read from, as written, for explain.
-type namespaceSet struct {
-	all bool
-	// every is what says every namespace.
-	every Written
-	// listKey is the annotation patterns were read from, if any.
-	listKey   string
-	patterns  Patterns
-	selectors []namedSelector
-	within    *namespaceSet
-}
-
-// namedSelector is a label selector and the annotation that holds it, as
-// written; an invalid one (nil) selects nothing.
-type namedSelector struct {
-	key, value string
-	selector   labels.Selector
-}
-
-// contains reports whether ns is in the set.
-func (s *namespaceSet) contains(ns Namespace) bool { return s.match(ns, nil) }
-
-// match reports whether ns is in the set. When why is not nil, it appends
-// to it each list and selector read, in the order they are read, and what
-// each made of ns: the last one decided.
-func (s *namespaceSet) match(ns Namespace, why *[]Lookup) bool {
-	if s == nil {
-		return false
-	}
-	if s.within != nil && !s.within.match(ns, why) {
-		return false
-	}
-	if s.all {
-		if why != nil {
-			*why = append(*why, Lookup{Written: s.every, Name: ns.Name, Matched: true, Every: true})
-		}
-		return true
-	}
-	if s.listKey != "" {
-		ok := false
-		if why == nil {
-			ok = s.patterns.Match(ns.Name)
-		} else {
-			l := s.patterns.lookup(s.listKey, ns.Name)
-			*why = append(*why, l)
-			ok = l.Matched
-		}
-		if ok {
-			return true
-		}
-	}
-	for _, sel := range s.selectors {
-		ok := sel.selector != nil && sel.selector.Matches(ns.labels())
-		if why != nil {
-			*why = append(*why, Lookup{Written: sel.written(), Name: ns.Name, Matched: ok})
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
-// written is the selector as written.
-func (s namedSelector) written() Written {
-	w := written(s.key, s.value)
-	w.Selector = true
-	return w
-}
-
-// written returns the annotations the set was read from, as written.
-func (s *namespaceSet) written() []Written {
-	if s == nil {
-		return nil
-	}
-	out := s.within.written()
-	if s.all {
-		return append(out, s.every)
-	}
-	if s.listKey != "" {
-		out = append(out, s.patterns.written(s.listKey))
-	}
-	for _, sel := range s.selectors {
-		out = append(out, sel.written())
-	}
-	return out
 }

@@ -3,6 +3,8 @@ package replicate
 import (
 	"sync"
 	"time"
+
+	"k8s.io/client-go/tools/cache"
 )
 
 // expectationTTL bounds how long a write is waited for: a replica created and
@@ -114,4 +116,30 @@ func (e *expectations) awaited(source string, now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// observeReplica shows the push expectations what an informer event of
+// the objects shows: a version of a replica (obj carries the marker of its
+// source) is the result of a write waited for, or later. A replica deleted
+// while the watch was down (a tombstone) never shows its last version: its
+// write is not waited for any more. It reads only the event's object.
+func (c *Controller) observeReplica(obj any) {
+	missed := false
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj, missed = d.Obj, true
+	}
+	m, err := metaOf(obj)
+	if err != nil {
+		return
+	}
+	marker := m.GetAnnotations()[c.opts.Annotations.ReplicatedFrom]
+	if marker == "" {
+		return
+	}
+	replica := m.GetNamespace() + "/" + m.GetName()
+	if missed {
+		c.expected.forget(marker, replica)
+	} else {
+		c.expected.observed(marker, replica, m.GetResourceVersion())
+	}
 }

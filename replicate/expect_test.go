@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 func TestCreationsAreAwaitedUntilObservedOrExpired(t *testing.T) {
@@ -71,4 +73,35 @@ func TestExpiredWritesAreForgottenOneByOne(t *testing.T) {
 	assert.Len(t, e.pending["certs/s"].writes, 1, "the expired one is gone")
 	assert.False(t, e.awaited("certs/s", now.Add(20*time.Second+expectationTTL+time.Second)))
 	assert.Empty(t, e.pending)
+}
+
+// The handler only enqueues; the push expectations see the same event
+// first, through the one handler the informer calls, so that the source a
+// replica's event enqueues finds the event observed.
+func TestObjectHandlerObservesThenEnqueues(t *testing.T) {
+	replica := secret("team-a", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicatedFrom: "certs/wildcard"})
+	replica.ResourceVersion = "6"
+	h, _ := newController(t, Secrets(), pushFromAnywhere)
+
+	queued := func() []string {
+		var keys []string
+		for h.ctrl.queue.Len() > 0 {
+			k, _ := h.ctrl.queue.Get()
+			keys = append(keys, k)
+			h.ctrl.queue.Done(k)
+		}
+		return keys
+	}
+	h.ctrl.expected.expect("certs/wildcard", "team-a/wildcard", "5", time.Now())
+	h.ctrl.objectChanged(nil, replica)
+	assert.Contains(t, queued(), "certs/wildcard", "the source is enqueued")
+	assert.True(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()), "the handler leaves the expectations alone")
+
+	h.ctrl.objectHandler().OnUpdate(replica, replica)
+	assert.False(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()), "the write is seen in its new version")
+	assert.Contains(t, queued(), "certs/wildcard")
+
+	h.ctrl.expected.expect("certs/wildcard", "team-a/wildcard", "6", time.Now())
+	h.ctrl.objectHandler().OnDelete(cache.DeletedFinalStateUnknown{Key: "team-a/wildcard", Obj: replica})
+	assert.False(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()), "a delete missed while the watch was down is not waited for")
 }

@@ -26,7 +26,7 @@ import (
 // Action, an Event a Type.
 type Observation struct {
 	Kind      string    `json:"kind"`
-	Mode      string    `json:"mode,omitempty"`
+	Mode      Mode      `json:"mode,omitempty"`
 	Action    Action    `json:"action,omitempty"`
 	Namespace string    `json:"namespace"`
 	Name      string    `json:"name"`
@@ -125,8 +125,35 @@ func (e *ExplainError) Error() string { return e.Msg }
 // the object namespace/name with opts (the replicator's settings). It
 // writes nothing.
 func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namespace, name string, opts Options, timeout time.Duration) (*Explanation, error) {
-	var mu sync.Mutex
 	ex := &Explanation{Kind: kind.Name(), Namespace: namespace, Name: name, Writes: []Observation{}, Events: []Observation{}}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(CacheTransform(opts.Annotations, opts.AllowAll)))
+	c, err := NewController(kind, client, factory, ex.dryRun(opts))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	failed := c.watchErrors()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	defer cancel()
+	if err := c.waitForCaches(ctx, failed, timeout); err != nil {
+		return nil, err
+	}
+	key := namespace + "/" + name
+	_, view := c.get(key)
+	if view == nil {
+		return nil, &ExplainError{Msg: fmt.Sprintf("%s %s not found", strings.ToLower(kind.Name()), key)}
+	}
+	c.explainParts(ex, key, view)
+	c.explainWrites(ctx, ex, key)
+	return ex, nil
+}
+
+// dryRun returns opts for a controller that writes nothing, logs nothing
+// and counts nowhere, and tells ex each write and Event it would make.
+func (ex *Explanation) dryRun(opts Options) Options {
+	var mu sync.Mutex
 	opts.DryRun = true
 	opts.Observe = func(o Observation) {
 		mu.Lock()
@@ -142,40 +169,44 @@ func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namesp
 	opts.Log = quiet
 	opts.Metrics = NewMetrics(prometheus.NewRegistry())
 	opts.Remotes = nil
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(CacheTransform(opts.Annotations, opts.AllowAll)))
-	c, err := NewController(kind, client, factory, opts)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	return opts
+}
+
+// watchErrors returns where the first failure to list or watch the
+// controller's informers arrives, said for the caller.
+func (c *Controller) watchErrors() <-chan error {
 	failed := make(chan error, 2)
-	for what, inf := range map[string]cache.SharedIndexInformer{strings.ToLower(kind.Name()) + "s": c.objects, "namespaces": c.namespaces} {
+	for what, inf := range map[string]cache.SharedIndexInformer{strings.ToLower(c.kind.Name()) + "s": c.objects, "namespaces": c.namespaces} {
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			select {
-			case failed <- &ExplainError{Msg: fmt.Sprintf("cannot list %s cluster-wide (explain reads as the kubeconfig's user, and needs list and watch on %s and namespaces): %v", what, strings.ToLower(kind.Name())+"s", err)}:
+			case failed <- &ExplainError{Msg: fmt.Sprintf("cannot list %s cluster-wide (explain reads as the kubeconfig's user, and needs list and watch on %s and namespaces): %v", what, strings.ToLower(c.kind.Name())+"s", err)}:
 			default:
 			}
 		})
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	defer cancel()
+	return failed
+}
+
+// waitForCaches waits until the caches are loaded, a list or watch failed,
+// or ctx ends (timeout: how long it had).
+func (c *Controller) waitForCaches(ctx context.Context, failed <-chan error, timeout time.Duration) error {
 	synced := make(chan bool, 1)
 	go func() { synced <- cache.WaitForCacheSync(ctx.Done(), c.objects.HasSynced, c.namespaces.HasSynced) }()
 	select {
 	case err := <-failed:
-		return nil, err
+		return err
 	case ok := <-synced:
 		if !ok {
-			return nil, &ExplainError{Msg: fmt.Sprintf("the cluster could not be read within %s", timeout)}
+			return &ExplainError{Msg: fmt.Sprintf("the cluster could not be read within %s", timeout)}
 		}
 	}
-	key := namespace + "/" + name
-	_, view := c.get(key)
-	if view == nil {
-		return nil, &ExplainError{Msg: fmt.Sprintf("%s %s not found", strings.ToLower(kind.Name()), key)}
-	}
+	return nil
+}
+
+// explainParts explains what the object at key (view) is to the
+// replicator: a pull target, a push source, a push replica, a source pull
+// targets name.
+func (c *Controller) explainParts(ex *Explanation, key string, view *Object) {
 	a := c.opts.Annotations
 	if !a.Relevant(view.Annotations) {
 		ex.Notes = append(ex.Notes, "the object carries none of the annotations the replicator acts on (prefix "+strings.TrimSuffix(a.ReplicateFrom, "replicate-from")+")")
@@ -191,9 +222,11 @@ func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namesp
 		ex.Replica = c.explainReplica(marker, view)
 	}
 	ex.PulledBy = c.explainPullers(key, view)
+}
 
-	// What the controller would do now: the same reconcile, in dry run.
-	// A replica is written by its source's reconcile.
+// explainWrites is what the controller would do now: the same reconcile,
+// in dry run. A replica is written by its source's reconcile.
+func (c *Controller) explainWrites(ctx context.Context, ex *Explanation, key string) {
 	keys := []string{key}
 	if ex.Replica != nil {
 		keys = append(keys, ex.Replica.Source)
@@ -210,63 +243,30 @@ func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namesp
 		}
 	}
 	if ex.Replica != nil {
-		ex.Writes = slices.DeleteFunc(ex.Writes, func(o Observation) bool { return o.Namespace != namespace || o.Name != name })
+		ex.Writes = slices.DeleteFunc(ex.Writes, func(o Observation) bool { return o.Namespace != ex.Namespace || o.Name != ex.Name })
 	}
-	return ex, nil
 }
 
-// explainPull is PlanPull's gates for a pull target, one by one.
+// explainPull is PlanPull's plan for a pull target, with the checks it
+// made, on the input the controller gathers. A source in another cluster is
+// not read: explain plans as if that cluster could not be read.
 func (c *Controller) explainPull(target *Object) *PullExplanation {
 	a := c.opts.Annotations
-	value, refKey, _ := a.pullReference(target.Annotations)
+	in := c.pullInput(target)
+	if in.RefErr == nil && in.Ref.Cluster != "" {
+		in.Source, in.SourceErr = nil, &UnavailableError{Cluster: in.Ref.Cluster, Namespace: in.Ref.Namespace, Reason: "explain reads this cluster only"}
+	}
+	plan := PlanPull(in)
+	value, _, _ := a.pullReference(target.Annotations)
 	p := &PullExplanation{
-		Annotation: refKey, Reference: value,
+		Annotation: in.RefKey, Reference: value, Checks: plan.Checks,
 		ReplicatedAt: target.Annotations[a.ReplicatedAt], ReplicatedVersion: target.Annotations[a.ReplicatedFromVersion], ReplicatedKeys: target.Annotations[a.ReplicatedKeys],
 	}
-	add := func(what string, ok bool, pass, fail string) bool {
-		c := Check{What: what, Passed: ok, Detail: pass}
-		if !ok {
-			c.Detail = fail
-		}
-		p.Checks = append(p.Checks, c)
-		return ok
+	if in.RefErr == nil {
+		p.Source, p.Cluster = in.Ref.String(), in.Ref.Cluster
 	}
-	excluded := excludeCheck(c.opts.Exclude, target.Namespace)
-	p.Checks = append(p.Checks, excluded)
-	if !excluded.Passed {
-		return p
-	}
-	ref, err := c.parseRef(value, target.Namespace)
-	if !add(refKey, err == nil, "names "+ref.String(), fmt.Sprint(err)) {
-		return p
-	}
-	p.Source, p.Cluster = ref.String(), ref.Cluster
-	if ref.Cluster != "" {
-		return p
-	}
-	self := Ref{Namespace: target.Namespace, Name: target.Name}
-	if !add("cycle", ref != self && !FindCycle(self, ref, c.nextRef, maxChain), "no cycle", "the reference leads back to the object itself (or a chain too long)") {
-		return p
-	}
-	_, source := c.get(ref.Namespace + "/" + ref.Name)
-	if !add("source", source != nil, "found", fmt.Sprintf("source %s not found", ref)) {
-		return p
-	}
-	p.Found, p.SourceType, p.SourceVersion = true, source.Type, source.ResourceVersion
-	ns := Namespace{Name: target.Namespace}
-	if n := c.namespace(target.Namespace); n != nil {
-		ns.Labels = n.Labels
-	}
-	groups := c.gate().Checks(source, ref, ns)
-	for i, group := range groups {
-		if passed(group) || i == len(groups)-1 {
-			p.Checks = append(p.Checks, group...)
-			break
-		}
-	}
-	if passed(p.Checks) {
-		add("type", c.kind.Rules().Accepts(target.Type, source.Type), fmt.Sprintf("target type %q takes source type %q", target.Type, source.Type),
-			fmt.Sprintf("target type %q cannot take source type %q", target.Type, source.Type))
+	if s := plan.Source; s != nil {
+		p.Found, p.SourceType, p.SourceVersion = true, s.Type, s.ResourceVersion
 	}
 	return p
 }
@@ -352,71 +352,11 @@ func (ex *Explanation) Text() string {
 	for _, w := range ex.Warnings {
 		fmt.Fprintf(&b, "  warning: %s\n", w)
 	}
-	mark := func(ok bool) string {
-		if ok {
-			return "pass"
-		}
-		return "FAIL"
-	}
-	check := func(c Check) {
-		fmt.Fprintf(&b, "    %s  %s: %s\n", mark(c.Passed), c.What, c.Detail)
-		for _, l := range c.Checked {
-			what := l.Written.String()
-			if l.Key == c.What {
-				what = l.Written.value()
-			}
-			fmt.Fprintf(&b, "          checked %s: %s\n", what, l.outcome())
-		}
-	}
 	if p := ex.Pull; p != nil {
-		fmt.Fprintf(&b, "  pull target: %s: %s\n", p.Annotation, p.Reference)
-		if p.Found {
-			fmt.Fprintf(&b, "    source %s: type %s, resourceVersion %s\n", p.Source, p.SourceType, p.SourceVersion)
-		}
-		for _, c := range p.Checks {
-			check(c)
-		}
-		if p.ReplicatedAt != "" || p.ReplicatedKeys != "" {
-			fmt.Fprintf(&b, "    last data change written: %s, from source version %s, keys %s\n", orDash(p.ReplicatedAt), orDash(p.ReplicatedVersion), orDash(p.ReplicatedKeys))
-		} else {
-			fmt.Fprintf(&b, "    last data change written: none\n")
-		}
+		p.text(&b)
 	}
 	if p := ex.Push; p != nil {
-		fmt.Fprintf(&b, "  push source\n")
-		check(p.Policy)
-		read := map[string]bool{}
-		for _, w := range p.Read {
-			fmt.Fprintf(&b, "    reads %s\n", w)
-			read[w.Key] = true
-		}
-		if len(p.Targets) == 0 {
-			fmt.Fprintf(&b, "    targets: none\n")
-		}
-		for _, t := range p.Targets {
-			// The annotations were shown as read: here, the one that
-			// selected the namespace, and the operator's lists with
-			// their values.
-			var why []string
-			for _, l := range t.Checked {
-				what := l.Written.String()
-				if read[l.Key] {
-					if !l.Matched {
-						continue
-					}
-					what = l.Key
-				}
-				why = append(why, what+": "+l.outcome())
-			}
-			if len(why) > 0 {
-				fmt.Fprintf(&b, "    target %s: %s (%s)\n", t.Namespace, t.State, strings.Join(why, "; "))
-			} else {
-				fmt.Fprintf(&b, "    target %s: %s\n", t.Namespace, t.State)
-			}
-		}
-		for _, pr := range p.Problems {
-			fmt.Fprintf(&b, "    problem: %s\n", pr)
-		}
+		p.text(&b)
 	}
 	if r := ex.Replica; r != nil {
 		fmt.Fprintf(&b, "  push replica of %s (still a target: %t): %s\n", r.Source, r.Targeted, r.State)
@@ -441,6 +381,77 @@ func (ex *Explanation) Text() string {
 		fmt.Fprintf(&b, "  event on %s/%s: %s %s: %s\n", e.Namespace, e.Name, e.EventType, e.Reason, e.Message)
 	}
 	return b.String()
+}
+
+// text renders a check and the lists and selectors it read.
+func (c Check) text(b *strings.Builder) {
+	mark := "pass"
+	if !c.Passed {
+		mark = "FAIL"
+	}
+	fmt.Fprintf(b, "    %s  %s: %s\n", mark, c.What, c.Detail)
+	for _, l := range c.Checked {
+		what := l.Written.String()
+		if l.Key == c.What {
+			what = l.Written.value()
+		}
+		fmt.Fprintf(b, "          checked %s: %s\n", what, l.outcome())
+	}
+}
+
+// text renders a pull target's source and checks.
+func (p *PullExplanation) text(b *strings.Builder) {
+	fmt.Fprintf(b, "  pull target: %s: %s\n", p.Annotation, p.Reference)
+	if p.Found {
+		fmt.Fprintf(b, "    source %s: type %s, resourceVersion %s\n", p.Source, p.SourceType, p.SourceVersion)
+	}
+	for _, c := range p.Checks {
+		c.text(b)
+	}
+	if p.ReplicatedAt != "" || p.ReplicatedKeys != "" {
+		fmt.Fprintf(b, "    last data change written: %s, from source version %s, keys %s\n", orDash(p.ReplicatedAt), orDash(p.ReplicatedVersion), orDash(p.ReplicatedKeys))
+	} else {
+		fmt.Fprintf(b, "    last data change written: none\n")
+	}
+}
+
+// text renders a push source's policy check, what it reads and its
+// targets.
+func (p *PushExplanation) text(b *strings.Builder) {
+	fmt.Fprintf(b, "  push source\n")
+	p.Policy.text(b)
+	read := map[string]bool{}
+	for _, w := range p.Read {
+		fmt.Fprintf(b, "    reads %s\n", w)
+		read[w.Key] = true
+	}
+	if len(p.Targets) == 0 {
+		fmt.Fprintf(b, "    targets: none\n")
+	}
+	for _, t := range p.Targets {
+		// The annotations were shown as read: here, the one that
+		// selected the namespace, and the operator's lists with their
+		// values.
+		var why []string
+		for _, l := range t.Checked {
+			what := l.Written.String()
+			if read[l.Key] {
+				if !l.Matched {
+					continue
+				}
+				what = l.Key
+			}
+			why = append(why, what+": "+l.outcome())
+		}
+		if len(why) > 0 {
+			fmt.Fprintf(b, "    target %s: %s (%s)\n", t.Namespace, t.State, strings.Join(why, "; "))
+		} else {
+			fmt.Fprintf(b, "    target %s: %s\n", t.Namespace, t.State)
+		}
+	}
+	for _, pr := range p.Problems {
+		fmt.Fprintf(b, "    problem: %s\n", pr)
+	}
 }
 
 // String is the list or selector as explain prints it: its key and its

@@ -120,18 +120,6 @@ func (g *writeGuard) wait(key, digest string, now time.Time) time.Duration {
 	return max(0, pause)
 }
 
-// opens reports whether a write of the object at key with content digest
-// at now, if made, opens a fight spell (see wrote).
-func (g *writeGuard) opens(key, digest string, now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	e := g.entries[key]
-	if e == nil || e.digest != digest || e.stale(now) {
-		return guardSpell == 1
-	}
-	return e.writes+1 == guardSpell
-}
-
 // wrote records a write of the object at key with content digest, made by
 // the API server, and reports whether it opens a fight spell.
 func (g *writeGuard) wrote(key, digest string, now time.Time) bool {

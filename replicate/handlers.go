@@ -12,7 +12,8 @@ import (
 
 // This file is what the informers' events become: keys on the queue, found
 // through indexes derived from the cached objects' annotations. Handlers only
-// enqueue; the workers do the rest.
+// enqueue; the workers do the rest. (The push expectations see the same
+// events first: observeReplica, wired in objectHandler.)
 
 // Index names on a kind's informer. Each is derived from the annotations of
 // the cached objects, so it can never disagree with the cache.
@@ -35,11 +36,10 @@ const (
 // it, the push source owning it, and push sources of the same name (whose
 // target slot may have been taken or freed).
 func (c *Controller) objectChanged(old, obj any) {
-	missed := false
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		// Deleted while the watch was down: obj is the last version the
 		// cache held.
-		obj, missed = d.Obj, true
+		obj = d.Obj
 	}
 	m, err := metaOf(obj)
 	if err != nil {
@@ -60,11 +60,6 @@ func (c *Controller) objectChanged(old, obj any) {
 		c.queue.Add(key)
 	}
 	if marker := m.GetAnnotations()[a.ReplicatedFrom]; marker != "" {
-		if missed {
-			c.expected.forget(marker, key)
-		} else {
-			c.expected.observed(marker, key, m.GetResourceVersion())
-		}
 		c.queue.Add(marker)
 	}
 	c.enqueueIndexed(indexPullSource, key)

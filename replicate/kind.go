@@ -56,9 +56,6 @@ type Kind interface {
 	Create(ctx context.Context, c kubernetes.Interface, desired *Object) (string, error)
 	Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) (string, error)
 	Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error
-	// ManagedFields reads an object's managedFields from the API server:
-	// the cache does not keep them. Only a fight asks who else writes.
-	ManagedFields(ctx context.Context, c kubernetes.Interface, namespace, name string) ([]metav1.ManagedFieldsEntry, error)
 	// remoteListWatch lists and watches the objects of the kind in one
 	// namespace of another cluster; nil unless FromOtherClusters.
 	remoteListWatch(c kubernetes.Interface, namespace string) *cache.ListWatch
@@ -93,7 +90,6 @@ type writer[T runtime.Object] interface {
 	Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error)
 	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
 	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
-	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
 }
 
 // typedKind implements Kind for one typed API object T from a few functions.
@@ -244,8 +240,8 @@ func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, curre
 	// Optimistic concurrency: the write fails with a conflict if the object
 	// changed since the version the change was planned from.
 	obj.SetResourceVersion(desired.ResourceVersion)
-	// The cache holds no managedFields; sending none leaves the server's
-	// as they are.
+	// The cache holds little of managedFields (keptWriters); sending none
+	// leaves the server's as they are.
 	obj.SetManagedFields(nil)
 	return versionOf(k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}))
 }
@@ -260,12 +256,4 @@ func versionOf[T metav1.Object](obj T, err error) (string, error) {
 
 func (k *typedKind[T]) Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error {
 	return k.client(c, namespace).Delete(ctx, name, opts)
-}
-
-func (k *typedKind[T]) ManagedFields(ctx context.Context, c kubernetes.Interface, namespace, name string) ([]metav1.ManagedFieldsEntry, error) {
-	obj, err := k.client(c, namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return obj.GetManagedFields(), nil
 }

@@ -186,11 +186,11 @@ func (m *Metrics) registerManaged(kind string, pullTargets, pushReplicas func() 
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "replicator_managed_objects", Help: "Objects currently managed: pull targets naming a source, and push replicas.",
-			ConstLabels: prometheus.Labels{"kind": kind, "mode": "pull"},
+			ConstLabels: prometheus.Labels{"kind": kind, "mode": string(ModePull)},
 		}, func() float64 { return float64(pullTargets()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "replicator_managed_objects", Help: "Objects currently managed: pull targets naming a source, and push replicas.",
-			ConstLabels: prometheus.Labels{"kind": kind, "mode": "push"},
+			ConstLabels: prometheus.Labels{"kind": kind, "mode": string(ModePush)},
 		}, func() float64 { return float64(pushReplicas()) }),
 	)
 }

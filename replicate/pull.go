@@ -2,183 +2,160 @@ package replicate
 
 import (
 	"context"
-	"errors"
-	"strconv"
+	"fmt"
 
 	"github.com/sirupsen/logrus"
 )
 
-// This file is the pull side: a placeholder (replicate-from) is planned
-// against its source, wherever that lives, and written through the one
-// write path.
+// This file is the pull side: what a placeholder (replicate-from) and its
+// source, wherever that lives, look like in the caches is gathered for the
+// planner (PlanPull), whose plan goes to the one write path; what it comes
+// to is reported.
 
-// maxChain bounds how far replicate-from references are followed when
-// looking for a cycle.
-const maxChain = 32
-
-// reportSourceProblems raises an Event for each invalid entry in the pull
-// permission annotations of a source (the push ones are reported by the push
-// plan).
+// reportSourceProblems raises an Event for each problem the gate finds in
+// the pull permission annotations of o (the push ones are reported by the
+// push plan).
 func (c *Controller) reportSourceProblems(obj any, o *Object) {
-	a := c.opts.Annotations
-	if v, ok := o.Annotations[a.ReplicationAllowed]; ok {
-		if _, err := strconv.ParseBool(v); err != nil {
-			c.event(obj, o, warning(ReasonInvalidAnnotation, "%s: %q is not a boolean", a.ReplicationAllowed, v))
-		}
-	}
-	for _, key := range []string{a.ReplicationAllowedNS, a.ReplicationAllowedClusters} {
-		if v, ok := o.Annotations[key]; ok {
-			_, errs := c.patterns(v)
-			for _, e := range listProblems(key, errs) {
-				c.event(obj, o, &e)
-			}
-		}
-	}
-	_, problems := a.reflectorAllowed(o, c.patterns)
-	for _, p := range problems {
-		c.event(obj, o, &p)
+	for _, e := range c.gate().Problems(o) {
+		c.event(obj, o, &e)
 	}
 }
 
-// reconcilePull brings a pull target to what its source allows.
+// reconcilePull plans a pull target from what the caches show, hands the
+// write the plan asks for, if any, to the write path, and reports what it
+// all came to.
 func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object) error {
-	a := c.opts.Annotations
-	log := c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name})
-	key := target.Key()
-	if excluded := excludeCheck(c.opts.Exclude, target.Namespace); !excluded.Passed {
-		log.Debug("pull target in excluded namespace, left alone")
-		c.event(obj, target, warning(ReasonNamespaceExcluded, "%s", excluded.Detail))
-		c.states.setPull(key, itemState{StateRefused, ReasonNamespaceExcluded})
-		return nil
+	in := c.pullInput(target)
+	plan := PlanPull(in)
+	var out writeOutcome
+	if plan.Write != nil {
+		out = c.write(ctx, c.pullWrite(obj, in, plan))
 	}
-	ns := c.namespace(target.Namespace)
-	if ns == nil || terminating(ns) {
-		c.states.dropPull(key)
-		return nil
+	c.reportPull(obj, in, plan, out.result)
+	return out.err
+}
+
+// pullInput gathers from the caches what PlanPull needs to know of target:
+// its namespace, the reference it carries, the source that names (in this
+// cluster or another), and the references to follow from there.
+func (c *Controller) pullInput(target *Object) PullInput {
+	in := PullInput{Target: *target, Exclude: c.opts.Exclude, Gate: c.gate(), Rules: c.kind.Rules(), Now: c.opts.Now()}
+	if ns := c.namespace(target.Namespace); ns != nil {
+		in.Namespace = Namespace{Name: ns.Name, Labels: ns.Labels, Terminating: terminating(ns)}
+	} else {
+		in.NamespaceGone = true
 	}
-	// Every way out below is a refusal unless the plan says otherwise.
-	result, reason := "refused", ""
-	defer func() {
-		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "pull", result).Inc()
-		switch result {
-		case "refused":
-			c.states.setPull(key, itemState{StateRefused, reason})
-		case "unavailable":
-			c.states.setPull(key, itemState{StateUnavailable, ""})
-		default:
-			c.states.setPull(key, itemState{outcomeState(result), ""})
-		}
-	}()
-	value, refKey, _ := a.pullReference(target.Annotations)
+	value, refKey, _ := c.opts.Annotations.pullReference(target.Annotations)
+	in.RefKey = refKey
 	ref, err := c.parseRef(value, target.Namespace)
 	if err != nil {
-		reason = ReasonInvalidAnnotation
-		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: %v", refKey, err))
-		return nil
+		in.RefErr = err
+		return in
 	}
-	source, skipped, why := c.pullSource(obj, target, ref, refKey)
-	if skipped != "" {
-		result, reason = skipped, why
-		return nil
-	}
-	d := PlanPull(PullInput{
-		Target:    *target,
-		Source:    source,
-		Ref:       ref,
-		Namespace: Namespace{Name: ns.Name, Labels: ns.Labels},
-		Gate:      c.gate(),
-		Rules:     c.kind.Rules(),
-		Now:       c.opts.Now(),
-	})
-	if d.Event == nil || d.Event.Type != Warning {
-		result = "unchanged"
-	} else {
-		reason = d.Event.Reason
-	}
-	if d.Write != nil {
-		reason := "the source's content differs"
-		if d.Event != nil && d.Event.Type == Warning {
-			reason = d.Event.Reason + ": the source's keys are removed"
-		}
-		out := c.write(ctx, writeOp{
-			mode: "pull", change: Change{Action: Update, Object: *d.Write}, current: obj,
-			owner: target.Key(), report: obj, reason: reason,
-			fields: logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String(), "keys": len(d.Write.Data)},
-		})
-		switch {
-		case out.result == "dry_run":
-			result = out.result
-		case out.result != "written":
-			result = out.result
-			return out.err
-		case result == "unchanged":
-			result = "written"
-		}
-	}
-	if d.Event != nil {
-		c.event(obj, target, d.Event)
-	}
-	return nil
-}
-
-// pullSource finds the source ref names, in this cluster or another. When
-// the target must not be planned now, it raises the Event that says why and
-// returns the result to count ("refused", "unavailable") and that Event's
-// reason; a source that does not exist is nil with no result: the plan
-// empties the target.
-func (c *Controller) pullSource(obj any, target *Object, ref Ref, refKey string) (*Object, string, string) {
+	in.Ref = ref
 	if ref.Cluster != "" {
-		return c.remoteSource(obj, target, ref, refKey)
-	}
-	self := Ref{Namespace: target.Namespace, Name: target.Name}
-	if ref == self {
-		c.event(obj, target, warning(ReasonCycle, "%s names the object itself", refKey))
-		return nil, "refused", ReasonCycle
+		in.Source, in.SourceErr = c.remoteSource(ref)
+		return in
 	}
 	_, source := c.get(ref.Namespace + "/" + ref.Name)
-	if source == nil {
-		return nil, "", ""
-	}
+	in.Source = source
 	// The cycle is looked for from the source just read: looked up again,
 	// it could have arrived in the cache in between, unchecked (a target
 	// filled from a source that pulls from it).
-	next := func(r Ref) (Ref, bool) {
-		if r == ref {
+	in.Next = func(r Ref) (Ref, bool) {
+		if r == ref && source != nil {
 			return c.pullRef(source)
 		}
 		return c.nextRef(r)
 	}
-	if FindCycle(self, ref, next, maxChain) {
-		c.event(obj, target, warning(ReasonCycle, "%s leads to a cycle (or a chain longer than %d) through %s", refKey, maxChain, ref))
-		return nil, "refused", ReasonCycle
-	}
-	return source, "", ""
+	return in
 }
 
-// remoteSource is pullSource for a source in another cluster.
-func (c *Controller) remoteSource(obj any, target *Object, ref Ref, refKey string) (*Object, string, string) {
+// remoteSource looks the source ref names up in its cluster.
+func (c *Controller) remoteSource(ref Ref) (*Object, error) {
 	remote := c.opts.Remotes[ref.Cluster]
 	if remote == nil {
-		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: cluster %q is not configured as a source cluster for %ss", refKey, ref.Cluster, c.kind.Name()))
-		return nil, "refused", ReasonInvalidAnnotation
+		return nil, fmt.Errorf("cluster %q is %w for %ss", ref.Cluster, ErrNoSourceCluster, c.kind.Name())
 	}
-	var unavailable *UnavailableError
-	source, err := remote.Get(ref.Namespace, ref.Name)
+	return remote.Get(ref.Namespace, ref.Name)
+}
+
+// pullWrite is the write a pull plan asks for.
+func (c *Controller) pullWrite(obj any, in PullInput, plan PullPlan) writeOp {
+	reason := "the source's content differs"
+	if plan.Outcome == PullRefused {
+		reason = plan.Event.Reason + ": the source's keys are removed"
+	}
+	target := in.Target
+	return writeOp{
+		mode: ModePull, change: Change{Action: Update, Object: *plan.Write}, current: obj,
+		owner: target.Key(), report: obj, reason: reason,
+		fields: logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": in.Ref.String(), "keys": len(plan.Write.Data)},
+	}
+}
+
+// reportPull counts what a pull plan came to (written: the Result of its
+// write, if any), keeps it in the state gauge, logs it and raises its
+// Event. A target whose namespace is going is no longer counted. The
+// Event of a plan whose write failed or was held back waits for the write.
+func (c *Controller) reportPull(obj any, in PullInput, plan PullPlan, written Result) {
+	key := in.Target.Key()
+	if plan.Outcome == PullGone {
+		c.states.dropPull(key)
+		return
+	}
+	result := plan.result(written)
+	if plan.Outcome != PullExcluded {
+		// A target the operator excludes is in the state gauge, not in
+		// replications_total.
+		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePull), string(result)).Inc()
+	}
+	c.states.setPull(key, plan.state(result))
+	if result == ResultFailed || result == ResultHeld {
+		return
+	}
+	log := c.log.WithFields(logrus.Fields{"namespace": in.Target.Namespace, "name": in.Target.Name})
 	switch {
-	case errors.Is(err, ErrNotWatched):
-		c.event(obj, target, warning(ReasonInvalidAnnotation, "%s: namespace %s of cluster %s is not watched by this replicator", refKey, ref.Namespace, ref.Cluster))
-		return nil, "refused", ReasonInvalidAnnotation
-	case errors.As(err, &unavailable):
-		// The cache may be stale: neither fill nor empty from it. What was
-		// replicated last stays until the cluster can be read again.
-		if unavailable.Pending {
-			c.log.WithFields(logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": ref.String()}).Debug("source cluster still loading, pull target left as it is")
-			return nil, "unavailable", ""
-		}
-		c.event(obj, target, warning(ReasonClusterUnavailable, "source %s cannot be read (%s); the data replicated last is kept", ref, unavailable.Reason))
-		return nil, "unavailable", ReasonClusterUnavailable
+	case plan.Outcome == PullExcluded:
+		log.Debug("pull target in excluded namespace, left alone")
+	case plan.Outcome == PullUnavailable && plan.Event == nil:
+		log.WithField("source", in.Ref.String()).Debug("source cluster still loading, pull target left as it is")
 	}
-	return source, "", ""
+	if plan.Event != nil {
+		c.event(obj, &in.Target, plan.Event)
+	}
+}
+
+// result is what a plan came to once its write, if any, was made
+// (written: that write's Result, empty without one).
+func (p PullPlan) result(written Result) Result {
+	switch {
+	case written == ResultDryRun, written == ResultHeld, written == ResultFailed:
+		return written
+	case p.Outcome == PullRefused, p.Outcome == PullExcluded:
+		return ResultRefused
+	case p.Outcome == PullUnavailable:
+		return ResultUnavailable
+	case written == ResultWritten:
+		return ResultWritten
+	}
+	return ResultUnchanged
+}
+
+// state is the state a plan that came to r leaves its target in; a
+// refusal's reason is its Event's.
+func (p PullPlan) state(r Result) itemState {
+	switch r {
+	case ResultRefused:
+		reason := ""
+		if p.Event != nil {
+			reason = p.Event.Reason
+		}
+		return itemState{StateRefused, reason}
+	case ResultUnavailable:
+		return itemState{StateUnavailable, ""}
+	}
+	return itemState{r.state(), ""}
 }
 
 // nextRef returns the pull reference the cached object r names carries, if

@@ -12,15 +12,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// This file is the push side: a source's replicas are planned against the
-// namespaces in the cache and the replicas it owns, then written through the
-// one write path, several at a time.
+// This file is the push side: what the caches show of a source, the
+// namespaces and the replicas it owns is gathered for the planner
+// (PlanPush), whose changes go to the one write path, several at a time;
+// what they come to is reported.
 
-// reconcilePush brings the replicas of the push source at key (source: its
-// view, nil when it is gone) to what it asks and the policy allows.
+// reconcilePush plans the replicas of the push source at key (source: its
+// view, nil when it is gone) from what the caches show, hands the writes
+// the plan asks for to the write path, and reports what it all came to.
 func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, source *Object) error {
 	owned, _ := c.objects.GetIndexer().ByIndex(indexPushMarker, key)
-	if len(owned) == 0 && (source == nil || !c.opts.Annotations.IsPushSource(source.Annotations)) {
+	if !Pushes(source, len(owned), c.opts.Annotations) {
 		c.states.setPush(key, nil)
 		return nil
 	}
@@ -31,6 +33,16 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 		return &requeue{after: time.Second, why: "push waits for the cache to show its own writes"}
 	}
 	plan := c.planPush(key, source, owned, false)
+	c.reportPushPlan(obj, source, plan)
+	written, results, err := c.writeAll(ctx, key, obj, plan.Changes)
+	c.reportPushWrites(key, obj, source, plan, written, results)
+	return err
+}
+
+// reportPushPlan tells what a push plan refuses and takes over: the
+// problems of the source's annotations and the policy's refusals, objects
+// it does not own, copies it adopts; the refusals are counted.
+func (c *Controller) reportPushPlan(obj any, source *Object, plan PushPlan) {
 	for i := range plan.Problems {
 		c.event(obj, source, &plan.Problems[i])
 	}
@@ -38,17 +50,22 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	if plan.SourceRefused {
 		refused++
 	}
-	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", "refused").Add(float64(refused))
+	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePush), string(ResultRefused)).Add(float64(refused))
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}
 	if len(plan.Adopted) > 0 {
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonAdopted, Message: "taking over the copies another replicator made in namespaces: " + strings.Join(plan.Adopted, ", ")})
 	}
-	written, outcomes, err := c.writeAll(ctx, key, obj, plan.Changes)
+}
+
+// reportPushWrites keeps the state of each target namespace of the source
+// at key (results: what each write came to, by namespace) and tells how
+// many replica writes were made.
+func (c *Controller) reportPushWrites(key string, obj any, source *Object, plan PushPlan, written int, results map[string]Result) {
 	states := map[string]itemState{}
 	for _, ns := range plan.Targets {
-		states[ns] = itemState{outcomeState(outcomes[ns]), ""}
+		states[ns] = itemState{results[ns].state(), ""}
 	}
 	for _, ns := range plan.Conflicts {
 		states[ns] = itemState{StateConflict, ""}
@@ -60,7 +77,6 @@ func (c *Controller) reconcilePush(ctx context.Context, key string, obj any, sou
 	if written > 0 && source != nil {
 		c.event(obj, source, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("%d replica writes", written)})
 	}
-	return err
 }
 
 // planPush plans the replicas of the push source at key from the cache;
@@ -103,14 +119,14 @@ func (c *Controller) planPush(key string, source *Object, owned []any, explain b
 // writeAll writes the changes of the push source at key. They touch
 // different namespaces, so they are written concurrently: a fan-out to a
 // thousand namespaces is not one long sequence of round trips (the client's
-// rate limit still applies). It returns how many were written, the
-// outcome of each by namespace, and the errors worth a retry.
-func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes []Change) (int, map[string]string, error) {
+// rate limit still applies). It returns how many were written, the Result
+// of each by namespace, and the errors worth a retry.
+func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes []Change) (int, map[string]Result, error) {
 	var (
 		mu       sync.Mutex
 		errs     []error
 		written  int
-		outcomes = map[string]string{}
+		outcomes = map[string]Result{}
 		wg       sync.WaitGroup
 		// As many writes at once as pull targets get (--workers).
 		slots = make(chan struct{}, c.opts.Workers)
@@ -132,14 +148,14 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 		wg.Go(func() {
 			defer func() { <-slots }()
 			out := c.write(ctx, writeOp{
-				mode: "push", change: ch, current: current, owner: key, report: obj, reason: pushReason(ch.Action),
+				mode: ModePush, change: ch, current: current, owner: key, report: obj, reason: pushReason(ch.Action),
 				fields: logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action},
 			})
-			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), "push", out.result).Inc()
+			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePush), string(out.result)).Inc()
 			mu.Lock()
 			defer mu.Unlock()
 			outcomes[ch.Object.Namespace] = out.result
-			if out.result == "written" {
+			if out.result == ResultWritten {
 				written++
 			}
 			if out.err != nil {

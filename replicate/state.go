@@ -6,27 +6,52 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// This file is the current state of everything the replicator manages, for
-// the replicator_objects gauge: each pull target, and each target namespace
-// of each push source, with the outcome of its last reconcile. It is set by
-// every reconcile and dropped when the object stops taking part, so it is
-// exact as objects change, and rebuilt by the first reconcile of everything
-// after a restart.
+// This file is what reconciles come to: the Result of each (counted in
+// replicator_replications_total), and the current State of everything the
+// replicator manages, for the replicator_objects gauge: each pull target,
+// and each target namespace of each push source, with the outcome of its
+// last reconcile. The states are set by every reconcile and dropped when the
+// object stops taking part, so they are exact as objects change, and
+// rebuilt by the first reconcile of everything after a restart.
 
-// Object states.
+// Result is what one reconcile made of one pull target, or of one target
+// namespace of a push source: replicator_replications_total counts them.
+type Result string
+
 const (
-	StateFilled      = "filled"      // holds what its source has
-	StateRefused     = "refused"     // not written, for the reason of the Event raised
-	StateConflict    = "conflict"    // a push target holding an object the source does not own
-	StateHeld        = "held"        // the write is held back: another writer keeps undoing it
-	StateFailed      = "failed"      // the last write failed; retried with backoff
-	StateUnavailable = "unavailable" // the source's cluster cannot be read; the data is kept
-	StatePending     = "pending"     // a dry run: the write is due but not made
+	ResultWritten   Result = "written"   // written by this reconcile
+	ResultUnchanged Result = "unchanged" // already as it should be (a replica to delete: already gone)
+	ResultRefused   Result = "refused"   // not given the source's content, for the reason of the Event raised
+	// ResultUnavailable: the source's cluster cannot be read; the target
+	// keeps what it has.
+	ResultUnavailable Result = "unavailable"
+	ResultHeld        Result = "held"    // the write guard holds the write back: another writer keeps undoing it
+	ResultFailed      Result = "failed"  // the write failed
+	ResultDryRun      Result = "dry_run" // a dry run: the write was reported, not made
 )
 
-// itemState is one managed object's state; Reason is the Event reason of a
+// State is what a managed object is now, as replicator_objects counts it:
+// the Result of its last reconcile, as it lasts.
+type State string
+
+const (
+	StateFilled      State = "filled"      // holds what its source has
+	StateRefused     State = "refused"     // not written, for the reason of the Event raised
+	StateConflict    State = "conflict"    // a push target holding an object the source does not own
+	StateHeld        State = "held"        // the write is held back: another writer keeps undoing it
+	StateFailed      State = "failed"      // the last write failed; retried with backoff
+	StateUnavailable State = "unavailable" // the source's cluster cannot be read; the data is kept
+	// StateDryRun: a dry run holds back a write that is due (the gauge's
+	// label says "pending").
+	StateDryRun State = "pending"
+)
+
+// itemState is one managed object's state; reason is the Event reason of a
 // refusal.
-type itemState struct{ state, reason string }
+type itemState struct {
+	state  State
+	reason string
+}
 
 // stateBook holds the states of one controller's objects.
 type stateBook struct {
@@ -63,19 +88,23 @@ func (b *stateBook) setPush(source string, targets map[string]itemState) {
 }
 
 // stateCount is one series of the gauge.
-type stateCount struct{ mode, state, reason string }
+type stateCount struct {
+	mode   Mode
+	state  State
+	reason string
+}
 
 func (b *stateBook) counts() map[stateCount]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	// Filled is always there, zero or not, so that a graph has a line.
-	out := map[stateCount]int{{mode: "pull", state: StateFilled}: 0, {mode: "push", state: StateFilled}: 0}
+	out := map[stateCount]int{{mode: ModePull, state: StateFilled}: 0, {mode: ModePush, state: StateFilled}: 0}
 	for _, s := range b.pull {
-		out[stateCount{"pull", s.state, s.reason}]++
+		out[stateCount{ModePull, s.state, s.reason}]++
 	}
 	for _, targets := range b.push {
 		for _, s := range targets {
-			out[stateCount{"push", s.state, s.reason}]++
+			out[stateCount{ModePush, s.state, s.reason}]++
 		}
 	}
 	return out
@@ -97,19 +126,19 @@ func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range s.book.counts() {
-		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, float64(n), k.mode, k.state, k.reason)
+		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, float64(n), string(k.mode), string(k.state), k.reason)
 	}
 }
 
-// outcomeState is the state a write's outcome leaves an object in.
-func outcomeState(result string) string {
-	switch result {
-	case "held":
+// state is the State a write's Result leaves its object in.
+func (r Result) state() State {
+	switch r {
+	case ResultHeld:
 		return StateHeld
-	case "failed":
+	case ResultFailed:
 		return StateFailed
-	case "dry_run":
-		return StatePending
+	case ResultDryRun:
+		return StateDryRun
 	}
 	return StateFilled
 }

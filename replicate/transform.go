@@ -18,7 +18,8 @@ import (
 // CacheTransform returns the informer transform that keeps the cache small,
 // so that memory grows with the objects the replicator acts on and only a
 // little with the rest of the cluster:
-//   - managedFields are dropped from every object;
+//   - managedFields are dropped, but for the other writers of a pull target
+//     or push replica (keptWriters);
 //   - an object of a kind whose content can be large (its registry entry
 //     says how the cache holds it: cachedContent) that carries none of this
 //     replicator's annotations is cached without its data and without
@@ -81,9 +82,10 @@ func kindOf(kinds []Kind, obj any) Kind {
 // cacheMetadata drops the metadata of an object that the replicator never
 // reads, and shares the strings its name and namespace repeat.
 func cacheMetadata(m metav1.Object, a Annotations, allowAll bool) {
-	// Who wrote which field: the bulk of many small objects, and read only
-	// when the replicator fights another writer (then from the API server).
-	m.SetManagedFields(nil)
+	// Who wrote which field: the bulk of many small objects. Of an object
+	// the replicator writes, who else wrote it is kept (keptWriters), for
+	// the Event that names a fight.
+	m.SetManagedFields(keptWriters(m, a))
 	if !allowAll && a.Dialects.Empty() && !a.Relevant(m.GetAnnotations()) && !adoptableCopy(m, a) {
 		// Without another tool's dialect, an object with none of our
 		// annotations that is no copy another tool made is only ever
@@ -191,6 +193,7 @@ func boundMetadata(m metav1.Object, a Annotations) bool {
 		}
 	}
 	m.SetAnnotations(map[string]string{refusedMark: why})
+	m.SetManagedFields(nil)
 	m.SetLabels(nil)
 	m.SetOwnerReferences(nil)
 	m.SetFinalizers(nil)

@@ -28,19 +28,22 @@ func TestCacheTransform(t *testing.T) {
 		allowAll    bool
 		dialects    bool // reflector's and kubed's read
 		keepsData   bool
+		// keepsWriters: an object the replicator writes keeps who else
+		// wrote it, for the Event that names a fight.
+		keepsWriters bool
 	}{
 		"a reflector source keeps its data while that dialect is read":                     {annotations: map[string]string{rk.Allowed: "true"}, dialects: true, keepsData: true},
-		"a reflector mirror keeps its data while that dialect is read":                     {annotations: map[string]string{rk.Reflects: "a/b"}, dialects: true, keepsData: true},
+		"a reflector mirror keeps its data while that dialect is read":                     {annotations: map[string]string{rk.Reflects: "a/b"}, dialects: true, keepsData: true, keepsWriters: true},
 		"a kubed source keeps its data while that dialect is read":                         {annotations: map[string]string{KubedSyncAnnotation: ""}, dialects: true, keepsData: true},
 		"reflector's and kubed's annotations mean nothing without dialect":                 {annotations: map[string]string{rk.Allowed: "true", rk.Reflects: "a/b", KubedSyncAnnotation: ""}},
 		"a Secret applied with kubectl loses the copy of its data too":                     {annotations: map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"k":"dg=="}}`}},
 		"an unrelated Secret is cached without data":                                       {annotations: map[string]string{"other.example/x": "y"}},
 		"a Secret with no annotations at all, likewise":                                    {},
-		"a pull target applied with kubectl keeps last-applied (updates must not drop it)": {annotations: map[string]string{ann.ReplicateFrom: "a/b", corev1.LastAppliedConfigAnnotation: "{}"}, keepsData: true},
-		"a pull target keeps its data":                                                     {annotations: map[string]string{ann.ReplicateFrom: "a/b"}, keepsData: true},
+		"a pull target applied with kubectl keeps last-applied (updates must not drop it)": {annotations: map[string]string{ann.ReplicateFrom: "a/b", corev1.LastAppliedConfigAnnotation: "{}"}, keepsData: true, keepsWriters: true},
+		"a pull target keeps its data":                                                     {annotations: map[string]string{ann.ReplicateFrom: "a/b"}, keepsData: true, keepsWriters: true},
 		"a source allowing replication keeps its data":                                     {annotations: map[string]string{ann.ReplicationAllowed: "true"}, keepsData: true},
 		"a push source keeps its data":                                                     {annotations: map[string]string{ann.ReplicateToMatching: "x=y"}, keepsData: true},
-		"a push replica keeps its data":                                                    {annotations: map[string]string{ann.ReplicatedFrom: "a/b"}, keepsData: true},
+		"a push replica keeps its data":                                                    {annotations: map[string]string{ann.ReplicatedFrom: "a/b"}, keepsData: true, keepsWriters: true},
 		"with allow-all any Secret may be a source":                                        {allowAll: true, keepsData: true},
 		"another prefix's annotations do not count as ours":                                {annotations: map[string]string{"other.prefix/replicate-from": "a/b"}},
 	}
@@ -57,8 +60,12 @@ func TestCacheTransform(t *testing.T) {
 			out, err := CacheTransform(a, tt.allowAll)(s)
 			require.NoError(t, err)
 			got := out.(*corev1.Secret)
-			// A fight reads them from the API server.
-			assert.Nil(t, got.ManagedFields)
+			if tt.keepsWriters {
+				assert.Equal(t, []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at}}, got.ManagedFields,
+					"who wrote it, without the fields it owns")
+			} else {
+				assert.Nil(t, got.ManagedFields)
+			}
 			assert.Equal(t, tt.keepsData, got.Data != nil)
 			_, applied := got.Annotations[corev1.LastAppliedConfigAnnotation]
 			assert.Equal(t, tt.keepsData && tt.annotations[corev1.LastAppliedConfigAnnotation] != "", applied)

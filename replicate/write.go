@@ -18,15 +18,17 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// This file is the one way anything is written: the write guard, the
-// request, then metrics, log and, on failure, the classification that
-// decides between an Event, a quiet retry and a backoff.
+// This file is the one way anything is written, in steps: admit (dry run,
+// write guard), request (with the push expectations), classify the API
+// server's answer, report it (metrics, logs, Events; for a failure, an
+// Event, a quiet retry or a backoff).
 
 // errRetry marks errors that are retried without an error log.
 var errRetry = errors.New("retry")
 
 // requeue asks for the key to be reconciled again after a pause: nothing
-// failed, it is too early (a write held back, creates not yet in the cache).
+// failed, it is too early (a write held back, push writes not yet in the
+// cache).
 type requeue struct {
 	after time.Duration
 	why   string
@@ -78,8 +80,8 @@ func (d *dryRunLog) first(key, digest string) bool {
 
 // writeOp is one write a plan asked for.
 type writeOp struct {
-	// mode is "pull" or "push", for metrics and logs.
-	mode   string
+	// mode is what the write is for, for metrics and logs.
+	mode   Mode
 	change Change
 	// current is the cached object the change was computed from; nil for
 	// Create.
@@ -98,96 +100,88 @@ type writeOp struct {
 
 // writeOutcome is what became of a writeOp.
 type writeOutcome struct {
-	// result is "written", "held" (the object keeps being changed back)
-	// or "failed".
-	result string
+	// result is written, unchanged (a replica to delete was gone
+	// already), dry_run, held (the object keeps being changed back) or
+	// failed.
+	result Result
 	// err is nil when written or when retrying cannot help; a requeue when
 	// held; otherwise worth a retry with backoff (errRetry-wrapped:
 	// quietly).
 	err error
 }
 
-// write carries out op.
+// write carries out op, in steps: admit (a dry run reports the write
+// instead; the write guard may hold it back), request (the change sent,
+// with the push expectations around it), classify (what the API server's
+// answer means), report (metrics, log, Events, the write guard's count,
+// and what the queue is to do).
 func (c *Controller) write(ctx context.Context, op writeOp) writeOutcome {
-	target, digest := op.change.Object.Key(), contentDigest(&op.change.Object)
-	log := c.log.WithFields(op.fields)
-	if c.opts.DryRun {
-		if !c.dryRun.first(string(op.change.Action)+" "+target, digest) {
-			// Reported already; the cache will not change for it.
-			return writeOutcome{result: "dry_run"}
-		}
-		c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
-		if c.opts.Observe != nil {
-			c.opts.Observe(Observation{Kind: c.kind.Name(), Mode: op.mode, Action: op.change.Action,
-				Namespace: op.change.Object.Namespace, Name: op.change.Object.Name, Reason: op.reason})
-		}
-		log.WithFields(logrus.Fields{
-			"kind": c.kind.Name(), "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
-			"action": op.change.Action, "reason": op.reason,
-		}).Info("dry run: would write")
-		return writeOutcome{result: "dry_run"}
-	}
-	if pause := c.guard.wait(target, digest, time.Now()); pause > 0 {
+	digest := contentDigest(&op.change.Object)
+	switch admission, pause := c.admit(op, digest); admission {
+	case dryRunFirst:
+		c.reportDryRun(op)
+		return writeOutcome{result: ResultDryRun}
+	case dryRunAgain:
+		// Reported already; the cache will not change for it.
+		return writeOutcome{result: ResultDryRun}
+	case heldBack:
 		// Written several times in a row: someone else keeps changing it.
 		// Try again later instead of fighting.
-		log.WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
-		return writeOutcome{result: "held", err: &requeue{after: pause, why: "write held back"}}
+		c.log.WithFields(op.fields).WithField("wait", pause.String()).Debug("write held back, the object keeps changing")
+		return writeOutcome{result: ResultHeld, err: &requeue{after: pause, why: "write held back"}}
 	}
-	// A delete is the replicator's own decision (the source stopped
-	// pushing there), not an answer to another writer: it is not counted,
-	// and a later create of the same content starts afresh. A write is
-	// counted once the API server has made it: one refused (a conflict
-	// while the cache lags) answered no other writer.
-	deletes := op.change.Action == Delete
-	spell := !deletes && c.guard.opens(target, digest, time.Now())
-	var writers []metav1.ManagedFieldsEntry
-	if spell && op.change.Action != Create && op.current != nil {
-		// Who else wrote the object, read before this write: once it
-		// takes the fields back, a writer that owned nothing else drops
-		// out of managedFields.
-		var err error
-		if writers, err = c.kind.ManagedFields(ctx, c.client, op.change.Object.Namespace, op.change.Object.Name); err != nil {
-			log.WithError(err).Debug("cannot read the managed fields of a fought-over object")
+	err := c.request(ctx, op)
+	return c.report(op, digest, classify(err), err)
+}
+
+// admission is what the write path decides before a request.
+type admission int
+
+const (
+	// admitted: the write is sent.
+	admitted admission = iota
+	// dryRunFirst: a dry run reports the write instead of sending it, the
+	// first time it is planned with this content; dryRunAgain: it was
+	// reported already.
+	dryRunFirst
+	dryRunAgain
+	// heldBack: the write guard holds the write back for a pause: another
+	// writer keeps undoing it.
+	heldBack
+)
+
+// admit decides whether op, whose content has digest, is sent now.
+func (c *Controller) admit(op writeOp, digest string) (admission, time.Duration) {
+	target := op.change.Object.Key()
+	if c.opts.DryRun {
+		if c.dryRun.first(string(op.change.Action)+" "+target, digest) {
+			return dryRunFirst, 0
 		}
+		return dryRunAgain, 0
 	}
-	// A push source waits for the cache to show its writes before it
-	// plans again (expectations). Recorded before the request: the
-	// informer may show the result before the request returns.
-	awaits := op.mode == "push"
+	if pause := c.guard.wait(target, digest, time.Now()); pause > 0 {
+		return heldBack, pause
+	}
+	return admitted, 0
+}
+
+// request sends op's change. A push source waits for the cache to show its
+// writes before it plans again (expectations): each write is expected
+// before the request, since the informer may show its result before the
+// request returns, and forgotten when it failed or changed nothing (no new
+// version will show).
+func (c *Controller) request(ctx context.Context, op writeOp) error {
+	target := op.change.Object.Key()
+	awaits := op.mode == ModePush
 	from := plannedFrom(op.change)
 	if awaits {
 		c.expected.expect(op.owner, target, from, time.Now())
 	}
 	version, err := c.apply(ctx, op.change, op.current)
 	if awaits && (err != nil || (from != "" && version == from)) {
-		// Failed, or nothing changed: no new version will show.
 		c.expected.forget(op.owner, target)
 	}
-	if errors.Is(err, errGone) {
-		log.Debug("push replica already deleted")
-		return writeOutcome{result: "unchanged"}
-	}
-	if deletes && err == nil {
-		c.guard.forget(target)
-	}
-	if err != nil {
-		what := string(op.change.Action)
-		if op.mode == "push" {
-			what += " in " + op.change.Object.Namespace
-		}
-		return writeOutcome{result: "failed", err: c.writeFailed(op.report, op.owner, what, err)}
-	}
-	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), op.mode, string(op.change.Action)).Inc()
-	c.work.Add(1)
-	if !deletes && c.guard.wrote(target, digest, time.Now()) {
-		c.fighting(op, writers)
-	}
-	if op.mode == "pull" {
-		log.Info("pull target written")
-	} else {
-		log.Info("push replica written")
-	}
-	return writeOutcome{result: "written"}
+	return err
 }
 
 // errGone: a delete found the object gone already; nothing was written.
@@ -239,43 +233,140 @@ func (c *Controller) apply(ctx context.Context, ch Change, current any) (string,
 	return "", fmt.Errorf("unknown action %q", ch.Action)
 }
 
-// writeFailed classifies a failed write for the object at key (obj, if it
-// still exists, receives the Event). It returns nil when retrying cannot help,
-// errRetry-wrapped errors for expected races, and the error itself for
-// failures worth a backoff.
-func (c *Controller) writeFailed(obj any, key, what string, err error) error {
-	log := c.log.WithFields(logrus.Fields{"object": key, "write": what})
+// writeClass is what the API server's answer to a write means to the write
+// path. A failure's class is its label in replicator_write_errors_total.
+type writeClass string
+
+const (
+	classWritten writeClass = "written"
+	// classGone: a delete found the object gone already; nothing was
+	// written.
+	classGone writeClass = "gone"
+	// classNamespaceGone: the namespace went away between the cache and
+	// the write; there is nothing to retry.
+	classNamespaceGone writeClass = "namespace_gone"
+	// classConflict: the cache is behind the server; retried quietly once
+	// it has caught up.
+	classConflict writeClass = "conflict"
+	// classInvalid: the same write would fail again; it is retried when
+	// the objects change.
+	classInvalid writeClass = "invalid"
+	// classForbidden: most often RBAC's escalation check (a Role or
+	// RoleBinding grants what the replicator does not hold). Permissions
+	// can be granted later, so it is retried with backoff.
+	classForbidden writeClass = "forbidden"
+	classOther     writeClass = "other"
+)
+
+// classify tells what err, the answer to a write, means.
+func classify(err error) writeClass {
 	switch {
+	case err == nil:
+		return classWritten
+	case errors.Is(err, errGone):
+		return classGone
 	case isNamespaceGone(err):
-		// The namespace went away between the cache and the write; there is
-		// nothing to retry.
-		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "namespace_gone").Inc()
-		log.Warn("write skipped, namespace terminating or gone")
-		c.recordEvent(obj, Warning, ReasonNamespaceGone, what+" skipped: the namespace is terminating or gone")
-		return nil
+		return classNamespaceGone
 	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
-		// The cache is behind the server: retry once it has caught up.
-		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "conflict").Inc()
-		return fmt.Errorf("%s: %w: %v", what, errRetry, err)
+		return classConflict
 	case apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
-		// The same write would fail again; it is retried when the objects
-		// change.
-		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "invalid").Inc()
-		log.WithError(err).Warn("write rejected")
-		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s rejected: %s", what, apierrors.ReasonForError(err)))
-		return nil
+		return classInvalid
 	case apierrors.IsForbidden(err):
-		// Most often RBAC's escalation check: a Role or RoleBinding grants
-		// what the replicator does not hold. Permissions can be granted
-		// later, so it is retried with backoff.
-		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "forbidden").Inc()
-		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s forbidden: the replicator lacks the permission (to replicate a Role or RoleBinding it must hold what it grants, or escalate and bind); retrying", what))
-		return fmt.Errorf("%s: %w", what, err)
-	default:
-		c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), "other").Inc()
-		c.recordEvent(obj, Warning, ReasonWriteFailed, fmt.Sprintf("%s failed: %s, retrying", what, apierrors.ReasonForError(err)))
-		return fmt.Errorf("%s: %w", what, err)
+		return classForbidden
 	}
+	return classOther
+}
+
+// retry is what a failed write of class c (what, err) asks of the queue:
+// nothing (nil) when retrying cannot help, errRetry-wrapped errors for
+// expected races, and the error itself for failures worth a backoff.
+func (c writeClass) retry(what string, err error) error {
+	switch c {
+	case classNamespaceGone, classInvalid:
+		return nil
+	case classConflict:
+		return fmt.Errorf("%s: %w: %v", what, errRetry, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// report tells what became of op, sent to the API server, whose answer is
+// of class (err): a write made is counted, logged and shown to the write
+// guard, which may name a fight; a failure is counted and, but for a
+// conflict, told on the object the write was for. It returns what the
+// write came to and what the queue is to do.
+func (c *Controller) report(op writeOp, digest string, class writeClass, err error) writeOutcome {
+	switch class {
+	case classGone:
+		c.log.WithFields(op.fields).Debug("push replica already deleted")
+		return writeOutcome{result: ResultUnchanged}
+	case classWritten:
+		c.reportWritten(op, digest)
+		return writeOutcome{result: ResultWritten}
+	}
+	what := string(op.change.Action)
+	if op.mode == ModePush {
+		what += " in " + op.change.Object.Namespace
+	}
+	c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), string(class)).Inc()
+	c.reportFailure(op, what, class, err)
+	return writeOutcome{result: ResultFailed, err: class.retry(what, err)}
+}
+
+// reportWritten counts and logs a write the API server made, and shows it
+// to the write guard. A delete is the replicator's own decision (the
+// source stopped pushing there), not an answer to another writer: it is
+// not counted, and a later create of the same content starts afresh. A
+// write is counted once the API server has made it: one refused (a
+// conflict while the cache lags) answered no other writer.
+func (c *Controller) reportWritten(op writeOp, digest string) {
+	target := op.change.Object.Key()
+	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
+	c.work.Add(1)
+	if op.change.Action == Delete {
+		c.guard.forget(target)
+	} else if c.guard.wrote(target, digest, time.Now()) {
+		c.fighting(op)
+	}
+	log := c.log.WithFields(op.fields)
+	if op.mode == ModePull {
+		log.Info("pull target written")
+	} else {
+		log.Info("push replica written")
+	}
+}
+
+// reportFailure logs a failed write (what, of class, err) and raises the
+// Event that tells its owner, if the class has one: a conflict is only a
+// race with the cache.
+func (c *Controller) reportFailure(op writeOp, what string, class writeClass, err error) {
+	log := c.log.WithFields(logrus.Fields{"object": op.owner, "write": what})
+	switch class {
+	case classNamespaceGone:
+		log.Warn("write skipped, namespace terminating or gone")
+		c.recordEvent(op.report, Warning, ReasonNamespaceGone, what+" skipped: the namespace is terminating or gone")
+	case classInvalid:
+		log.WithError(err).Warn("write rejected")
+		c.recordEvent(op.report, Warning, ReasonWriteFailed, fmt.Sprintf("%s rejected: %s", what, apierrors.ReasonForError(err)))
+	case classForbidden:
+		c.recordEvent(op.report, Warning, ReasonWriteFailed, fmt.Sprintf("%s forbidden: the replicator lacks the permission (to replicate a Role or RoleBinding it must hold what it grants, or escalate and bind); retrying", what))
+	case classOther:
+		c.recordEvent(op.report, Warning, ReasonWriteFailed, fmt.Sprintf("%s failed: %s, retrying", what, apierrors.ReasonForError(err)))
+	}
+}
+
+// reportDryRun counts, logs and shows explain a write a dry run does not
+// make.
+func (c *Controller) reportDryRun(op writeOp) {
+	c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
+	if c.opts.Observe != nil {
+		c.opts.Observe(Observation{Kind: c.kind.Name(), Mode: op.mode, Action: op.change.Action,
+			Namespace: op.change.Object.Namespace, Name: op.change.Object.Name, Reason: op.reason})
+	}
+	c.log.WithFields(op.fields).WithFields(logrus.Fields{
+		"kind": c.kind.Name(), "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
+		"action": op.change.Action, "reason": op.reason,
+	}).Info("dry run: would write")
 }
 
 // isNamespaceGone reports whether a create failed because its namespace is
@@ -343,15 +434,21 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 const GitOpsDocs = "https://github.com/kubereplicator/replicator/blob/main/docs/gitops.md"
 
 // fighting names, once per fight spell, the writer that keeps undoing op's
-// write (writers: the object's managedFields as the write found it): a
-// Warning Event on the object written (for a replica that keeps being
-// deleted, on its source), the log and a metric.
-func (c *Controller) fighting(op writeOp, writers []metav1.ManagedFieldsEntry) {
-	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), op.mode).Inc()
+// write: a Warning Event on the object written (for a replica that keeps
+// being deleted, on its source), the log and a metric. The other writers
+// are those of the object the write replaced, as the cache holds them
+// (keptWriters): read before this write, since once it takes the fields
+// back, a writer that owned nothing else drops out of managedFields.
+func (c *Controller) fighting(op writeOp) {
+	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), string(op.mode)).Inc()
 	var msg string
 	target := op.change.Object.Key()
 	on := op.current
 	if op.change.Action != Create && op.current != nil {
+		var writers []metav1.ManagedFieldsEntry
+		if m, err := metaOf(op.current); err == nil {
+			writers = m.GetManagedFields()
+		}
 		others := otherWriters(writers)
 		msg = fmt.Sprintf("another writer keeps changing %s back, and the replicator restores it each time; field managers of the object, latest first: %s", target, strings.Join(others, ", "))
 		if len(others) == 0 {
@@ -392,4 +489,35 @@ func timeOf(f metav1.ManagedFieldsEntry) time.Time {
 		return time.Time{}
 	}
 	return f.Time.Time
+}
+
+// maxKeptWriters bounds the field managers the cache keeps of an object:
+// whoever can write a namespace can add managers to an object there.
+const maxKeptWriters = 5
+
+// keptWriters is what the cache keeps of obj's managedFields: of a pull
+// target or a push replica, objects the replicator writes, the other
+// field managers, the latest first, at most maxKeptWriters, each with its
+// operation and time only (which fields it owns is the bulk, and never
+// read); nothing of any other object. The Event that names a fight reads
+// them (fighting).
+func keptWriters(obj any, a Annotations) []metav1.ManagedFieldsEntry {
+	m, err := metaOf(obj)
+	if _, ns := obj.(*corev1.Namespace); err != nil || ns {
+		return nil
+	}
+	ann := m.GetAnnotations()
+	_, _, pull := a.pullReference(ann)
+	_, replica := ann[a.ReplicatedFrom]
+	if !pull && !replica {
+		return nil
+	}
+	var kept []metav1.ManagedFieldsEntry
+	for _, f := range m.GetManagedFields() {
+		if f.Manager != FieldManager {
+			kept = append(kept, metav1.ManagedFieldsEntry{Manager: intern(f.Manager), Operation: f.Operation, Time: f.Time})
+		}
+	}
+	slices.SortStableFunc(kept, func(a, b metav1.ManagedFieldsEntry) int { return timeOf(b).Compare(timeOf(a)) })
+	return slices.Clip(kept[:min(len(kept), maxKeptWriters)])
 }
