@@ -234,6 +234,20 @@ func (h *harness) cached(t *testing.T, obj runtime.Object) runtime.Object {
 	return out.(runtime.Object)
 }
 
+// events returns the Events recorded since the last look, oldest first:
+// the one way the tests read the recorder.
+func (h *harness) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-h.recorder.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
 func writes(client *fake.Clientset) []k8stesting.Action {
 	var out []k8stesting.Action
 	for _, a := range client.Actions() {
@@ -270,7 +284,7 @@ func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
 	assert.Equal(t, "A", string(got.Data["tls.crt"]))
 	assert.Equal(t, "tls.crt,tls.key", got.Annotations[ann.ReplicatedKeys])
 	assert.Equal(t, "certs/wildcard", got.Annotations[ann.ReplicateFrom])
-	assert.Contains(t, <-h.recorder.Events, ReasonReplicated)
+	assert.Contains(t, firstEvent(t, h), ReasonReplicated)
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "pull", "update")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.results.WithLabelValues("Secret", "pull", "written")))
 	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.results.WithLabelValues("Secret", "pull", "unchanged")), 1.0, "the reconcile after the write")
@@ -307,8 +321,8 @@ func TestControllerRetriesConflictsQuietly(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond)
 	assert.GreaterOrEqual(t, attempts.Load(), int32(2), "the conflict was retried")
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writeErrors.WithLabelValues("Secret", "conflict")))
-	for len(h.recorder.Events) > 0 {
-		assert.NotContains(t, <-h.recorder.Events, ReasonWriteFailed, "a conflict is not reported as a failure")
+	for _, e := range h.events() {
+		assert.NotContains(t, e, ReasonWriteFailed, "a conflict is not reported as a failure")
 	}
 }
 
@@ -326,10 +340,7 @@ func TestControllerPushSkipsForeignObjectsAndTerminatingNamespaces(t *testing.T)
 	got, err := h.client.CoreV1().Secrets("team-b").Get(context.Background(), "wildcard", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "mine", string(got.Data["k"]))
-	var reasons []string
-	for len(h.recorder.Events) > 0 {
-		reasons = append(reasons, <-h.recorder.Events)
-	}
+	reasons := h.events()
 	assert.Contains(t, reasons[0]+reasons[len(reasons)-1], ReasonTargetConflict)
 	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.problems.WithLabelValues("Secret", ReasonTargetConflict)), 1.0)
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
@@ -347,10 +358,7 @@ func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
 	h.drain(t)
 	assert.Len(t, writes(h.client), 1, "one attempt, no retries")
 	assert.Equal(t, 0, h.ctrl.queue.NumRequeues("certs/wildcard"))
-	var reasons []string
-	for len(h.recorder.Events) > 0 {
-		reasons = append(reasons, <-h.recorder.Events)
-	}
+	reasons := h.events()
 	assert.Len(t, reasons, 1)
 	assert.Contains(t, reasons[0], ReasonNamespaceGone)
 }
@@ -392,7 +400,7 @@ func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
 		assert.Equal(t, 1, n, ns)
 	}
 	assert.Equal(t, 40.0, testutil.ToFloat64(h.metrics.writes.WithLabelValues("Secret", "push", "create")))
-	assert.Contains(t, <-h.recorder.Events, "40 replica writes")
+	assert.Contains(t, firstEvent(t, h), "40 replica writes")
 	assert.GreaterOrEqual(t, h.ctrl.work.Load(), uint64(40), "the work done counts each write of a fan-out, not only the source's reconcile")
 }
 
@@ -455,10 +463,7 @@ func TestControllerPushRefusedByThePolicy(t *testing.T) {
 	_, err := h.client.CoreV1().Secrets("team-b").Get(context.Background(), "reader", metav1.GetOptions{})
 	assert.NoError(t, err, "a foreign object is never deleted")
 
-	var events []string
-	for len(h.recorder.Events) > 0 {
-		events = append(events, <-h.recorder.Events)
-	}
+	events := h.events()
 	assert.Contains(t, strings.Join(events, "\n"), "Warning PushDenied push refused: namespace tenant is not allowed to push; an operator can add it to "+SettingPushFrom)
 	assert.Contains(t, strings.Join(events, "\n"), "Warning PushDenied push refused into system namespaces kube-system; an operator can name them in "+SettingPushToSystem)
 	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.problems.WithLabelValues("Secret", ReasonPushDenied)), 2.0)
@@ -475,7 +480,7 @@ func TestControllerRBACKindsPushOnlyFromTheirList(t *testing.T) {
 	h := newPolicyHarness(t, Roles(), PushPolicy{From: patterns(".*")}, objs...)
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "the list for Secrets and ConfigMaps does not open Roles")
-	assert.Contains(t, <-h.recorder.Events, SettingPushRBACFrom)
+	assert.Contains(t, firstEvent(t, h), SettingPushRBACFrom)
 
 	h = newPolicyHarness(t, Roles(), PushPolicy{RBACFrom: patterns("tenant")}, objs...)
 	h.drain(t)
@@ -500,7 +505,7 @@ func TestControllerDryRunWritesNothing(t *testing.T) {
 	h.ctrl.log = logger
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "nothing written")
-	assert.Empty(t, h.recorder.Events, "no Event recorded")
+	assert.Empty(t, h.events(), "no Event recorded")
 	for mode, actions := range map[string][]Action{"pull": {Update}, "push": {Create, Adopt, Delete}} {
 		for _, a := range actions {
 			assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.dryRunWrites.WithLabelValues("Secret", mode, string(a))), "%s %s counted", mode, a)
@@ -602,19 +607,25 @@ func TestControllerNamesTheWriterItFights(t *testing.T) {
 	}
 }
 
-// fightEvents returns the FightingWriter Events recorded so far.
+// firstEvent is the oldest Event recorded since the last look; the others
+// are dropped.
+func firstEvent(t *testing.T, h *harness) string {
+	t.Helper()
+	events := h.events()
+	require.NotEmpty(t, events, "an Event")
+	return events[0]
+}
+
+// fightEvents returns the FightingWriter Events recorded since the last
+// look.
 func fightEvents(h *harness) []string {
 	var out []string
-	for {
-		select {
-		case e := <-h.recorder.Events:
-			if strings.Contains(e, ReasonFightingWriter) {
-				out = append(out, e)
-			}
-		default:
-			return out
+	for _, e := range h.events() {
+		if strings.Contains(e, ReasonFightingWriter) {
+			out = append(out, e)
 		}
 	}
+	return out
 }
 
 // The state gauge follows the objects: each pull target and each push
@@ -738,8 +749,7 @@ func TestControllerNormalEventsKeepToTheirBudget(t *testing.T) {
 	h.seed(t, objs...)
 	h.drain(t)
 	var normal, warnings int
-	for len(h.recorder.Events) > 0 {
-		e := <-h.recorder.Events
+	for _, e := range h.events() {
 		switch {
 		case strings.HasPrefix(e, "Normal "+ReasonReplicated):
 			normal++
@@ -952,10 +962,7 @@ func TestControllerRefusesWhatIsPastTheLimitsAndSaysSoBriefly(t *testing.T) {
 	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("tenant", nil), source, bloated, long)
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "nothing written")
-	var events []string
-	for len(h.recorder.Events) > 0 {
-		events = append(events, <-h.recorder.Events)
-	}
+	events := h.events()
 	all := strings.Join(events, "\n")
 	assert.Contains(t, all, "Warning InvalidAnnotation its labels and annotations take")
 	assert.Contains(t, all, "MaxMetadataBytes")

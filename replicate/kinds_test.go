@@ -128,7 +128,7 @@ func TestControllerPerKind(t *testing.T) {
 			},
 			check: func(t *testing.T, h *harness) {
 				assert.Empty(t, writes(h.client))
-				assert.Contains(t, <-h.recorder.Events, ReasonDenied)
+				assert.Contains(t, firstEvent(t, h), ReasonDenied)
 			},
 		},
 		"a Role is pushed with its rules": {

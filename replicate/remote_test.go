@@ -80,18 +80,6 @@ func (h *remoteHarness) waitRemote(t *testing.T, want string) {
 	}, 10*time.Second, 20*time.Millisecond)
 }
 
-func (h *remoteHarness) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-h.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
-
 func hubSource(crt string, clusters string) *corev1.Secret {
 	a := map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"}
 	if clusters != "" {
