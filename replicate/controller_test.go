@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"reflect"
 	"strconv"
@@ -26,7 +27,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
@@ -50,32 +50,100 @@ type harness struct {
 	ctrl     *Controller
 	recorder *record.FakeRecorder
 	metrics  *Metrics
+	// setup is what the harness gave NewReplicator, and replicator what it
+	// made of it: ctrl is its one controller.
+	setup      Setup
+	replicator *Replicator
 	// live: the informers run, and drain waits for their events;
 	// otherwise the test stands in for them (catchUp).
 	live bool
+	// hub and remote are the source cluster "hub" and its watch, when
+	// there is one; ctx ends when the test does.
+	hub    *fake.Clientset
+	remote *Remote
+	ctx    context.Context
 }
 
-// newHarness returns a Secret controller over a fake clientset holding objs.
-func newHarness(t *testing.T, objs ...runtime.Object) *harness {
-	t.Helper()
-	return newKindHarness(t, Secrets(), objs...)
+// harnessOptions say what a harness is made of. The zero value is a Secret
+// controller with the default annotations and pushFromAnywhere, whose
+// informers do not run.
+type harnessOptions struct {
+	// kind is the kind replicated; nil: Secrets.
+	kind Kind
+	// policy is the operator's push policy; nil: pushFromAnywhere.
+	policy *PushPolicy
+	// annotations are the annotations read; zero: ann. Another prefix, or
+	// other dialects.
+	annotations Annotations
+	// options, when set, changes the options the Setup gives the
+	// controller (a budget of Normal Events, say).
+	options func(*Options)
+	// live runs the informers, for the tests of how the controller meets
+	// their timing.
+	live bool
+	// hub, when set, is the source cluster "hub" (its namespace certs
+	// watched); this cluster is named "spoke", and the informers and the
+	// hub's watch run.
+	hub *fake.Clientset
+	// syncTimeout and failureGrace are the hub's timing; zero: 3 s, and the
+	// Remote's default.
+	syncTimeout, failureGrace time.Duration
 }
 
-func newKindHarness(t *testing.T, kind Kind, objs ...runtime.Object) *harness {
+// newHarness returns the controller of one kind over a fake clientset
+// holding objs, wired as the binary wires it: NewReplicator from a Setup,
+// with the informers' cache transform, and the source cluster hub as a
+// Remote of its own when o names one. Unless it is live, its informers do
+// not run, as in sample-controller's tests: the objects are put in their
+// caches and handed to the event handler as the informers' first list
+// would, and drain works the queue, then shows the controller its own
+// writes (catchUp) until nothing changes. Each live harness has its own
+// informers and Remote, and waits for them on its own clock, so the tests
+// that use one run in parallel.
+func newHarness(t *testing.T, o harnessOptions, objs ...runtime.Object) *harness {
 	t.Helper()
-	return newPolicyHarness(t, kind, pushFromAnywhere, objs...)
-}
-
-// newPolicyHarness returns a controller of kind, with the operator's push
-// policy, over a fake clientset holding objs. Its informers do not run, as
-// in sample-controller's tests: the objects are put in their caches and
-// handed to the event handlers as the informers' first list would, and
-// drain works the queue, then shows the controller its own writes (catchUp)
-// until nothing changes.
-func newPolicyHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) *harness {
-	t.Helper()
-	h, _ := newController(t, kind, policy, objs...)
-	h.seed(t, objs...)
+	h := &harness{client: fake.NewClientset(objs...), recorder: record.NewFakeRecorder(100), metrics: NewMetrics(prometheus.NewRegistry()),
+		hub: o.hub, live: o.live || o.hub != nil, ctx: context.Background()}
+	kind := o.kind
+	if kind == nil {
+		kind = Secrets()
+	}
+	policy := policyOr(o.policy)
+	a := o.annotations
+	if a.ReplicateFrom == "" {
+		a = ann
+	}
+	h.setup = Setup{Client: h.client, Kinds: []Kind{kind},
+		Options: Options{Annotations: a, Recorder: h.recorder, Metrics: h.metrics, Push: policy, Now: func() time.Time { return now }}}
+	if o.hub != nil {
+		h.setup.Options.Cluster = "spoke"
+		h.setup.SourceClusters = []SourceCluster{{Name: "hub", Client: o.hub, Namespaces: []string{"certs"}}}
+	}
+	if o.options != nil {
+		o.options(&h.setup.Options)
+	}
+	r, err := NewReplicator(h.setup)
+	require.NoError(t, err)
+	require.Len(t, r.controllers, 1)
+	h.replicator, h.ctrl = r, r.controllers[0]
+	if o.hub != nil {
+		h.remote = r.remotes[kind.Name()]["hub"]
+		require.NotNil(t, h.remote, "the hub serves %ss", kind.Name())
+		h.remote.timeout = cmp.Or(o.syncTimeout, 3*time.Second)
+		h.remote.grace = cmp.Or(o.failureGrace, h.remote.grace)
+	}
+	if !h.live {
+		h.seed(t, objs...)
+		return h
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := r.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		stopped()
+	})
+	h.ctx = ctx
+	require.True(t, cache.WaitForCacheSync(ctx.Done(), h.ctrl.objects.HasSynced, h.ctrl.namespaces.HasSynced))
 	return h
 }
 
@@ -97,40 +165,17 @@ func (h *harness) seed(t *testing.T, objs ...runtime.Object) {
 	}
 }
 
-// newLiveHarness is newPolicyHarness with running informers, for the tests
-// of how the controller meets the informers' timing.
-func newLiveHarness(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) *harness {
+// waitRemote waits until the hub's namespace certs is available (want
+// empty) or unavailable for a reason containing want.
+func (h *harness) waitRemote(t *testing.T, want string) {
 	t.Helper()
-	h, factory := newController(t, kind, policy, objs...)
-	h.live = true
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	t.Cleanup(func() {
-		cancel()
-		factory.Shutdown()
-	})
-	require.True(t, cache.WaitForCacheSync(ctx.Done(), h.ctrl.objects.HasSynced, h.ctrl.namespaces.HasSynced))
-	return h
-}
-
-func newController(t *testing.T, kind Kind, policy PushPolicy, objs ...runtime.Object) (*harness, informers.SharedInformerFactory) {
-	t.Helper()
-	return newControllerWith(t, kind, policy, ann, objs...)
-}
-
-// newControllerWith is newController reading the annotations a (another
-// prefix, or other dialects).
-func newControllerWith(t *testing.T, kind Kind, policy PushPolicy, a Annotations, objs ...runtime.Object) (*harness, informers.SharedInformerFactory) {
-	t.Helper()
-	client := fake.NewClientset(objs...)
-	// The transform the binary's informers use.
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(CacheTransform(a, false)))
-	recorder := record.NewFakeRecorder(100)
-	metrics := NewMetrics(prometheus.NewRegistry())
-	ctrl, err := NewController(kind, client, factory,
-		Options{Annotations: a, Recorder: recorder, Metrics: metrics, Push: policy, Now: func() time.Time { return now }})
-	require.NoError(t, err)
-	return &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics}, factory
+	require.Eventually(t, func() bool {
+		err := h.remote.Check()
+		if want == "" {
+			return err == nil
+		}
+		return err != nil && strings.Contains(err.Error(), want)
+	}, 10*time.Second, 20*time.Millisecond)
 }
 
 // drain processes queued items until the queue is empty and the controller's
@@ -225,11 +270,12 @@ func (h *harness) catchUp(t *testing.T) bool {
 	return changed
 }
 
-// cached is obj as the informers' transform puts it in the cache: the
-// controller under test sees what it sees in production.
+// cached is obj as the informers' transform puts it in the cache (the one
+// NewReplicator gives the informer factory): the controller under test sees
+// what it sees in production.
 func (h *harness) cached(t *testing.T, obj runtime.Object) runtime.Object {
 	t.Helper()
-	out, err := CacheTransform(h.ctrl.opts.Annotations, h.ctrl.opts.AllowAll)(obj.DeepCopyObject())
+	out, err := CacheTransform(h.setup.Options.Annotations, h.setup.Options.AllowAll)(obj.DeepCopyObject())
 	require.NoError(t, err)
 	return out.(runtime.Object)
 }
@@ -266,7 +312,7 @@ func TestControllerWritesNothingWhenEverythingIsInSync(t *testing.T) {
 		map[string]string{ann.ReplicateFrom: "certs/wildcard", ann.ReplicatedKeys: "tls.crt,tls.key", ann.ReplicatedFromVersion: "1", ann.ReplicatedAt: "2026-01-01T00:00:00Z"})
 	replica := secret("team-a", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
 		map[string]string{ann.ReplicatedFrom: "certs/wildcard", ann.ReplicatedKeys: "tls.crt,tls.key", ann.ReplicatedFromVersion: "1", ann.ReplicatedAt: "2026-01-01T00:00:00Z"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), source, target, replica)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), source, target, replica)
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "steady state causes zero writes")
 }
@@ -276,7 +322,7 @@ func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
 	target := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""},
 		map[string]string{ann.ReplicateFrom: "certs/wildcard"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
 	h.drain(t)
 	require.Len(t, writes(h.client), 1, "exactly one write")
 	got, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "tls", metav1.GetOptions{})
@@ -298,7 +344,7 @@ func conflictingPlaceholder(t *testing.T, conflicts int32) (*harness, *atomic.In
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
 	target := secret("app", "copy", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
 	attempts := &atomic.Int32{}
 	h.client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if attempts.Add(1) <= conflicts {
@@ -332,7 +378,7 @@ func TestControllerPushSkipsForeignObjectsAndTerminatingNamespaces(t *testing.T)
 	foreign := secret("team-b", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "mine"}, nil)
 	dying := namespaceObj("team-c", nil)
 	dying.Status.Phase = corev1.NamespaceTerminating
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), dying, source, foreign)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), dying, source, foreign)
 	h.drain(t)
 	w := writes(h.client)
 	require.Len(t, w, 1)
@@ -349,7 +395,7 @@ func TestControllerPushSkipsForeignObjectsAndTerminatingNamespaces(t *testing.T)
 
 func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateTo: "team-a"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("team-a", nil), source)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("team-a", nil), source)
 	h.client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 		err := apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "wildcard", nil)
 		err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause}}
@@ -364,7 +410,7 @@ func TestControllerTreatsTerminatingNamespaceAsNoRetry(t *testing.T) {
 }
 
 func TestControllerRunStopsWhenItsContextEnds(t *testing.T) {
-	h := newLiveHarness(t, Secrets(), pushFromAnywhere, namespaceObj("app", nil))
+	h := newHarness(t, harnessOptions{live: true}, namespaceObj("app", nil))
 	assert.NoError(t, h.ctrl.Ready(), "caches synced")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -388,7 +434,7 @@ func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
 	objs = append(objs, secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateToMatching: "tls=yes"}))
 	// Live informers: the replicas' Add events race the source's next
 	// reconcile, as in a cluster.
-	h := newLiveHarness(t, Secrets(), pushFromAnywhere, objs...)
+	h := newHarness(t, harnessOptions{live: true}, objs...)
 	h.drain(t)
 	created := map[string]int{}
 	for _, w := range writes(h.client) {
@@ -406,7 +452,7 @@ func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
 
 func TestControllerSettlesAfterTheFirstReconcileOfEverything(t *testing.T) {
 	t.Run("with objects: once the queue has drained", func(t *testing.T) {
-		h := newHarness(t, namespaceObj("app", nil), secret("app", "s", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "other/s"}))
+		h := newHarness(t, harnessOptions{}, namespaceObj("app", nil), secret("app", "s", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "other/s"}))
 		select {
 		case <-h.ctrl.Settled():
 			t.Fatal("settled before anything was reconciled")
@@ -420,7 +466,7 @@ func TestControllerSettlesAfterTheFirstReconcileOfEverything(t *testing.T) {
 		}
 	})
 	t.Run("with nothing to reconcile: as soon as it runs", func(t *testing.T) {
-		h := newLiveHarness(t, ConfigMaps(), pushFromAnywhere, namespaceObj("app", nil))
+		h := newHarness(t, harnessOptions{kind: ConfigMaps(), live: true}, namespaceObj("app", nil))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() { _ = h.ctrl.Run(ctx) }()
@@ -443,7 +489,7 @@ func TestControllerPushRefusedByThePolicy(t *testing.T) {
 	// Not ours: left alone.
 	foreign := secret("team-b", "reader", corev1.SecretTypeOpaque, map[string]string{"k": "mine"}, nil)
 	policy := PushPolicy{From: patterns("certs")}
-	h := newPolicyHarness(t, Secrets(), policy, namespaceObj("tenant", nil), namespaceObj("certs", nil), namespaceObj("team-a", nil),
+	h := newHarness(t, harnessOptions{policy: &policy}, namespaceObj("tenant", nil), namespaceObj("certs", nil), namespaceObj("team-a", nil),
 		namespaceObj("team-b", nil), namespaceObj("kube-system", nil), tenant, certs, stale, foreign)
 	h.drain(t)
 
@@ -477,12 +523,12 @@ func TestControllerRBACKindsPushOnlyFromTheirList(t *testing.T) {
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}},
 	}
 	objs := []runtime.Object{namespaceObj("tenant", nil), namespaceObj("team-a", nil), role}
-	h := newPolicyHarness(t, Roles(), PushPolicy{From: patterns(".*")}, objs...)
+	h := newHarness(t, harnessOptions{kind: Roles(), policy: &PushPolicy{From: patterns(".*")}}, objs...)
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "the list for Secrets and ConfigMaps does not open Roles")
 	assert.Contains(t, firstEvent(t, h), SettingPushRBACFrom)
 
-	h = newPolicyHarness(t, Roles(), PushPolicy{RBACFrom: patterns("tenant")}, objs...)
+	h = newHarness(t, harnessOptions{kind: Roles(), policy: &PushPolicy{RBACFrom: patterns("tenant")}}, objs...)
 	h.drain(t)
 	require.Len(t, writes(h.client), 1)
 	_, err := h.client.RbacV1().Roles("team-a").Get(context.Background(), "reader", metav1.GetOptions{})
@@ -498,7 +544,7 @@ func TestControllerDryRunWritesNothing(t *testing.T) {
 	adoptable := secret("team-b", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD", "tls.key": "OLD"},
 		map[string]string{ann.ReplicatedAt: "2026-01-01T00:00:00Z", ann.ReplicatedFromVersion: "41"})
 	stale := secret("team-c", "wildcard", corev1.SecretTypeTLS, nil, map[string]string{ann.ReplicatedFrom: "certs/wildcard"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), namespaceObj("team-c", nil),
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), namespaceObj("team-b", nil), namespaceObj("team-c", nil),
 		source, placeholder, adoptable, stale)
 	h.ctrl.opts.DryRun = true
 	logger, logs := logtest.NewNullLogger()
@@ -545,8 +591,7 @@ func TestControllerReflectorMirrorFollowsItsNamespaceLabels(t *testing.T) {
 			map[string]string{rk.Allowed: "true", rk.AllowedNamespaces: "staging", rk.AllowedSelector: "team=web"}),
 		secret("app", "my-tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{rk.Reflects: "certs/wildcard"}),
 	}
-	h, _ := newControllerWith(t, Secrets(), pushFromAnywhere, dialects, objs...)
-	h.seed(t, objs...)
+	h := newHarness(t, harnessOptions{annotations: dialects}, objs...)
 	h.drain(t)
 	mirror := func() string {
 		s, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "my-tls", metav1.GetOptions{})
@@ -575,7 +620,7 @@ func TestControllerReflectorMirrorFollowsItsNamespaceLabels(t *testing.T) {
 func TestControllerNamesTheWriterItFights(t *testing.T) {
 	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
 	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), source, placeholder)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), source, placeholder)
 	h.drain(t)
 	revert := func() {
 		// What Argo CD does with a manifest holding the empty values:
@@ -634,7 +679,7 @@ func fightEvents(h *harness) []string {
 func TestControllerKeepsTheStateOfEveryManagedObject(t *testing.T) {
 	tls := map[string]string{"tls.crt": "A", "tls.key": "K"}
 	empty := map[string]string{"tls.crt": "", "tls.key": ""}
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("other", nil), namespaceObj("kube-system", nil),
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("other", nil), namespaceObj("kube-system", nil),
 		secret("certs", "wildcard", corev1.SecretTypeTLS, tls, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "app,other,kube-system"}),
 		secret("app", "tls", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/wildcard"}),
 		secret("other", "tls", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/wildcard"}),
@@ -674,7 +719,7 @@ func TestControllerComparesTargetsByDigestAndWritesContent(t *testing.T) {
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "team-a"})
 	target := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": "", "own": "O"},
 		map[string]string{ann.ReplicateFrom: "certs/wildcard"})
-	h := newLiveHarness(t, Secrets(), pushFromAnywhere, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), source, target)
+	h := newHarness(t, harnessOptions{live: true}, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), source, target)
 	h.drain(t)
 	ctx := context.Background()
 	secrets := h.client.CoreV1().Secrets
@@ -744,9 +789,7 @@ func TestControllerNormalEventsKeepToTheirBudget(t *testing.T) {
 	}
 	// Warnings are not limited: a placeholder naming a missing source.
 	objs = append(objs, secret("team-0", "missing", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/missing"}))
-	h, _ := newController(t, Secrets(), pushFromAnywhere, objs...)
-	h.ctrl.opts.NormalEvents = rate.NewLimiter(0, 3)
-	h.seed(t, objs...)
+	h := newHarness(t, harnessOptions{options: func(o *Options) { o.NormalEvents = rate.NewLimiter(0, 3) }}, objs...)
 	h.drain(t)
 	var normal, warnings int
 	for _, e := range h.events() {
@@ -769,11 +812,10 @@ func TestControllerRepeatedDeletesOfAGoneReplicaAreNoFight(t *testing.T) {
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, nil) // pushes no more
 	replica := secret("team-a", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
 		map[string]string{ann.ReplicatedFrom: "certs/wildcard", ann.ReplicatedKeys: "k"})
-	h, _ := newController(t, Secrets(), pushFromAnywhere, namespaceObj("certs", nil), namespaceObj("team-a", nil), source, replica)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("team-a", nil), source, replica)
 	h.client.PrependReactor("delete", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, "wildcard")
 	})
-	h.seed(t, namespaceObj("certs", nil), namespaceObj("team-a", nil), source, replica)
 	for range 5 {
 		h.ctrl.queue.Add("certs/wildcard")
 		for h.ctrl.queue.Len() > 0 {
@@ -799,7 +841,7 @@ func TestControllerLeavesTheSharedCacheAsStored(t *testing.T) {
 	objs = append(objs,
 		secret("certs", "pull-source", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "team-.*"}),
 		secret("certs", "push-source", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateToMatching: "tls=yes"}))
-	h := newLiveHarness(t, Secrets(), pushFromAnywhere, objs...)
+	h := newHarness(t, harnessOptions{live: true}, objs...)
 	h.drain(t)
 	for _, name := range []string{"pull-source", "push-source"} {
 		s, err := h.client.CoreV1().Secrets("certs").Get(context.Background(), name, metav1.GetOptions{})
@@ -834,7 +876,7 @@ func TestControllerLeavesTheSharedCacheAsStored(t *testing.T) {
 // source's fan-out is one item, out of the queue while it writes, and the
 // controller is not idle until it is written.
 func TestControllerIsNotIdleWhileAFanOutWrites(t *testing.T) {
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("app", nil),
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil),
 		secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateTo: "app"}))
 	writing, release := make(chan struct{}), make(chan struct{})
 	h.client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -872,7 +914,7 @@ func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
 	}
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v2"}, map[string]string{ann.ReplicateToMatching: "tls=yes"})
 	objs = append(objs, source)
-	h, _ := newController(t, Secrets(), pushFromAnywhere, objs...)
+	h := newHarness(t, harnessOptions{}, objs...)
 	// As the API server: every write gives the object a version of its own
 	// (the fake keeps the one sent).
 	version := 100
@@ -882,7 +924,6 @@ func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
 		obj.ResourceVersion = strconv.Itoa(version)
 		return true, obj, h.client.Tracker().Update(a.GetResource(), obj, obj.Namespace)
 	})
-	h.seed(t, objs...)
 	ctx := context.Background()
 	work := func() {
 		for h.ctrl.queue.Len() > 0 {
@@ -959,7 +1000,7 @@ func TestControllerRefusesWhatIsPastTheLimitsAndSaysSoBriefly(t *testing.T) {
 	long := secret("tenant", "long", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/" + strings.Repeat("n", 20000)})
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "tenant"})
-	h := newHarness(t, namespaceObj("certs", nil), namespaceObj("tenant", nil), source, bloated, long)
+	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("tenant", nil), source, bloated, long)
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "nothing written")
 	events := h.events()
@@ -979,7 +1020,7 @@ func TestControllerCostlyItemsWaitTheirTurnWithoutHoldingUpOthers(t *testing.T) 
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
 	target := secret("app", "wildcard", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
-	h := newHarness(t, namespaceObj("tenant-a", nil), namespaceObj("certs", nil), namespaceObj("app", nil), costly, costlyTarget, source, target)
+	h := newHarness(t, harnessOptions{}, namespaceObj("tenant-a", nil), namespaceObj("certs", nil), namespaceObj("app", nil), costly, costlyTarget, source, target)
 	assert.True(t, h.ctrl.costly("tenant-a/costly"), "long lists")
 	assert.True(t, h.ctrl.costly("app/costly"), "pulls from long lists")
 	assert.False(t, h.ctrl.costly("certs/wildcard"))

@@ -47,7 +47,7 @@ func TestDialectsOnlyForSecretsAndConfigMaps(t *testing.T) {
 	}
 	assert.False(t, ann.forKind(Secrets()).Dialects.Reads(DialectReflector))
 	for _, kind := range Kinds() {
-		h, _ := newControllerWith(t, kind, pushFromAnywhere, dialects)
+		h := newHarness(t, harnessOptions{kind: kind, annotations: dialects})
 		assert.Equal(t, dialects.forKind(kind), h.ctrl.opts.Annotations, "%s: each controller reads the dialects its kind speaks", kind.Name())
 	}
 }

@@ -81,7 +81,7 @@ func TestExpiredWritesAreForgottenOneByOne(t *testing.T) {
 func TestObjectHandlerObservesThenEnqueues(t *testing.T) {
 	replica := secret("team-a", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicatedFrom: "certs/wildcard"})
 	replica.ResourceVersion = "6"
-	h, _ := newController(t, Secrets(), pushFromAnywhere)
+	h := newHarness(t, harnessOptions{})
 
 	queued := func() []string {
 		var keys []string

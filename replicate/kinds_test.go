@@ -192,7 +192,7 @@ func TestControllerPerKind(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			objs := append([]runtime.Object{namespaceObj("team", nil), namespaceObj("app", nil), namespaceObj("push", nil)}, tt.objects...)
-			h := newKindHarness(t, tt.kind, objs...)
+			h := newHarness(t, harnessOptions{kind: tt.kind}, objs...)
 			h.drain(t)
 			tt.check(t, h)
 			before := len(writes(h.client))

@@ -1,14 +1,12 @@
 package replicate
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,64 +19,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 )
-
-// remoteHarness is a controller in cluster "spoke" that may pull from the
-// fake cluster "hub" (namespace certs watched).
-type remoteHarness struct {
-	*harness
-	hub    *fake.Clientset
-	remote *Remote
-	ctx    context.Context
-}
-
-func newRemoteHarness(t *testing.T, hub *fake.Clientset, local ...runtime.Object) *remoteHarness {
-	t.Helper()
-	return newRemoteHarnessWith(t, hub, RemoteOptions{SyncTimeout: 3 * time.Second}, local...)
-}
-
-// newRemoteHarnessWith is newRemoteHarness with the Remote's timing options.
-// Each harness has its own informers and Remote, and waits for their state
-// on its own clock, so the tests that use one run in parallel.
-func newRemoteHarnessWith(t *testing.T, hub *fake.Clientset, opts RemoteOptions, local ...runtime.Object) *remoteHarness {
-	t.Helper()
-	client := fake.NewClientset(local...)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	recorder := record.NewFakeRecorder(100)
-	metrics := NewMetrics(prometheus.NewRegistry())
-	opts.Name, opts.Kind, opts.Client, opts.Namespaces, opts.Metrics = "hub", Secrets(), hub, []string{"certs"}, metrics
-	remote, err := NewRemote(opts)
-	require.NoError(t, err)
-	ctrl, err := NewController(Secrets(), client, factory, Options{Annotations: ann, Recorder: recorder, Metrics: metrics, Now: func() time.Time { return now },
-		Cluster: "spoke", Remotes: map[string]*Remote{"hub": remote}})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); remote.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		factory.Shutdown()
-		<-done
-	})
-	require.True(t, cache.WaitForCacheSync(ctx.Done(), ctrl.objects.HasSynced, ctrl.namespaces.HasSynced))
-	return &remoteHarness{harness: &harness{client: client, ctrl: ctrl, recorder: recorder, metrics: metrics, live: true}, hub: hub, remote: remote, ctx: ctx}
-}
-
-// waitRemote waits until the hub's namespace certs is available (want
-// empty) or unavailable for a reason containing want.
-func (h *remoteHarness) waitRemote(t *testing.T, want string) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		err := h.remote.Check()
-		if want == "" {
-			return err == nil
-		}
-		return err != nil && strings.Contains(err.Error(), want)
-	}, 10*time.Second, 20*time.Millisecond)
-}
 
 func hubSource(crt string, clusters string) *corev1.Secret {
 	a := map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"}
@@ -103,7 +44,7 @@ func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
 		<-loading
 		return false, nil, nil
 	})
-	h := newRemoteHarness(t, hub, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h := newHarness(t, harnessOptions{hub: hub}, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
 	t.Cleanup(load) // runs before the harness stops the Remote
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "nothing is written while the remote is loading")
@@ -152,7 +93,7 @@ func TestRemoteThatCannotBeReadLeavesPlaceholdersAlone(t *testing.T) {
 	})
 	filled := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "old", "tls.key": "old-key"},
 		map[string]string{ann.ReplicateFrom: "hub:certs/wildcard", ann.ReplicatedKeys: "tls.crt,tls.key"})
-	h := newRemoteHarness(t, hub, namespaceObj("app", nil), filled)
+	h := newHarness(t, harnessOptions{hub: hub}, namespaceObj("app", nil), filled)
 	h.waitRemote(t, "forbidden")
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "the data replicated last is kept")
@@ -190,7 +131,7 @@ func TestRemoteReferencesThatCannotBeServed(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			h := newRemoteHarness(t, fake.NewClientset(noOptIn, otherCluster), namespaceObj("app", nil), placeholder(tt.from))
+			h := newHarness(t, harnessOptions{hub: fake.NewClientset(noOptIn, otherCluster)}, namespaceObj("app", nil), placeholder(tt.from))
 			h.waitRemote(t, "")
 			h.ctrl.queue.Add("app/tls")
 			h.drain(t)
@@ -206,7 +147,7 @@ func TestReferenceNamingThisClusterIsLocal(t *testing.T) {
 	t.Parallel()
 	local := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "L", "tls.key": "K"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
-	h := newRemoteHarness(t, fake.NewClientset(hubSource("A", "spoke")), namespaceObj("certs", nil), namespaceObj("app", nil), local, placeholder("spoke:certs/wildcard"))
+	h := newHarness(t, harnessOptions{hub: fake.NewClientset(hubSource("A", "spoke"))}, namespaceObj("certs", nil), namespaceObj("app", nil), local, placeholder("spoke:certs/wildcard"))
 	h.drain(t)
 	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -251,7 +192,7 @@ func TestRemoteFailingBrieflyRaisesNoAlarm(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	h := newRemoteHarnessWith(t, hub, RemoteOptions{FailureGrace: 20 * time.Second}, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h := newHarness(t, harnessOptions{hub: hub, syncTimeout: 30 * time.Second, failureGrace: 20 * time.Second}, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
 	require.Eventually(t, func() bool {
 		err := h.remote.Check()
 		require.False(t, err != nil && strings.Contains(err.Error(), "restarting"), "reported unavailable within the grace: %v", err)
@@ -277,7 +218,7 @@ func TestRemoteThatNeverLoadsIsReportedAfterTheSyncTimeout(t *testing.T) {
 		<-release
 		return true, nil, apierrors.NewTimeoutError("hung", 0)
 	})
-	h := newRemoteHarnessWith(t, hub, RemoteOptions{SyncTimeout: 2 * time.Second}, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h := newHarness(t, harnessOptions{hub: hub, syncTimeout: 2 * time.Second}, namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
 	t.Cleanup(func() { close(release) }) // runs before the harness stops the Remote
 	h.waitRemote(t, "not loaded after 2s")
 	h.drain(t)
