@@ -187,9 +187,7 @@ func (h *harness) drain(t *testing.T) {
 		return
 	}
 	for range 100 {
-		for h.ctrl.queue.Len() > 0 {
-			h.ctrl.processNextItem(context.Background())
-		}
+		h.work()
 		if !h.catchUp(t) && h.ctrl.queue.Len() == 0 {
 			return
 		}
@@ -197,24 +195,73 @@ func (h *harness) drain(t *testing.T) {
 	t.Fatal("the controller keeps writing")
 }
 
-// settle is drain with running informers: it waits briefly for them to
-// deliver the events of the controller's own writes.
+// settle is drain with running informers. It works the queue until the
+// cache shows what the fake API server holds, no push write is waited for
+// and nothing is queued; then it reconciles every cached object once more.
+// That pass is the positive signal the assertions after drain rest on,
+// those of an absence too: each object was reconciled against a cache that
+// shows the server, and nothing was left to write.
 func (h *harness) settle(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	idleSince := time.Now()
-	for time.Now().Before(deadline) {
-		if h.ctrl.queue.Len() > 0 {
-			h.ctrl.processNextItem(context.Background())
-			idleSince = time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		h.work()
+		if h.caughtUp(t) {
+			before := len(writes(h.client))
+			for _, key := range h.ctrl.objects.GetIndexer().ListKeys() {
+				h.ctrl.queue.Add(key)
+			}
+			h.work()
+			if len(writes(h.client)) == before {
+				return
+			}
 			continue
 		}
-		if time.Since(idleSince) > 200*time.Millisecond {
-			return
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the controller did not settle")
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("queue did not drain")
+}
+
+// work reconciles the queued items until none is left.
+func (h *harness) work() {
+	for h.ctrl.queue.Len() > 0 {
+		h.ctrl.processNextItem(context.Background())
+	}
+}
+
+// caughtUp reports whether nothing is queued, deferred or being
+// reconciled, the push expectations wait for no write, and the cache holds
+// what the fake API server holds, as the transform makes it.
+func (h *harness) caughtUp(t *testing.T) bool {
+	t.Helper()
+	if !h.ctrl.idle() {
+		return false
+	}
+	h.ctrl.expected.mu.Lock()
+	waiting := len(h.ctrl.expected.pending)
+	h.ctrl.expected.mu.Unlock()
+	if waiting > 0 {
+		return false
+	}
+	stored := h.stored(t)
+	indexer := h.ctrl.objects.GetIndexer()
+	if len(indexer.ListKeys()) != len(stored) {
+		return false
+	}
+	for _, o := range stored {
+		key, err := cache.MetaNamespaceKeyFunc(o)
+		require.NoError(t, err)
+		cached, ok, _ := indexer.GetByKey(key)
+		if !ok || !equality.Semantic.DeepEqual(h.cached(t, o), cached) {
+			return false
+		}
+	}
+	return true
 }
 
 // kindResources are the API resources of the kinds, for catchUp.
@@ -231,16 +278,11 @@ var kindResources = map[string]schema.GroupVersionResource{
 // reports whether anything differed.
 func (h *harness) catchUp(t *testing.T) bool {
 	t.Helper()
-	gvr := kindResources[h.ctrl.kind.Name()]
-	list, err := h.client.Tracker().List(gvr, gvr.GroupVersion().WithKind(h.ctrl.kind.Name()), "")
-	require.NoError(t, err)
-	objs, err := apimeta.ExtractList(list)
-	require.NoError(t, err)
 	indexer := h.ctrl.objects.GetIndexer()
 	seen := map[string]bool{}
 	changed := false
-	for _, o := range objs {
-		o := h.cached(t, o.(runtime.Object))
+	for _, o := range h.stored(t) {
+		o := h.cached(t, o)
 		key, err := cache.MetaNamespaceKeyFunc(o)
 		require.NoError(t, err)
 		seen[key] = true
@@ -268,6 +310,22 @@ func (h *harness) catchUp(t *testing.T) bool {
 		}
 	}
 	return changed
+}
+
+// stored are the objects of the controller's kind the fake API server
+// holds.
+func (h *harness) stored(t *testing.T) []runtime.Object {
+	t.Helper()
+	gvr := kindResources[h.ctrl.kind.Name()]
+	list, err := h.client.Tracker().List(gvr, gvr.GroupVersion().WithKind(h.ctrl.kind.Name()), "")
+	require.NoError(t, err)
+	objs, err := apimeta.ExtractList(list)
+	require.NoError(t, err)
+	out := make([]runtime.Object, len(objs))
+	for i, o := range objs {
+		out[i] = o.(runtime.Object)
+	}
+	return out
 }
 
 // cached is obj as the informers' transform puts it in the cache (the one
@@ -818,9 +876,7 @@ func TestControllerRepeatedDeletesOfAGoneReplicaAreNoFight(t *testing.T) {
 	})
 	for range 5 {
 		h.ctrl.queue.Add("certs/wildcard")
-		for h.ctrl.queue.Len() > 0 {
-			h.ctrl.processNextItem(context.Background())
-		}
+		h.work()
 	}
 	assert.Empty(t, fightEvents(h))
 	assert.Zero(t, testutil.ToFloat64(h.metrics.fights.WithLabelValues("Secret", "push")))
@@ -924,12 +980,6 @@ func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
 		obj.ResourceVersion = strconv.Itoa(version)
 		return true, obj, h.client.Tracker().Update(a.GetResource(), obj, obj.Namespace)
 	})
-	ctx := context.Background()
-	work := func() {
-		for h.ctrl.queue.Len() > 0 {
-			h.ctrl.processNextItem(ctx)
-		}
-	}
 	count := func(verb string) int {
 		n := 0
 		for _, w := range writes(h.client) {
@@ -940,16 +990,16 @@ func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
 		return n
 	}
 
-	work()
+	h.work()
 	require.Equal(t, 3, count("update"), "the fan-out")
 	h.ctrl.queue.Add("certs/wildcard") // as a replica's event does
-	work()
+	h.work()
 	assert.Equal(t, 3, count("update"), "the cache does not show the updates yet: nothing is sent again")
 	assert.True(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()))
 
 	require.True(t, h.catchUp(t))
 	assert.False(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()), "each update seen in its new version")
-	work()
+	h.work()
 	assert.Equal(t, 3, count("update"), "in sync")
 
 	// The source stops pushing: its replicas are deleted, once each.
@@ -958,14 +1008,14 @@ func TestControllerPushWaitsForTheCacheToShowItsWrites(t *testing.T) {
 	stopped.ResourceVersion = "2"
 	require.NoError(t, h.client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("secrets"), stopped, "certs"))
 	require.True(t, h.catchUp(t))
-	work()
+	h.work()
 	require.Equal(t, 3, count("delete"))
 	h.ctrl.queue.Add("certs/wildcard")
-	work()
+	h.work()
 	assert.Equal(t, 3, count("delete"), "the cache still shows the replicas: they are not deleted again")
 	require.True(t, h.catchUp(t))
 	assert.False(t, h.ctrl.expected.awaited("certs/wildcard", time.Now()), "each delete seen")
-	work()
+	h.work()
 	assert.Equal(t, 3, count("delete"))
 }
 
@@ -1032,9 +1082,7 @@ func TestControllerCostlyItemsWaitTheirTurnWithoutHoldingUpOthers(t *testing.T) 
 	for _, key := range []string{"app/costly", "app/wildcard"} {
 		h.ctrl.queue.Add(key)
 	}
-	for h.ctrl.queue.Len() > 0 {
-		h.ctrl.processNextItem(context.Background())
-	}
+	h.work()
 	got, err := h.client.CoreV1().Secrets("app").Get(context.Background(), "wildcard", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "v", string(got.Data["k"]), "the ordinary placeholder is not held up")
