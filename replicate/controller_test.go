@@ -33,18 +33,6 @@ import (
 	"k8s.io/client-go/tools/record"
 )
 
-func namespaceObj(name string, labels map[string]string) *corev1.Namespace {
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
-}
-
-func secret(namespace, name string, typ corev1.SecretType, d map[string]string, annotations map[string]string) *corev1.Secret {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: annotations, ResourceVersion: "1"}, Type: typ, Data: map[string][]byte{}}
-	for k, v := range d {
-		s.Data[k] = []byte(v)
-	}
-	return s
-}
-
 type harness struct {
 	client   *fake.Clientset
 	ctrl     *Controller
@@ -377,9 +365,9 @@ func TestControllerWritesNothingWhenEverythingIsInSync(t *testing.T) {
 
 func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
 	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
-		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
+		allowed("app"))
 	target := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""},
-		map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+		replicateFrom("certs/wildcard"))
 	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
 	h.drain(t)
 	require.Len(t, writes(h.client), 1, "exactly one write")
@@ -400,8 +388,8 @@ func TestControllerFillsAPlaceholderAndSettles(t *testing.T) {
 func conflictingPlaceholder(t *testing.T, conflicts int32) (*harness, *atomic.Int32) {
 	t.Helper()
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
-		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
-	target := secret("app", "copy", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+		allowed("app"))
+	target := secret("app", "copy", corev1.SecretTypeOpaque, nil, replicateFrom("certs/wildcard"))
 	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), source, target)
 	attempts := &atomic.Int32{}
 	h.client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -510,7 +498,7 @@ func TestControllerPushFanOutWritesEachNamespaceOnce(t *testing.T) {
 
 func TestControllerSettlesAfterTheFirstReconcileOfEverything(t *testing.T) {
 	t.Run("with objects: once the queue has drained", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{}, namespaceObj("app", nil), secret("app", "s", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "other/s"}))
+		h := newHarness(t, harnessOptions{}, namespaceObj("app", nil), secret("app", "s", corev1.SecretTypeOpaque, nil, replicateFrom("other/s")))
 		select {
 		case <-h.ctrl.Settled():
 			t.Fatal("settled before anything was reconciled")
@@ -596,7 +584,7 @@ func TestControllerRBACKindsPushOnlyFromTheirList(t *testing.T) {
 func TestControllerDryRunWritesNothing(t *testing.T) {
 	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "team-a,team-b"})
-	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, replicateFrom("certs/wildcard"))
 	source.ResourceVersion = "41"
 	// kubernetes-replicator's copy of the source as it is now.
 	adoptable := secret("team-b", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "OLD", "tls.key": "OLD"},
@@ -676,8 +664,8 @@ func TestControllerReflectorMirrorFollowsItsNamespaceLabels(t *testing.T) {
 // and the third write of the same content names the writer once, from the
 // object's managedFields, with the docs to read.
 func TestControllerNamesTheWriterItFights(t *testing.T) {
-	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
-	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, allowed("app"))
+	placeholder := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, replicateFrom("certs/wildcard"))
 	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), source, placeholder)
 	h.drain(t)
 	revert := func() {
@@ -739,9 +727,9 @@ func TestControllerKeepsTheStateOfEveryManagedObject(t *testing.T) {
 	empty := map[string]string{"tls.crt": "", "tls.key": ""}
 	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("other", nil), namespaceObj("kube-system", nil),
 		secret("certs", "wildcard", corev1.SecretTypeTLS, tls, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "app,other,kube-system"}),
-		secret("app", "tls", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/wildcard"}),
-		secret("other", "tls", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/wildcard"}),
-		secret("other", "gone", corev1.SecretTypeTLS, empty, map[string]string{ann.ReplicateFrom: "certs/missing"}),
+		secret("app", "tls", corev1.SecretTypeTLS, empty, replicateFrom("certs/wildcard")),
+		secret("other", "tls", corev1.SecretTypeTLS, empty, replicateFrom("certs/wildcard")),
+		secret("other", "gone", corev1.SecretTypeTLS, empty, replicateFrom("certs/missing")),
 		secret("other", "wildcard", corev1.SecretTypeTLS, tls, nil), // not ours: a conflict
 	)
 	h.drain(t)
@@ -776,7 +764,7 @@ func TestControllerComparesTargetsByDigestAndWritesContent(t *testing.T) {
 	source := secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicateTo: "team-a"})
 	target := secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": "", "own": "O"},
-		map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+		replicateFrom("certs/wildcard"))
 	h := newHarness(t, harnessOptions{live: true}, namespaceObj("certs", nil), namespaceObj("app", nil), namespaceObj("team-a", nil), source, target)
 	h.drain(t)
 	ctx := context.Background()
@@ -840,13 +828,13 @@ func TestWritesNeverCarryDigests(t *testing.T) {
 func TestControllerNormalEventsKeepToTheirBudget(t *testing.T) {
 	objs := []runtime.Object{namespaceObj("certs", nil),
 		secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"},
-			map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "team-.*"})}
+			allowed("team-.*"))}
 	for i := 0; i < 10; i++ {
 		ns := "team-" + strconv.Itoa(i)
-		objs = append(objs, namespaceObj(ns, nil), secret(ns, "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/wildcard"}))
+		objs = append(objs, namespaceObj(ns, nil), secret(ns, "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, replicateFrom("certs/wildcard")))
 	}
 	// Warnings are not limited: a placeholder naming a missing source.
-	objs = append(objs, secret("team-0", "missing", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/missing"}))
+	objs = append(objs, secret("team-0", "missing", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, replicateFrom("certs/missing")))
 	h := newHarness(t, harnessOptions{options: func(o *Options) { o.NormalEvents = rate.NewLimiter(0, 3) }}, objs...)
 	h.drain(t)
 	var normal, warnings int
@@ -892,10 +880,10 @@ func TestControllerLeavesTheSharedCacheAsStored(t *testing.T) {
 	for i := range 20 {
 		ns := "team-" + strconv.Itoa(i)
 		objs = append(objs, namespaceObj(ns, map[string]string{"tls": "yes"}),
-			secret(ns, "pulled", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: "certs/pull-source"}))
+			secret(ns, "pulled", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, replicateFrom("certs/pull-source")))
 	}
 	objs = append(objs,
-		secret("certs", "pull-source", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "team-.*"}),
+		secret("certs", "pull-source", corev1.SecretTypeTLS, map[string]string{"tls.crt": "A", "tls.key": "K"}, allowed("team-.*")),
 		secret("certs", "push-source", corev1.SecretTypeOpaque, map[string]string{"k": "v"}, map[string]string{ann.ReplicateToMatching: "tls=yes"}))
 	h := newHarness(t, harnessOptions{live: true}, objs...)
 	h.drain(t)
@@ -1049,7 +1037,7 @@ func TestControllerRefusesWhatIsPastTheLimitsAndSaysSoBriefly(t *testing.T) {
 	// A reference too long to be one, quoted in the Warning.
 	long := secret("tenant", "long", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/" + strings.Repeat("n", 20000)})
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
-		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "tenant"})
+		allowed("tenant"))
 	h := newHarness(t, harnessOptions{}, namespaceObj("certs", nil), namespaceObj("tenant", nil), source, bloated, long)
 	h.drain(t)
 	assert.Empty(t, writes(h.client), "nothing written")
@@ -1066,10 +1054,10 @@ func TestControllerCostlyItemsWaitTheirTurnWithoutHoldingUpOthers(t *testing.T) 
 	long := strings.Repeat("tenant-a-name-that-is-long,", 100) + "app"
 	costly := secret("tenant-a", "costly", corev1.SecretTypeOpaque, map[string]string{"k": "costly"},
 		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: long})
-	costlyTarget := secret("app", "costly", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "tenant-a/costly"})
+	costlyTarget := secret("app", "costly", corev1.SecretTypeOpaque, nil, replicateFrom("tenant-a/costly"))
 	source := secret("certs", "wildcard", corev1.SecretTypeOpaque, map[string]string{"k": "v"},
-		map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"})
-	target := secret("app", "wildcard", corev1.SecretTypeOpaque, nil, map[string]string{ann.ReplicateFrom: "certs/wildcard"})
+		allowed("app"))
+	target := secret("app", "wildcard", corev1.SecretTypeOpaque, nil, replicateFrom("certs/wildcard"))
 	h := newHarness(t, harnessOptions{}, namespaceObj("tenant-a", nil), namespaceObj("certs", nil), namespaceObj("app", nil), costly, costlyTarget, source, target)
 	assert.True(t, h.ctrl.costly("tenant-a/costly"), "long lists")
 	assert.True(t, h.ctrl.costly("app/costly"), "pulls from long lists")

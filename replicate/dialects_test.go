@@ -8,36 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The annotations with every dialect read, as --dialects=replicator,reflector,kubed
-// sets them.
-var dialects = ann.WithDialects(NewDialects(DialectReflector, DialectKubed))
-
-var rk = NewReflectorKeys()
-
-// reflectorRecipe is cert-manager's FAQ recipe for reflector, as a
-// Certificate's secretTemplate puts it on the Secret.
-func reflectorRecipe() map[string]string {
-	return map[string]string{
-		rk.Allowed: "true", rk.AllowedNamespaces: "dev,staging,prod",
-		rk.AutoEnabled: "true", rk.AutoNamespaces: "dev,staging,prod",
-	}
-}
-
-func with(base map[string]string, kv ...string) map[string]string {
-	out := map[string]string{}
-	for k, v := range base {
-		out[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			delete(out, kv[i])
-			continue
-		}
-		out[kv[i]] = kv[i+1]
-	}
-	return out
-}
-
 func TestDialectsOnlyForSecretsAndConfigMaps(t *testing.T) {
 	want := map[string]bool{"Secret": true, "ConfigMap": true, "Role": false, "RoleBinding": false, "ServiceAccount": false}
 	for _, kind := range Kinds() {
@@ -189,14 +159,6 @@ func TestReflectorPush(t *testing.T) {
 	}
 }
 
-// ourReflectorReplica is a copy this replicator pushed in reflector's
-// dialect from cert-manager/wildcard into namespace.
-func ourReflectorReplica(namespace string) *Object {
-	r := replica(certManagerSource(reflectorRecipe(), ""), namespace, "cert-manager/wildcard", PushOptions{Annotations: dialects, Now: now})
-	r.UID, r.ResourceVersion = "uid-"+namespace, "5"
-	return &r
-}
-
 func TestReflectorCopiesCarryTypeAndDataOnlyAndSettle(t *testing.T) {
 	source := certManagerSource(reflectorRecipe(), "")
 	opts := PushOptions{Annotations: dialects, Now: now}
@@ -251,7 +213,7 @@ func TestReflectorPull(t *testing.T) {
 		a := with(map[string]string{rk.Reflects: "cert-manager/wildcard"}, extra...)
 		return Object{Namespace: "dev", Name: "any-name", Type: "kubernetes.io/tls", Data: data("tls.crt", "", "tls.key", ""), Annotations: a}
 	}
-	dev := Namespace{Name: "dev", Labels: map[string]string{"env": "dev"}}
+	dev := ns("dev", map[string]string{"env": "dev"})
 	tests := map[string]struct {
 		a           Annotations
 		target      Object
@@ -331,30 +293,6 @@ func TestReflectorMirrorIsEmptiedWhenRevokedAndSettles(t *testing.T) {
 	assert.Equal(t, ReasonDenied, revoked.Event.Reason)
 	assert.True(t, data("tls.crt", "", "tls.key", "").Equal(revoked.Write.Data), "unlike reflector, revoking the namespace revokes the data")
 	assert.NotContains(t, revoked.Write.Annotations, rk.ReflectedVersion, "so that reflector would fill it again after a rollback")
-}
-
-func tlsPlaceholderIn(namespace, from string) Object {
-	return Object{Namespace: namespace, Name: "tls", Type: "kubernetes.io/tls", Data: data("tls.crt", "", "tls.key", ""),
-		Annotations: map[string]string{ann.ReplicateFrom: from}}
-}
-
-// certManagerSource is cert-manager's Secret cert-manager/wildcard with
-// annotations, of type typ ("": kubernetes.io/tls).
-func certManagerSource(annotations map[string]string, typ string) *Object {
-	if typ == "" {
-		typ = "kubernetes.io/tls"
-	}
-	return &Object{Namespace: "cert-manager", Name: "wildcard", ResourceVersion: "7", Type: typ,
-		Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: annotations}
-}
-
-// orDialects is a, or the annotations with every dialect read when a is
-// the zero value.
-func orDialects(a Annotations) Annotations {
-	if a.ReplicateFrom == "" {
-		return dialects
-	}
-	return a
 }
 
 func TestParseDialects(t *testing.T) {

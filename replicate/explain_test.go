@@ -21,22 +21,18 @@ import (
 // excludes.
 func explainCluster() *fake.Clientset {
 	long := strings.Repeat("team-0000,", 99) + "team-last"
-	namespace := func(name string, labels map[string]string) runtime.Object {
-		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
-	}
 	secret := func(namespace, name string, annotations map[string]string) runtime.Object {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: annotations}, Data: map[string][]byte{"k": []byte("v")}}
 	}
-	from := func(ref string) map[string]string { return map[string]string{ann.ReplicateFrom: ref} }
 	return fake.NewClientset(
-		namespace("certs", nil), namespace("blog-a", nil), namespace("other", nil), namespace("kube-system", nil),
-		namespace("team-a", map[string]string{"tls": "yes"}), namespace("legacy", map[string]string{"tls": "yes"}),
+		namespaceObj("certs", nil), namespaceObj("blog-a", nil), namespaceObj("other", nil), namespaceObj("kube-system", nil),
+		namespaceObj("team-a", map[string]string{"tls": "yes"}), namespaceObj("legacy", map[string]string{"tls": "yes"}),
 		secret("certs", "wildcard", with(allowed("shop,blog-.*"), ann.ReplicateTo, "kube-system", ann.ReplicateToMatching, "tls=yes")),
 		secret("certs", "long", allowed(long)),
-		secret("blog-a", "wildcard", from("certs/wildcard")),
-		secret("other", "wildcard", from("certs/wildcard")),
-		secret("other", "long", from("certs/long")),
-		secret("legacy", "tls", from("certs/wildcard")),
+		secret("blog-a", "wildcard", replicateFrom("certs/wildcard")),
+		secret("other", "wildcard", replicateFrom("certs/wildcard")),
+		secret("other", "long", replicateFrom("certs/long")),
+		secret("legacy", "tls", replicateFrom("certs/wildcard")),
 	)
 }
 

@@ -86,8 +86,8 @@ func TestEmptyAndMissingListsAreTheSame(t *testing.T) {
 }
 
 func TestRoleBindingPullNeedsTheSameRoleRef(t *testing.T) {
-	source := RoleBindings().View(&rbacv1.RoleBinding{ObjectMeta: meta("team", "readers", map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"}), RoleRef: viewRef, Subjects: teamA})
-	target := RoleBindings().View(&rbacv1.RoleBinding{ObjectMeta: meta("app", "readers", map[string]string{ann.ReplicateFrom: "team/readers"}), RoleRef: editRef})
+	source := RoleBindings().View(&rbacv1.RoleBinding{ObjectMeta: meta("team", "readers", allowed("app")), RoleRef: viewRef, Subjects: teamA})
+	target := RoleBindings().View(&rbacv1.RoleBinding{ObjectMeta: meta("app", "readers", replicateFrom("team/readers")), RoleRef: editRef})
 	d := PlanPull(PullInput{Target: *target, Source: source, Ref: Ref{Namespace: "team", Name: "readers"}, Gate: Gate{Annotations: ann}, Rules: RoleBindings().Rules(), Now: now})
 	assert.Nil(t, d.Write, "a roleRef cannot change in place")
 	require.NotNil(t, d.Event)
@@ -98,8 +98,8 @@ func TestRoleBindingPullNeedsTheSameRoleRef(t *testing.T) {
 
 func TestControllerPerKind(t *testing.T) {
 	ctx := context.Background()
-	allow := map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"}
-	from := map[string]string{ann.ReplicateFrom: "team/src"}
+	allow := allowed("app")
+	from := replicateFrom("team/src")
 	push := map[string]string{ann.ReplicateTo: "push"}
 	tests := map[string]struct {
 		kind    Kind

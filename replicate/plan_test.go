@@ -10,39 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-var (
-	ann = NewAnnotations(DefaultPrefix)
-	now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-)
-
-func data(kv ...string) Data {
-	d := Data{}
-	for i := 0; i < len(kv); i += 2 {
-		d[kv[i]] = Value{Bytes: []byte(kv[i+1])}
-	}
-	return d
-}
-
-// allowed returns source annotations that let namespaces pull.
-func allowed(namespaces string) map[string]string {
-	return map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: namespaces}
-}
-
-func tlsSource(crt string, annotations map[string]string) *Object {
-	return &Object{Namespace: "certs", Name: "wildcard", ResourceVersion: "42", Type: "kubernetes.io/tls",
-		Data: data("tls.crt", crt, "tls.key", "key-"+crt), Annotations: annotations}
-}
-
-func tlsPlaceholder(extra map[string]string) Object {
-	a := map[string]string{ann.ReplicateFrom: "certs/wildcard"}
-	for k, v := range extra {
-		a[k] = v
-	}
-	return Object{Namespace: "app", Name: "tls", Type: "kubernetes.io/tls", Data: data("tls.crt", "", "tls.key", ""), Annotations: a}
-}
-
 func TestPlanPull(t *testing.T) {
-	filled := map[string]string{ann.ReplicatedKeys: "tls.crt,tls.key", ann.ReplicatedFromVersion: "41", ann.ReplicatedAt: "2026-01-01T00:00:00Z"}
 	tests := map[string]struct {
 		target     Object
 		source     *Object
@@ -56,27 +24,15 @@ func TestPlanPull(t *testing.T) {
 			wantData: data("tls.crt", "A", "tls.key", "key-A"), wantKeys: "tls.crt,tls.key", wantReason: ReasonReplicated,
 		},
 		"a filled target is refilled when the source renews": {
-			target: func() Object {
-				o := tlsPlaceholder(filled)
-				o.Data = data("tls.crt", "A", "tls.key", "key-A")
-				return o
-			}(),
+			target: filledPlaceholder(),
 			source: tlsSource("B", allowed("app")), wantData: data("tls.crt", "B", "tls.key", "key-B"), wantKeys: "tls.crt,tls.key", wantReason: ReasonReplicated,
 		},
 		"a target that is already right is not written": {
-			target: func() Object {
-				o := tlsPlaceholder(filled)
-				o.Data = data("tls.crt", "A", "tls.key", "key-A")
-				return o
-			}(),
+			target: filledPlaceholder(),
 			source: tlsSource("A", allowed("app")),
 		},
 		"a source whose metadata changed but not its data causes no write": {
-			target: func() Object {
-				o := tlsPlaceholder(filled)
-				o.Data = data("tls.crt", "A", "tls.key", "key-A")
-				return o
-			}(),
+			target: filledPlaceholder(),
 			source: func() *Object {
 				s := tlsSource("A", allowed("app"))
 				s.ResourceVersion = "99"
@@ -115,19 +71,11 @@ func TestPlanPull(t *testing.T) {
 			target: tlsPlaceholder(nil), wantReason: ReasonSourceNotFound,
 		},
 		"a missing source empties a filled TLS target and keeps it valid": {
-			target: func() Object {
-				o := tlsPlaceholder(filled)
-				o.Data = data("tls.crt", "A", "tls.key", "key-A")
-				return o
-			}(),
+			target:   filledPlaceholder(),
 			wantData: data("tls.crt", "", "tls.key", ""), wantKeys: "", wantReason: ReasonSourceNotFound,
 		},
 		"revoked permission removes the replicated keys": {
-			target: func() Object {
-				o := tlsPlaceholder(filled)
-				o.Data = data("tls.crt", "A", "tls.key", "key-A")
-				return o
-			}(),
+			target:   filledPlaceholder(),
 			source:   tlsSource("A", allowed("other")),
 			wantData: data("tls.crt", "", "tls.key", ""), wantKeys: "", wantReason: ReasonDenied,
 		},
@@ -212,49 +160,6 @@ func TestPlanPullWritesOnceThenSettles(t *testing.T) {
 	require.NotNil(t, cleared.Write)
 	in.Target = *cleared.Write
 	assert.Nil(t, PlanPull(in).Write, "the cleared target needs no second write")
-}
-
-func ns(name string, labels map[string]string) Namespace {
-	return Namespace{Name: name, Labels: labels}
-}
-
-func pushSource(annotations map[string]string) *Object {
-	return &Object{Namespace: "certs", Name: "wildcard", ResourceVersion: "7", Type: "kubernetes.io/tls",
-		Data: data("tls.crt", "A", "tls.key", "key-A"), Labels: map[string]string{"app": "web"}, Annotations: annotations}
-}
-
-// copyWith is an object named like pushSource in team-b, as another tool
-// left it.
-func copyWith(annotations, labels map[string]string) *Object {
-	return &Object{Namespace: "team-b", Name: "wildcard", Type: "kubernetes.io/tls", UID: "u", ResourceVersion: "9",
-		Data: data("tls.crt", "old"), Annotations: annotations, Labels: labels}
-}
-
-// patterns parses a pattern list that is known to be valid.
-func patterns(list string) Patterns {
-	p, errs := ParsePatterns(list)
-	if len(errs) > 0 {
-		panic(errs[0])
-	}
-	return p
-}
-
-// policyOr is p, or pushFromAnywhere when p is nil.
-func policyOr(p *PushPolicy) PushPolicy {
-	if p == nil {
-		return pushFromAnywhere
-	}
-	return *p
-}
-
-// pushFromAnywhere is the binary's default policy, opened to the RBAC kinds
-// too: every namespace may push, no system namespace receives.
-var pushFromAnywhere = PushPolicy{From: patterns(".*"), RBACFrom: patterns(".*")}
-
-func ourReplica(namespace string) *Object {
-	r := replica(pushSource(map[string]string{ann.ReplicateTo: namespace}), namespace, "certs/wildcard", PushOptions{Annotations: ann, Now: now})
-	r.UID, r.ResourceVersion = "uid-"+namespace, "5"
-	return &r
 }
 
 func TestPlanPush(t *testing.T) {
@@ -688,7 +593,7 @@ func TestGateAcrossClusters(t *testing.T) {
 }
 
 func TestPlanPullFromAnotherClusterFillsAndRevocationEmpties(t *testing.T) {
-	source := tlsSource("A", map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app", ann.ReplicationAllowedClusters: "spoke-1"})
+	source := tlsSource("A", with(allowed("app"), ann.ReplicationAllowedClusters, "spoke-1"))
 	target := tlsPlaceholder(map[string]string{ann.ReplicateFrom: "hub:certs/wildcard"})
 	in := PullInput{Target: target, Source: source, Ref: Ref{Cluster: "hub", Namespace: "certs", Name: "wildcard"},
 		Gate: Gate{Annotations: ann, Cluster: "spoke-1"}, Rules: Secrets().Rules(), Now: now}

@@ -15,11 +15,6 @@ import (
 func TestPlanPullRules(t *testing.T) {
 	ref := Ref{Namespace: "certs", Name: "wildcard"}
 	remote := Ref{Cluster: "hub", Namespace: "certs", Name: "wildcard"}
-	filled := func() Object {
-		o := tlsPlaceholder(map[string]string{ann.ReplicatedKeys: "tls.crt,tls.key", ann.ReplicatedFromVersion: "41", ann.ReplicatedAt: "2026-01-01T00:00:00Z"})
-		o.Data = data("tls.crt", "A", "tls.key", "key-A")
-		return o
-	}
 	// chain follows b -> c -> the target (app/tls).
 	chain := func(r Ref) (Ref, bool) {
 		switch r {
@@ -49,19 +44,19 @@ func TestPlanPullRules(t *testing.T) {
 			outcome: PullFilled, reason: ReasonReplicated, write: true, checks: gates,
 		},
 		"a target in an excluded namespace is left alone and told so": {
-			in:      PullInput{Target: filled(), Exclude: patterns("app"), Source: tlsSource("B", allowed("app"))},
+			in:      PullInput{Target: filledPlaceholder(), Exclude: patterns("app"), Source: tlsSource("B", allowed("app"))},
 			outcome: PullExcluded, reason: ReasonNamespaceExcluded, checks: []string{"-" + gates[0]},
 		},
 		"a target in a terminating namespace: nothing is done or told": {
-			in:      PullInput{Target: filled(), Namespace: Namespace{Name: "app", Terminating: true}, Source: tlsSource("B", allowed("app"))},
+			in:      PullInput{Target: filledPlaceholder(), Namespace: Namespace{Name: "app", Terminating: true}, Source: tlsSource("B", allowed("app"))},
 			outcome: PullGone, checks: []string{gates[0], "-namespace"},
 		},
 		"a target whose namespace the cache no longer holds, likewise": {
-			in:      PullInput{Target: filled(), NamespaceGone: true},
+			in:      PullInput{Target: filledPlaceholder(), NamespaceGone: true},
 			outcome: PullGone, checks: []string{gates[0], "-namespace"},
 		},
 		"a reference that does not parse is refused, and the data kept": {
-			in:      PullInput{Target: filled(), Ref: Ref{}, RefErr: fmt.Errorf("not a reference")},
+			in:      PullInput{Target: filledPlaceholder(), Ref: Ref{}, RefErr: fmt.Errorf("not a reference")},
 			outcome: PullRefused, reason: ReasonInvalidAnnotation, checks: []string{gates[0], "-" + gates[1]},
 		},
 		"a target naming itself is a cycle": {
@@ -69,7 +64,7 @@ func TestPlanPullRules(t *testing.T) {
 			outcome: PullRefused, reason: ReasonCycle, checks: []string{gates[0], gates[1], "-cycle"},
 		},
 		"a chain that leads back to the target is a cycle": {
-			in:      PullInput{Target: filled(), Source: tlsSource("A", allowed("app")), Next: chain},
+			in:      PullInput{Target: filledPlaceholder(), Source: tlsSource("A", allowed("app")), Next: chain},
 			outcome: PullRefused, reason: ReasonCycle, checks: []string{gates[0], gates[1], "-cycle"},
 		},
 		"a source in a cluster that is not configured is refused": {
@@ -81,11 +76,11 @@ func TestPlanPullRules(t *testing.T) {
 			outcome: PullRefused, reason: ReasonInvalidAnnotation, checks: []string{gates[0], gates[1], "-source cluster"},
 		},
 		"a source cluster still loading leaves the target as it is, untold": {
-			in:      PullInput{Target: filled(), Ref: remote, SourceErr: &UnavailableError{Cluster: "hub", Namespace: "certs", Pending: true, Reason: "loading"}},
+			in:      PullInput{Target: filledPlaceholder(), Ref: remote, SourceErr: &UnavailableError{Cluster: "hub", Namespace: "certs", Pending: true, Reason: "loading"}},
 			outcome: PullUnavailable, checks: []string{gates[0], gates[1], "-source cluster"},
 		},
 		"a source cluster that cannot be read keeps the data, with a Warning": {
-			in:      PullInput{Target: filled(), Ref: remote, SourceErr: &UnavailableError{Cluster: "hub", Namespace: "certs", Reason: "connection refused"}},
+			in:      PullInput{Target: filledPlaceholder(), Ref: remote, SourceErr: &UnavailableError{Cluster: "hub", Namespace: "certs", Reason: "connection refused"}},
 			outcome: PullUnavailable, reason: ReasonClusterUnavailable, checks: []string{gates[0], gates[1], "-source cluster"},
 		},
 		"a source in another cluster is not walked for cycles": {
@@ -95,15 +90,15 @@ func TestPlanPullRules(t *testing.T) {
 			checks: []string{gates[0], gates[1], "source cluster", "source", ann.ReplicationAllowed, ann.ReplicationAllowedNS, "--cluster-name", ann.ReplicationAllowedClusters, "type"},
 		},
 		"a missing source revokes what came from it": {
-			in:      PullInput{Target: filled()},
+			in:      PullInput{Target: filledPlaceholder()},
 			outcome: PullRefused, reason: ReasonSourceNotFound, write: true, checks: []string{gates[0], gates[1], "cycle", "-source"},
 		},
 		"a source that does not consent: its gate's checks, the last one failed": {
-			in:      PullInput{Target: filled(), Source: tlsSource("A", allowed("other"))},
+			in:      PullInput{Target: filledPlaceholder(), Source: tlsSource("A", allowed("other"))},
 			outcome: PullRefused, reason: ReasonDenied, write: true, checks: []string{gates[0], gates[1], "cycle", "source", gates[4], "-" + gates[5]},
 		},
 		"a source of a type the target cannot take leaves it as it is": {
-			in:      PullInput{Target: filled(), Source: &Object{Namespace: "certs", Name: "wildcard", Type: "Opaque", Data: data("a", "b"), Annotations: allowed("app")}},
+			in:      PullInput{Target: filledPlaceholder(), Source: &Object{Namespace: "certs", Name: "wildcard", Type: "Opaque", Data: data("a", "b"), Annotations: allowed("app")}},
 			outcome: PullRefused, reason: ReasonTypeMismatch, checks: append(append([]string{}, gates[:6]...), "-type"),
 		},
 		"an immutable target that differs from its source is not written": {
@@ -111,7 +106,7 @@ func TestPlanPullRules(t *testing.T) {
 			outcome: PullRefused, reason: ReasonTargetImmutable, checks: append(append([]string{}, gates...), "-immutable"),
 		},
 		"an immutable target whose replicated keys must go keeps them": {
-			in:      PullInput{Target: func() Object { o := filled(); o.Immutable = true; return o }()},
+			in:      PullInput{Target: func() Object { o := filledPlaceholder(); o.Immutable = true; return o }()},
 			outcome: PullRefused, reason: ReasonTargetImmutable, checks: []string{gates[0], gates[1], "cycle", "-source", "-immutable"},
 		},
 	}

@@ -21,18 +21,6 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-func hubSource(crt string, clusters string) *corev1.Secret {
-	a := map[string]string{ann.ReplicationAllowed: "true", ann.ReplicationAllowedNS: "app"}
-	if clusters != "" {
-		a[ann.ReplicationAllowedClusters] = clusters
-	}
-	return secret("certs", "wildcard", corev1.SecretTypeTLS, map[string]string{"tls.crt": crt, "tls.key": "key-" + crt}, a)
-}
-
-func placeholder(from string) *corev1.Secret {
-	return secret("app", "tls", corev1.SecretTypeTLS, map[string]string{"tls.crt": "", "tls.key": ""}, map[string]string{ann.ReplicateFrom: from})
-}
-
 func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
 	t.Parallel()
 	hub := fake.NewClientset(hubSource("A", "spoke"))
