@@ -63,73 +63,88 @@ func generatePKI(dir string) (*pki, error) {
 		adminCert: filepath.Join(dir, "admin.crt"), adminKey: filepath.Join(dir, "admin.key"),
 		saKey: filepath.Join(dir, "sa.key"), saPub: filepath.Join(dir, "sa.pub"),
 	}
-	newKey := func() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
-
-	caKey, err := newKey()
+	ca, caKey, err := p.writeCA()
 	if err != nil {
 		return nil, err
+	}
+	if _, _, err := writeLeaf(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "kube-apiserver"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+	}, ca, caKey, p.serverCert, p.serverKey); err != nil {
+		return nil, fmt.Errorf("creating serving certificate: %w", err)
+	}
+	if p.adminCertPEM, p.adminKeyPEM, err = writeLeaf(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, caKey, p.adminCert, p.adminKey); err != nil {
+		return nil, fmt.Errorf("creating admin certificate: %w", err)
+	}
+	if err := p.writeServiceAccountKeys(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func newKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+// writeCA creates the CA and writes its certificate (p.caCert, p.caPEM).
+func (p *pki) writeCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	caKey, err := newKey()
+	if err != nil {
+		return nil, nil, err
 	}
 	ca, caDER, err := issue(&x509.Certificate{
 		Subject: pkix.Name{CommonName: "replicator-test-ca"}, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}, caKey, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("creating CA: %w", err)
+		return nil, nil, fmt.Errorf("creating CA: %w", err)
 	}
 	if p.caPEM, err = writePEM(p.caCert, "CERTIFICATE", caDER); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return ca, caKey, nil
+}
 
-	leaf := func(tmpl *x509.Certificate, certPath, keyPath string) ([]byte, []byte, error) {
-		key, err := newKey()
-		if err != nil {
-			return nil, nil, err
-		}
-		_, der, err := issue(tmpl, key, ca, caKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return nil, nil, err
-		}
-		certPEM, err := writePEM(certPath, "CERTIFICATE", der)
-		if err != nil {
-			return nil, nil, err
-		}
-		keyPEM, err := writePEM(keyPath, "EC PRIVATE KEY", keyDER)
-		return certPEM, keyPEM, err
+// writeLeaf issues tmpl with a new key from the CA and writes both; it
+// returns them as PEM.
+func writeLeaf(tmpl *x509.Certificate, ca *x509.Certificate, caKey *ecdsa.PrivateKey, certPath, keyPath string) ([]byte, []byte, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, err
 	}
-	if _, _, err := leaf(&x509.Certificate{
-		Subject: pkix.Name{CommonName: "kube-apiserver"}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
-	}, p.serverCert, p.serverKey); err != nil {
-		return nil, fmt.Errorf("creating serving certificate: %w", err)
+	_, der, err := issue(tmpl, key, ca, caKey)
+	if err != nil {
+		return nil, nil, err
 	}
-	if p.adminCertPEM, p.adminKeyPEM, err = leaf(&x509.Certificate{
-		Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, p.adminCert, p.adminKey); err != nil {
-		return nil, fmt.Errorf("creating admin certificate: %w", err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
 	}
+	certPEM, err := writePEM(certPath, "CERTIFICATE", der)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := writePEM(keyPath, "EC PRIVATE KEY", keyDER)
+	return certPEM, keyPEM, err
+}
 
-	// Service-account tokens are signed with RSA, which every verifier
-	// accepts.
+// writeServiceAccountKeys writes the key pair that signs service-account
+// tokens: RSA, which every verifier accepts.
+func (p *pki) writeServiceAccountKeys() error {
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := writePEM(p.saKey, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)); err != nil {
-		return nil, err
+		return err
 	}
 	pub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := writePEM(p.saPub, "PUBLIC KEY", pub); err != nil {
-		return nil, err
-	}
-	return p, nil
+	_, err = writePEM(p.saPub, "PUBLIC KEY", pub)
+	return err
 }

@@ -241,6 +241,36 @@ var (
 	queryResultRE = regexp.MustCompile(`^\s*query_result\((.*)\)\s*$`)
 )
 
+// dashboard is what promcheck reads of a Grafana dashboard.
+type dashboard struct {
+	Title      string `json:"title"`
+	UID        string `json:"uid"`
+	Templating struct {
+		List []variable `json:"list"`
+	} `json:"templating"`
+	Panels []json.RawMessage `json:"panels"`
+}
+
+// variable is a dashboard's template variable.
+type variable struct {
+	Name  string          `json:"name"`
+	Type  string          `json:"type"`
+	Query json.RawMessage `json:"query"`
+}
+
+// panel is a dashboard panel (or row, whose panels are nested).
+type panel struct {
+	ID         int                   `json:"id"`
+	Title      string                `json:"title"`
+	Type       string                `json:"type"`
+	Datasource *struct{ UID string } `json:"datasource"`
+	Targets    []struct {
+		Expr  string `json:"expr"`
+		RefID string `json:"refId"`
+	} `json:"targets"`
+	Panels []json.RawMessage `json:"panels"`
+}
+
 // checkDashboard checks every query of a Grafana dashboard: the panels'
 // targets (rows and nested panels included) and the template variables.
 func (c *checker) checkDashboard(path string) {
@@ -249,18 +279,7 @@ func (c *checker) checkDashboard(path string) {
 		c.problem("%s: %v", path, err)
 		return
 	}
-	var dash struct {
-		Title      string `json:"title"`
-		UID        string `json:"uid"`
-		Templating struct {
-			List []struct {
-				Name  string          `json:"name"`
-				Type  string          `json:"type"`
-				Query json.RawMessage `json:"query"`
-			} `json:"list"`
-		} `json:"templating"`
-		Panels []json.RawMessage `json:"panels"`
-	}
+	var dash dashboard
 	if err := json.Unmarshal(b, &dash); err != nil {
 		c.problem("%s: %v", path, err)
 		return
@@ -280,71 +299,66 @@ func (c *checker) checkDashboard(path string) {
 		c.problem("%s: no datasource template variable", path)
 	}
 	for _, v := range dash.Templating.List {
-		if v.Type != "query" {
-			continue
-		}
-		where := fmt.Sprintf("%s: variable %s", path, v.Name)
-		var q string
-		if json.Unmarshal(v.Query, &q) != nil {
-			var obj struct {
-				Query string `json:"query"`
-			}
-			if err := json.Unmarshal(v.Query, &obj); err != nil {
-				c.problem("%s: query: %v", where, err)
-				continue
-			}
-			q = obj.Query
-		}
-		if m := labelValuesRE.FindStringSubmatch(q); m != nil {
-			c.checkExpr(where, c.expand(where, m[1], defined))
-		} else if m := queryResultRE.FindStringSubmatch(q); m != nil {
-			c.checkExpr(where, c.expand(where, m[1], defined))
-		} else {
-			c.problem("%s: query %q is neither label_values(<selector>, <label>) nor query_result(<expr>)", where, q)
+		if v.Type == "query" {
+			c.checkVariable(fmt.Sprintf("%s: variable %s", path, v.Name), v, defined)
 		}
 	}
-	panels := 0
-	var walk func(raw []json.RawMessage)
-	walk = func(raw []json.RawMessage) {
-		for _, p := range raw {
-			var panel struct {
-				ID         int                   `json:"id"`
-				Title      string                `json:"title"`
-				Type       string                `json:"type"`
-				Datasource *struct{ UID string } `json:"datasource"`
-				Targets    []struct {
-					Expr  string `json:"expr"`
-					RefID string `json:"refId"`
-				} `json:"targets"`
-				Panels []json.RawMessage `json:"panels"`
-			}
-			if err := json.Unmarshal(p, &panel); err != nil {
-				c.problem("%s: panel: %v", path, err)
-				continue
-			}
-			walk(panel.Panels)
-			if panel.Type == "row" {
-				continue
-			}
-			panels++
-			where := fmt.Sprintf("%s: panel %d %q", path, panel.ID, panel.Title)
-			if len(panel.Targets) == 0 {
-				c.problem("%s: no targets", where)
-			}
-			if ds := panel.Datasource; ds == nil || (ds.UID != "${"+datasource+"}" && ds.UID != "$"+datasource) {
-				c.problem("%s: its datasource is not the variable $%s", where, datasource)
-			}
-			for _, t := range panel.Targets {
-				if strings.TrimSpace(t.Expr) == "" {
-					c.problem("%s: target %s has no expr", where, t.RefID)
-					continue
-				}
-				c.checkExpr(fmt.Sprintf("%s target %s", where, t.RefID), c.expand(where, t.Expr, defined))
-			}
-		}
-	}
-	walk(dash.Panels)
-	if panels == 0 {
+	if c.checkPanels(path, dash.Panels, datasource, defined) == 0 {
 		c.problem("%s: no panels", path)
 	}
+}
+
+// checkVariable checks a query variable's query.
+func (c *checker) checkVariable(where string, v variable, defined map[string]bool) {
+	var q string
+	if json.Unmarshal(v.Query, &q) != nil {
+		var obj struct {
+			Query string `json:"query"`
+		}
+		if err := json.Unmarshal(v.Query, &obj); err != nil {
+			c.problem("%s: query: %v", where, err)
+			return
+		}
+		q = obj.Query
+	}
+	if m := labelValuesRE.FindStringSubmatch(q); m != nil {
+		c.checkExpr(where, c.expand(where, m[1], defined))
+	} else if m := queryResultRE.FindStringSubmatch(q); m != nil {
+		c.checkExpr(where, c.expand(where, m[1], defined))
+	} else {
+		c.problem("%s: query %q is neither label_values(<selector>, <label>) nor query_result(<expr>)", where, q)
+	}
+}
+
+// checkPanels checks the panels in raw and those nested in rows, and
+// returns how many panels (not rows) it found.
+func (c *checker) checkPanels(path string, raw []json.RawMessage, datasource string, defined map[string]bool) int {
+	panels := 0
+	for _, p := range raw {
+		var pn panel
+		if err := json.Unmarshal(p, &pn); err != nil {
+			c.problem("%s: panel: %v", path, err)
+			continue
+		}
+		panels += c.checkPanels(path, pn.Panels, datasource, defined)
+		if pn.Type == "row" {
+			continue
+		}
+		panels++
+		where := fmt.Sprintf("%s: panel %d %q", path, pn.ID, pn.Title)
+		if len(pn.Targets) == 0 {
+			c.problem("%s: no targets", where)
+		}
+		if ds := pn.Datasource; ds == nil || (ds.UID != "${"+datasource+"}" && ds.UID != "$"+datasource) {
+			c.problem("%s: its datasource is not the variable $%s", where, datasource)
+		}
+		for _, t := range pn.Targets {
+			if strings.TrimSpace(t.Expr) == "" {
+				c.problem("%s: target %s has no expr", where, t.RefID)
+				continue
+			}
+			c.checkExpr(fmt.Sprintf("%s target %s", where, t.RefID), c.expand(where, t.Expr, defined))
+		}
+	}
+	return panels
 }
