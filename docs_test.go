@@ -28,7 +28,7 @@ import (
 
 // markdownFiles are the documents whose links are checked.
 func markdownFiles(t *testing.T) []string {
-	files := []string{"README.md", "CONTRIBUTING.md", "ARCHITECTURE.md", "CHANGELOG.md"}
+	files := []string{"README.md", "CONTRIBUTING.md", "ARCHITECTURE.md", "CHANGELOG.md", "SECURITY.md"}
 	docs, err := filepath.Glob("docs/*.md")
 	require.NoError(t, err)
 	require.NotEmpty(t, docs)

@@ -7,11 +7,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
+# shellcheck source=versionflags.sh
+. ./versionflags.sh
 
 k8s=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
 etcd=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 helm=$(cd helm && go list -m -f '{{.Version}}' helm.sh/helm/v3)
-sum=$(cat go.mod go.sum helm/go.mod helm/go.sum build.sh | sha256sum | cut -c1-12)
+sum=$(cat go.mod go.sum helm/go.mod helm/go.sum build.sh versionflags.sh | sha256sum | cut -c1-12)
 cache=${REPLICATOR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/replicator-tools}
 dir="$cache/k8s-$k8s-etcd-$etcd-helm-$helm-$sum"
 
@@ -25,13 +27,7 @@ mkdir -p "$cache"
 tmp=$(mktemp -d "$cache/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-minor=${k8s#v1.}; minor=${minor%%.*}
-vflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  vflags+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  vflags+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=0000000000000000000000000000000000000000"
-  vflags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+vflags=$(k8s_version_flags "$k8s")
 export CGO_ENABLED=0
 go build -trimpath -ldflags "-s -w $vflags" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3

@@ -8,6 +8,8 @@
 set -euo pipefail
 v=${1:?usage: build.sh v1.MINOR.PATCH}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../versionflags.sh
+. "$here/../versionflags.sh"
 base=$("$here/../build.sh")
 # The version of tools/go.mod is the one everything else is tested on.
 if [ "$v" = "$(cd "$here/.." && go list -m -f '{{.Version}}' k8s.io/kubernetes)" ]; then
@@ -15,7 +17,7 @@ if [ "$v" = "$(cd "$here/.." && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
   exit 0
 fi
 [ -f "$here/$v/go.mod" ] || { echo "no module for $v: run tools/compat/gen.sh $v" >&2; exit 1; }
-sum=$(cat "$here/$v/go.mod" "$here/$v/go.sum" "$here/build.sh" | sha256sum | cut -c1-12)
+sum=$(cat "$here/$v/go.mod" "$here/$v/go.sum" "$here/build.sh" "$here/../versionflags.sh" | sha256sum | cut -c1-12)
 cache=${REPLICATOR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/replicator-tools}
 dir="$cache/compat-k8s-$v-$sum"
 
@@ -24,13 +26,7 @@ if [ ! -x "$dir/kube-apiserver" ]; then
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/.build.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
-  minor=${v#v1.}; minor=${minor%%.*}
-  vflags=""
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    vflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    vflags+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=0000000000000000000000000000000000000000"
-    vflags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
+  vflags=$(k8s_version_flags "$v")
   (cd "$here/$v" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $vflags" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver)
   rm -rf "$dir"
   mv "$tmp" "$dir"
