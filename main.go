@@ -132,17 +132,6 @@ func restConfig(c *config) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// remoteClient returns a client for a source cluster. It only lists and
-// watches, so the default rate limit is plenty.
-func remoteClient(s sourceCluster) (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("source cluster %s: loading kubeconfig: %w", s.name, err)
-	}
-	withClientDefaults(cfg)
-	return kubernetes.NewForConfig(cfg)
-}
-
 // withClientDefaults sets the user agent and the wire format of every client.
 func withClientDefaults(cfg *rest.Config) {
 	cfg.UserAgent = "replicator/" + version
@@ -231,7 +220,7 @@ func newReplicator(c *config, client kubernetes.Interface, log *logrus.Logger, m
 	if err != nil {
 		return nil, err
 	}
-	setup.Options.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicator"})
+	setup.Options.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: replicate.EventComponent})
 	if c.eventQPS >= 0 {
 		setup.Options.NormalEvents = rate.NewLimiter(rate.Limit(c.eventQPS), c.eventBurst)
 	}
@@ -323,11 +312,8 @@ func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger,
 	}
 	s.Options.Log, s.Options.Metrics = log, metrics
 	for _, sc := range c.sourceClusters {
-		sourceClient, err := remoteClient(sc)
-		if err != nil {
-			return s, err
-		}
-		s.SourceClusters = append(s.SourceClusters, replicate.SourceCluster{Name: sc.name, Client: sourceClient, Namespaces: sc.namespaces})
+		// Only lists and watches, so the default rate limit is plenty.
+		s.SourceClusters = append(s.SourceClusters, replicate.SourceCluster{Name: sc.name, Kubeconfig: sc.kubeconfig, Configure: withClientDefaults, Namespaces: sc.namespaces})
 	}
 	return s, nil
 }

@@ -20,6 +20,9 @@ import (
 type pki struct {
 	caCert, serverCert, serverKey, adminCert, adminKey, saKey, saPub string // file paths
 	caPEM, adminCertPEM, adminKeyPEM                                 []byte
+	// servingCAPEM is the CA the serving certificate is from: the CA at
+	// first, another after renewServing.
+	servingCAPEM []byte
 }
 
 func writePEM(path, typ string, der []byte) ([]byte, error) {
@@ -67,14 +70,10 @@ func generatePKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := writeLeaf(&x509.Certificate{
-		Subject: pkix.Name{CommonName: "kube-apiserver"}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
-	}, ca, caKey, p.serverCert, p.serverKey); err != nil {
-		return nil, fmt.Errorf("creating serving certificate: %w", err)
+	if err := p.writeServing(ca, caKey); err != nil {
+		return nil, err
 	}
+	p.servingCAPEM = p.caPEM
 	if p.adminCertPEM, p.adminKeyPEM, err = writeLeaf(&x509.Certificate{
 		Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -85,6 +84,41 @@ func generatePKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// writeServing issues the serving certificate for loopback from ca.
+func (p *pki) writeServing(ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
+	if _, _, err := writeLeaf(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "kube-apiserver"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+	}, ca, caKey, p.serverCert, p.serverKey); err != nil {
+		return fmt.Errorf("creating serving certificate: %w", err)
+	}
+	return nil
+}
+
+// renewServing replaces the serving certificate by one from a new CA, which
+// it returns as PEM; client certificates are still checked against the
+// first CA.
+func (p *pki) renewServing() ([]byte, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	ca, der, err := issue(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "replicator-test-serving-ca"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}, key, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating CA: %w", err)
+	}
+	if err := p.writeServing(ca, key); err != nil {
+		return nil, err
+	}
+	p.servingCAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return p.servingCAPEM, nil
 }
 
 func newKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }

@@ -251,6 +251,34 @@ func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
 	})
 }
 
+// RenewServingCertificate gives the API server a serving certificate from a
+// new CA, as a CA rotation does, and restarts it with it (it is stopped if
+// running, and started). Config trusts the new CA from then on; clients
+// made before do not.
+func (c *ControlPlane) RenewServingCertificate(ctx context.Context) error {
+	if err := c.StopAPIServer(); err != nil {
+		return err
+	}
+	ca, err := c.pki.renewServing()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.Config.CAData = ca
+	c.mu.Unlock()
+	if err := c.WriteKubeconfig(c.KubeconfigPath, c.Config); err != nil {
+		return err
+	}
+	return c.StartAPIServer(ctx)
+}
+
+// ServingCA is the CA the API server's serving certificate is from, as PEM.
+func (c *ControlPlane) ServingCA() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pki.servingCAPEM
+}
+
 // StopAPIServer stops kube-apiserver.
 func (c *ControlPlane) StopAPIServer() error { return c.stop("kube-apiserver") }
 
@@ -307,7 +335,7 @@ func (c *ControlPlane) ServiceAccountConfig(ctx context.Context, namespace, name
 	return &rest.Config{
 		Host:            c.APIServerURL,
 		BearerToken:     tr.Status.Token,
-		TLSClientConfig: rest.TLSClientConfig{CAData: c.pki.caPEM},
+		TLSClientConfig: rest.TLSClientConfig{CAData: c.ServingCA()},
 		QPS:             c.Config.QPS,
 		Burst:           c.Config.Burst,
 	}, nil

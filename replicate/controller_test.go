@@ -73,9 +73,9 @@ type harnessOptions struct {
 	// watched); this cluster is named "spoke", and the informers and the
 	// hub's watch run.
 	hub *fake.Clientset
-	// syncTimeout and failureGrace are the hub's timing; zero: 3 s, and the
-	// Remote's default.
-	syncTimeout, failureGrace time.Duration
+	// syncTimeout, failureGrace and probeAfter are the hub's timing; zero:
+	// 3 s, and the Remote's defaults.
+	syncTimeout, failureGrace, probeAfter time.Duration
 }
 
 // newHarness returns the controller of one kind over a fake clientset
@@ -115,10 +115,12 @@ func newHarness(t *testing.T, o harnessOptions, objs ...runtime.Object) *harness
 	require.Len(t, r.controllers, 1)
 	h.replicator, h.ctrl = r, r.controllers[0]
 	if o.hub != nil {
-		h.remote = r.remotes[kind.Name()]["hub"]
-		require.NotNil(t, h.remote, "the hub serves %ss", kind.Name())
+		require.Len(t, r.clusters, 1)
+		require.Len(t, r.clusters[0].remotes, 1, "the hub serves %ss", kind.Name())
+		h.remote = r.clusters[0].remotes[0]
 		h.remote.timeout = cmp.Or(o.syncTimeout, 3*time.Second)
 		h.remote.grace = cmp.Or(o.failureGrace, h.remote.grace)
+		h.remote.probe = cmp.Or(o.probeAfter, h.remote.probe)
 	}
 	if !h.live {
 		h.seed(t, objs...)

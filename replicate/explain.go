@@ -13,6 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -71,6 +74,10 @@ type PullExplanation struct {
 	SourceType    string  `json:"sourceType,omitempty"`
 	SourceVersion string  `json:"sourceVersion,omitempty"`
 	Checks        []Check `json:"checks"`
+	// Reported is the replicator's latest Event on the target, read for a
+	// source in another cluster, which explain does not read itself: it
+	// says whether the replicator can read that cluster.
+	Reported *Reported `json:"reported,omitempty"`
 	// The bookkeeping of the last data change written.
 	ReplicatedAt      string `json:"replicatedAt,omitempty"`
 	ReplicatedVersion string `json:"replicatedVersion,omitempty"`
@@ -147,7 +154,57 @@ func Explain(ctx context.Context, client kubernetes.Interface, kind Kind, namesp
 	}
 	c.explainParts(ex, key, view)
 	c.explainWrites(ctx, ex, key)
+	if ex.Pull != nil && ex.Pull.Cluster != "" {
+		reported, err := latestReport(ctx, client, kind, namespace, name)
+		if err != nil {
+			ex.Notes = append(ex.Notes, "cannot read the replicator's Events on it: "+err.Error())
+		}
+		ex.Pull.Reported = reported
+	}
 	return ex, nil
+}
+
+// Reported is an Event the replicator made.
+type Reported struct {
+	Type    string `json:"type"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	// Last is when it was last made (RFC 3339), Count how many times.
+	Last  string `json:"last"`
+	Count int32  `json:"count"`
+}
+
+// latestReport is the newest Event the replicator made on the object, nil
+// if none.
+func latestReport(ctx context.Context, client kubernetes.Interface, kind Kind, namespace, name string) (*Reported, error) {
+	events, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.name": name, "involvedObject.kind": kind.Name(), "source": EventComponent}.String(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var latest *corev1.Event
+	for i := range events.Items {
+		ev := &events.Items[i]
+		if latest == nil || eventTime(ev).After(eventTime(latest)) {
+			latest = ev
+		}
+	}
+	if latest == nil {
+		return nil, nil
+	}
+	return &Reported{Type: latest.Type, Reason: latest.Reason, Message: latest.Message,
+		Last: eventTime(latest).UTC().Format(time.RFC3339), Count: max(latest.Count, 1)}, nil
+}
+
+// eventTime is when ev was last made, whichever API made it.
+func eventTime(ev *corev1.Event) time.Time {
+	for _, t := range []time.Time{ev.LastTimestamp.Time, ev.EventTime.Time, ev.FirstTimestamp.Time, ev.CreationTimestamp.Time} {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // dryRun returns opts for a controller that writes nothing, logs nothing
@@ -407,6 +464,11 @@ func (p *PullExplanation) text(b *strings.Builder) {
 	}
 	for _, c := range p.Checks {
 		c.text(b)
+	}
+	if r := p.Reported; r != nil {
+		fmt.Fprintf(b, "    the replicator last reported (%s, %d times): %s %s: %s\n", r.Last, r.Count, r.Type, r.Reason, r.Message)
+	} else if p.Cluster != "" {
+		fmt.Fprintf(b, "    the replicator last reported: no Event on it\n")
 	}
 	if p.ReplicatedAt != "" || p.ReplicatedKeys != "" {
 		fmt.Fprintf(b, "    last data change written: %s, from source version %s, keys %s\n", orDash(p.ReplicatedAt), orDash(p.ReplicatedVersion), orDash(p.ReplicatedKeys))

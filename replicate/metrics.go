@@ -29,6 +29,13 @@ type Metrics struct {
 	remoteUp      *prometheus.GaugeVec
 	remoteErrors  *prometheus.CounterVec
 	remoteChanges *prometheus.CounterVec
+	// Per source cluster (sourceCluster.report).
+	remoteReconnects  *prometheus.CounterVec
+	clusterConnected  *prometheus.GaugeVec
+	clusterLastSync   *prometheus.GaugeVec
+	clusterNamespaces *prometheus.GaugeVec
+	clusterRejected   *prometheus.GaugeVec
+	credentialReloads *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -80,10 +87,40 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Secrets added, changed or deleted in the watched namespaces of a source cluster, as the watch delivered them.",
 		}, []string{"cluster"}),
 	}
-	reg.MustRegister(m.results, m.writes, m.dryRunWrites, m.eventsSkipped, m.fights, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges)
+	m.clusterMetrics()
+	reg.MustRegister(m.results, m.writes, m.dryRunWrites, m.eventsSkipped, m.fights, m.problems, m.writeErrors, m.reconciles, m.remoteUp, m.remoteErrors, m.remoteChanges,
+		m.remoteReconnects, m.clusterConnected, m.clusterLastSync, m.clusterNamespaces, m.clusterRejected, m.credentialReloads)
 	m.queues = newQueueMetrics(reg)
 	m.reg = reg
 	return m
+}
+
+// clusterMetrics makes the metrics of each source cluster as a whole.
+func (m *Metrics) clusterMetrics() {
+	m.remoteReconnects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replicator_source_cluster_reconnects_total",
+		Help: "Namespaces of a source cluster watched afresh, by reason: credentials (their files changed) or answered (the cluster answers again after its requests failed).",
+	}, []string{"cluster", "reason"})
+	m.clusterConnected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicator_source_cluster_connected",
+		Help: "1 while every watched namespace of a source cluster is loaded and its watch works, for every kind read there, else 0.",
+	}, []string{"cluster"})
+	m.clusterLastSync = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicator_source_cluster_last_sync_timestamp_seconds",
+		Help: "When a source cluster was last connected (Unix time, to the second): the caches of its sources are current up to then.",
+	}, []string{"cluster"})
+	m.clusterNamespaces = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicator_source_cluster_watched_namespaces",
+		Help: "Namespaces of a source cluster watched for sources.",
+	}, []string{"cluster"})
+	m.clusterRejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicator_source_cluster_credentials_rejected",
+		Help: "1 while a source cluster answers the replicator's requests with 401 Unauthorized: its credentials expired or were revoked.",
+	}, []string{"cluster"})
+	m.credentialReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replicator_source_cluster_credential_reloads_total",
+		Help: "Times a source cluster's credentials were read again because its kubeconfig or a file it names changed.",
+	}, []string{"cluster"})
 }
 
 // The work queue's metrics, under the names controller-runtime uses, labelled

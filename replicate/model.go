@@ -150,6 +150,9 @@ const (
 )
 
 // Event reasons. Messages never contain secret data, only names and keys.
+// EventComponent is the source component of the replicator's Events.
+const EventComponent = "replicator"
+
 const (
 	ReasonReplicated        = "Replicated"
 	ReasonSourceNotFound    = "SourceNotFound"

@@ -28,7 +28,8 @@ type RemoteOptions struct {
 	// cluster (Kind.FromOtherClusters).
 	Kind Kind
 	// Client reads the remote cluster with the credentials configured for
-	// it: list and watch of Kind in Namespaces is all it needs.
+	// it: list and watch of Kind in Namespaces is all it needs. Reconnect
+	// replaces it.
 	Client kubernetes.Interface
 	// Namespaces of the remote cluster watched for sources; nothing else
 	// there is read.
@@ -44,22 +45,43 @@ type RemoteOptions struct {
 	// failed request (a dropped connection, say) is retried at once and is
 	// not worth an alarm.
 	FailureGrace time.Duration
-	Log          logrus.FieldLogger
+	// ProbeAfter is how long a namespace's watch must have been failing
+	// before the cluster is asked directly, once a second, whether it
+	// answers again; zero means 3 s. Until then client-go's own retries
+	// (0.8 s, then doubling) are quick enough.
+	ProbeAfter time.Duration
+	Log        logrus.FieldLogger
 	// Metrics receives counts; nil means metrics registered nowhere.
 	Metrics *Metrics
 }
 
 // Remote is another cluster that placeholders here may pull objects of one
-// kind from: one informer per configured namespace there, and whether each can be
-// trusted right now. A namespace whose list or watch fails keeps its last
-// cached state; Get then reports it unavailable instead of answering from it.
+// kind from: one informer per configured namespace there, and whether each
+// can be trusted right now. A namespace whose list or watch fails keeps its
+// last cached state; Get then reports it unavailable instead of answering
+// from it.
+//
+// A namespace's informer is replaced by a fresh one when the credentials
+// change (Reconnect) and when the cluster answers again after its requests
+// failed: client-go's own retries back off to 30 s, which a hub back after
+// an upgrade should not have to wait for. The last cache answers until the
+// new one has loaded.
 type Remote struct {
-	name       string
-	kind       Kind
-	log        logrus.FieldLogger
-	metrics    *Metrics
-	timeout    time.Duration
-	grace      time.Duration
+	name      string
+	kind      Kind
+	log       logrus.FieldLogger
+	metrics   *Metrics
+	timeout   time.Duration
+	grace     time.Duration
+	probe     time.Duration
+	transform cache.TransformFunc
+	resync    time.Duration
+	// client is what new informers read with: set by NewRemote, then
+	// only by Run's goroutine, from reconnects.
+	client     kubernetes.Interface
+	reconnects chan kubernetes.Interface
+	// loaded wakes Run when a new informer has loaded.
+	loaded     chan struct{}
 	namespaces map[string]*remoteNamespace
 	// listeners are added before Run and only read after.
 	listeners []RemoteListener
@@ -87,10 +109,20 @@ const (
 )
 
 type remoteNamespace struct {
-	name     string
+	name string
+	// The informer in use, how to stop it and when it started: Run's
+	// goroutine only.
 	informer cache.SharedIndexInformer
+	stop     context.CancelFunc
+	started  time.Time
 
 	mu sync.Mutex
+	// generation counts the informers started; only the requests of the
+	// one in use count.
+	generation int
+	// store is what Get reads: the informer's cache once it has loaded,
+	// until then the one before it (nil at first).
+	store cache.Indexer
 	// err is the outcome of the last list or watch request: nil after a
 	// success. failingSince is when the requests started failing.
 	err          error
@@ -127,18 +159,7 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	if len(opts.Namespaces) == 0 {
 		return nil, fmt.Errorf("cluster %s: no namespaces to watch", opts.Name)
 	}
-	if opts.SyncTimeout <= 0 {
-		opts.SyncTimeout = 30 * time.Second
-	}
-	if opts.FailureGrace <= 0 {
-		opts.FailureGrace = 2 * time.Second
-	}
-	if opts.Log == nil {
-		opts.Log = logrus.StandardLogger()
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(prometheus.NewRegistry())
-	}
+	opts = remoteDefaults(opts)
 	r := &Remote{
 		name:       opts.Name,
 		kind:       opts.Kind,
@@ -146,61 +167,101 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 		metrics:    opts.Metrics,
 		timeout:    opts.SyncTimeout,
 		grace:      opts.FailureGrace,
+		probe:      opts.ProbeAfter,
+		transform:  opts.Transform,
+		resync:     opts.Resync,
+		client:     opts.Client,
+		reconnects: make(chan kubernetes.Interface, 1),
+		loaded:     make(chan struct{}, 1),
 		namespaces: map[string]*remoteNamespace{},
 	}
 	for _, ns := range opts.Namespaces {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 			return nil, fmt.Errorf("cluster %s: namespace %q: %s", opts.Name, ns, strings.Join(errs, "; "))
 		}
-		if _, dup := r.namespaces[ns]; dup {
-			continue
-		}
-		if err := r.watch(ns, opts); err != nil {
-			return nil, err
-		}
+		r.namespaces[ns] = &remoteNamespace{name: ns}
+		r.setUp(ns, 0)
 	}
 	return r, nil
 }
 
-// watch adds the informer of remote namespace ns.
-func (r *Remote) watch(ns string, opts RemoteOptions) error {
-	rn := &remoteNamespace{name: ns}
-	rn.informer = cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(r.listWatch(opts.Client, rn), opts.Client),
-		r.kind.newObject(),
-		cache.SharedIndexInformerOptions{ResyncPeriod: opts.Resync},
-	)
-	if opts.Transform != nil {
-		if err := rn.informer.SetTransform(opts.Transform); err != nil {
-			return err
-		}
+// remoteDefaults fills in what opts leaves out.
+func remoteDefaults(opts RemoteOptions) RemoteOptions {
+	if opts.SyncTimeout <= 0 {
+		opts.SyncTimeout = 30 * time.Second
 	}
-	if _, err := rn.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if opts.FailureGrace <= 0 {
+		opts.FailureGrace = 2 * time.Second
+	}
+	if opts.ProbeAfter <= 0 {
+		opts.ProbeAfter = 3 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	return opts
+}
+
+// start replaces the informer of rn by a new one reading with r.client, and
+// stops the old one. Run's goroutine only.
+func (r *Remote) start(ctx context.Context, wg *sync.WaitGroup, rn *remoteNamespace) {
+	if rn.stop != nil {
+		rn.stop()
+	}
+	rn.mu.Lock()
+	rn.generation++
+	generation := rn.generation
+	rn.err, rn.failingSince = nil, time.Time{}
+	rn.mu.Unlock()
+	informer := cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(r.listWatch(rn, generation), r.client),
+		r.kind.newObject(),
+		cache.SharedIndexInformerOptions{ResyncPeriod: r.resync},
+	)
+	if r.transform != nil {
+		// Cannot fail: the informer has not started.
+		_ = informer.SetTransform(r.transform)
+	}
+	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { r.changed(obj) },
 		UpdateFunc: func(_, obj any) { r.changed(obj) },
 		DeleteFunc: r.changed,
-	}); err != nil {
-		return err
-	}
-	r.namespaces[ns] = rn
-	r.setUp(ns, 0)
-	return nil
+	})
+	ictx, stop := context.WithCancel(ctx)
+	rn.informer, rn.stop, rn.started = informer, stop, time.Now()
+	wg.Go(func() { informer.RunWithContext(ictx) })
+	wg.Go(func() {
+		if cache.WaitForCacheSync(ictx.Done(), informer.HasSynced) {
+			select {
+			case r.loaded <- struct{}{}:
+			default:
+			}
+		}
+	})
 }
 
 // listWatch lists and watches the objects of one remote namespace and
-// remembers whether the last request succeeded.
-func (r *Remote) listWatch(client kubernetes.Interface, rn *remoteNamespace) *cache.ListWatch {
+// remembers whether the last request of the informer generation made
+// succeeded.
+func (r *Remote) listWatch(rn *remoteNamespace, generation int) *cache.ListWatch {
 	record := func(err error) {
-		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-			// The watch fell behind the server's history: the reflector
-			// lists again, which is routine.
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, context.Canceled) {
+			// The watch fell behind the server's history (the
+			// reflector lists again, which is routine), or the
+			// informer was stopped.
+			return
+		}
+		rn.mu.Lock()
+		defer rn.mu.Unlock()
+		if generation != rn.generation {
 			return
 		}
 		if err != nil {
 			r.metrics.remoteErrors.WithLabelValues(r.name).Inc()
 		}
-		rn.mu.Lock()
-		defer rn.mu.Unlock()
 		switch {
 		case err == nil:
 			rn.err, rn.failingSince = nil, time.Time{}
@@ -210,7 +271,7 @@ func (r *Remote) listWatch(client kubernetes.Interface, rn *remoteNamespace) *ca
 			rn.err = err
 		}
 	}
-	objects := r.kind.remoteListWatch(client, rn.name)
+	objects := r.kind.remoteListWatch(r.client, rn.name)
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list, err := objects.ListWithContextFunc(ctx, opts)
@@ -254,45 +315,84 @@ func (r *Remote) AddListener(l RemoteListener) {
 	r.listeners = append(r.listeners, l)
 }
 
+// Reconnect has every namespace watched again with client (the
+// credentials changed): each keeps its cache until the new watch has
+// loaded. Only the last client given counts.
+func (r *Remote) Reconnect(client kubernetes.Interface) {
+	for {
+		select {
+		case r.reconnects <- client:
+			return
+		default:
+		}
+		select {
+		case <-r.reconnects:
+		default:
+		}
+	}
+}
+
 // Run starts the informers and watches their state until ctx ends.
 func (r *Remote) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, rn := range r.namespaces {
-		wg.Go(func() { rn.informer.RunWithContext(ctx) })
+		r.start(ctx, &wg, rn)
 	}
 	r.log.WithField("namespaces", strings.Join(r.Namespaces(), ",")).Info("watching source cluster")
-	started := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		for _, rn := range r.namespaces {
-			r.observe(rn, time.Since(started))
+			r.observe(rn)
 		}
 		select {
 		case <-ctx.Done():
 			wg.Wait()
 			return
+		case client := <-r.reconnects:
+			r.client = client
+			for _, rn := range r.namespaces {
+				r.start(ctx, &wg, rn)
+			}
+			r.metrics.remoteReconnects.WithLabelValues(r.name, "credentials").Inc()
+		case <-r.loaded:
 		case <-t.C:
+			r.probeFailing(ctx, &wg)
 		}
 	}
 }
 
+// probeFailing asks the cluster, for each namespace whose requests have
+// been failing for a while, for one object; when it answers, the namespace
+// is watched afresh at once instead of after client-go's backoff. A probe
+// is one list request a second per failing namespace, only while it fails.
+func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for _, rn := range r.namespaces {
+		rn.mu.Lock()
+		failing := rn.err != nil
+		rn.mu.Unlock()
+		if !failing || time.Since(rn.started) < r.probe || pctx.Err() != nil {
+			continue
+		}
+		if _, err := r.kind.remoteListWatch(r.client, rn.name).ListWithContextFunc(pctx, metav1.ListOptions{Limit: 1}); err != nil {
+			continue
+		}
+		r.log.WithField("namespace", rn.name).Info("source cluster answers again, watching afresh")
+		r.metrics.remoteReconnects.WithLabelValues(r.name, "answered").Inc()
+		r.start(ctx, wg, rn)
+	}
+}
+
 // observe updates the state of rn and tells the listeners when it changed.
-func (r *Remote) observe(rn *remoteNamespace, running time.Duration) {
+func (r *Remote) observe(rn *remoteNamespace) {
 	synced := rn.informer.HasSynced()
 	rn.mu.Lock()
-	state, why := statePending, "loading"
-	switch {
-	case rn.err != nil && time.Since(rn.failingSince) >= r.grace:
-		state, why = stateDown, rn.err.Error()
-	case rn.err != nil:
-		// Within the grace: as before.
-		state, why = rn.state, rn.why
-	case synced:
-		state, why = stateUp, ""
-	case running > r.timeout:
-		state, why = stateDown, fmt.Sprintf("not loaded after %s", r.timeout)
+	if synced {
+		rn.store = rn.informer.GetIndexer()
 	}
+	state, why := r.stateOf(rn, synced)
 	changed := state != rn.state
 	rn.state, rn.why = state, why
 	rn.mu.Unlock()
@@ -313,6 +413,37 @@ func (r *Remote) observe(rn *remoteNamespace, running time.Duration) {
 	}
 }
 
+// stateOf is the state of rn now; rn.mu held.
+func (r *Remote) stateOf(rn *remoteNamespace, synced bool) (remoteState, string) {
+	switch {
+	case rn.err != nil && time.Since(rn.failingSince) >= r.grace:
+		return stateDown, describeRemoteError(rn.err)
+	case rn.err != nil:
+		// Within the grace: as before.
+		return rn.state, rn.why
+	case synced:
+		return stateUp, ""
+	case time.Since(rn.started) > r.timeout:
+		return stateDown, fmt.Sprintf("not loaded after %s", r.timeout)
+	case rn.store != nil || rn.state == stateDown:
+		// Watched afresh: as before until the new watch has loaded.
+		return rn.state, rn.why
+	}
+	return statePending, "loading"
+}
+
+// describeRemoteError says what a failed request to a source cluster means
+// for whoever reads the Event or the readiness endpoint.
+func describeRemoteError(err error) string {
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return "the cluster rejects the credentials (401 Unauthorized): expired or revoked; they are read again when their files change"
+	case apierrors.IsForbidden(err):
+		return "the credentials may not read there (403 Forbidden): " + err.Error()
+	}
+	return err.Error()
+}
+
 func (r *Remote) setUp(namespace string, v float64) {
 	r.metrics.remoteUp.WithLabelValues(r.name, namespace).Set(v)
 }
@@ -327,12 +458,12 @@ func (r *Remote) Get(namespace, name string) (*Object, error) {
 		return nil, ErrNotWatched
 	}
 	rn.mu.Lock()
-	state, why := rn.state, rn.why
+	state, why, store := rn.state, rn.why, rn.store
 	rn.mu.Unlock()
-	if state != stateUp {
+	if state != stateUp || store == nil {
 		return nil, &UnavailableError{Cluster: r.name, Namespace: namespace, Pending: state == statePending, Reason: why}
 	}
-	obj, exists, err := rn.informer.GetIndexer().GetByKey(namespace + "/" + name)
+	obj, exists, err := store.GetByKey(namespace + "/" + name)
 	if err != nil || !exists {
 		return nil, nil
 	}
@@ -355,4 +486,26 @@ func (r *Remote) Check() error {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// remoteHealth is a Remote's namespaces at a glance.
+type remoteHealth struct {
+	namespaces, up int
+	// rejected: some namespace's requests are refused as Unauthorized.
+	rejected bool
+}
+
+func (r *Remote) health() remoteHealth {
+	h := remoteHealth{namespaces: len(r.namespaces)}
+	for _, rn := range r.namespaces {
+		rn.mu.Lock()
+		if rn.state == stateUp && rn.err == nil {
+			h.up++
+		}
+		if apierrors.IsUnauthorized(rn.err) {
+			h.rejected = true
+		}
+		rn.mu.Unlock()
+	}
+	return h
 }

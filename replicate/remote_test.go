@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,4 +215,102 @@ func TestRemoteThatNeverLoadsIsReportedAfterTheSyncTimeout(t *testing.T) {
 	events := strings.Join(h.events(), "\n")
 	assert.Contains(t, events, ReasonClusterUnavailable)
 	assert.Contains(t, events, "not loaded after 2s")
+}
+
+// failingHub is a hub whose list and watch requests fail with err while
+// failing is set.
+func failingHub(t *testing.T, err error, objs ...runtime.Object) (*fake.Clientset, *atomic.Bool) {
+	t.Helper()
+	hub := fake.NewClientset(objs...)
+	var failing atomic.Bool
+	failing.Store(true)
+	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if failing.Load() {
+			return true, nil, err
+		}
+		return false, nil, nil
+	})
+	hub.PrependWatchReactor("secrets", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if failing.Load() {
+			return true, nil, err
+		}
+		return false, nil, nil
+	})
+	return hub, &failing
+}
+
+func TestRemoteIsWatchedAfreshAsSoonAsTheClusterAnswersAgain(t *testing.T) {
+	t.Parallel()
+	hub, failing := failingHub(t, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused"), hubSource("A", "spoke"))
+	h := newHarness(t, harnessOptions{hub: hub, failureGrace: 100 * time.Millisecond, probeAfter: 100 * time.Millisecond},
+		namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h.waitRemote(t, "connection refused")
+	// Long enough for client-go's backoff to reach several seconds.
+	time.Sleep(4 * time.Second)
+	failing.Store(false)
+	answered := time.Now()
+	h.waitRemote(t, "")
+	assert.Less(t, time.Since(answered), 2*time.Second, "the probe, once a second, finds the cluster back")
+	assert.Positive(t, testutil.ToFloat64(h.metrics.remoteReconnects.WithLabelValues("hub", "answered")))
+	h.drain(t)
+	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "A", string(got.Data["tls.crt"]), "filled once the cluster answers")
+}
+
+func TestReconnectKeepsTheCacheUntilTheNewWatchHasLoaded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{hub: fake.NewClientset(hubSource("A", "spoke")), failureGrace: 100 * time.Millisecond},
+		namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h.waitRemote(t, "")
+	h.drain(t)
+
+	// New credentials: the cluster behind them answers slowly.
+	rotated := fake.NewClientset(hubSource("B", "spoke"))
+	release := make(chan struct{})
+	released := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(released)
+	rotated.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		<-release
+		return false, nil, nil
+	})
+	h.remote.Reconnect(rotated)
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(h.metrics.remoteReconnects.WithLabelValues("hub", "credentials")) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	source, err := h.remote.Get("certs", "wildcard")
+	require.NoError(t, err, "the last cache answers while the new watch loads")
+	assert.Equal(t, "A", string(source.Data["tls.crt"].Bytes))
+	h.ctrl.queue.Add("app/tls")
+	h.drain(t)
+	assert.Len(t, writes(h.client), 1, "the fill only: nothing is emptied or written again meanwhile")
+
+	released()
+	require.Eventually(t, func() bool {
+		source, err := h.remote.Get("certs", "wildcard")
+		return err == nil && source != nil && string(source.Data["tls.crt"].Bytes) == "B"
+	}, 5*time.Second, 10*time.Millisecond, "the new watch's cache once it has loaded")
+	h.drain(t)
+	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "B", string(got.Data["tls.crt"]))
+	cluster := h.replicator.clusters[0]
+	cluster.report()
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.clusterConnected.WithLabelValues("hub")))
+	assert.NoError(t, cluster.check())
+
+	// Credentials the cluster rejects.
+	rejecting, _ := failingHub(t, apierrors.NewUnauthorized("Unauthorized"))
+	h.remote.Reconnect(rejecting)
+	h.waitRemote(t, "rejects the credentials (401 Unauthorized)")
+	cluster.report()
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.clusterRejected.WithLabelValues("hub")))
+	assert.Equal(t, 0.0, testutil.ToFloat64(h.metrics.clusterConnected.WithLabelValues("hub")))
+	assert.ErrorContains(t, cluster.check(), "last connected")
+	h.ctrl.queue.Add("app/tls")
+	h.drain(t)
+	assert.Contains(t, strings.Join(h.events(), "\n"), "rejects the credentials")
+	got, err = h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "B", string(got.Data["tls.crt"]), "kept")
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 )
@@ -30,22 +32,13 @@ type Setup struct {
 	SourceClusters []SourceCluster
 }
 
-// SourceCluster is another cluster objects may be pulled from.
-type SourceCluster struct {
-	Name string
-	// Client needs only list and watch, on the kinds that can come from
-	// another cluster, in Namespaces.
-	Client     kubernetes.Interface
-	Namespaces []string
-}
-
 // Replicator is the controllers of the enabled kinds over one shared
 // informer factory, and the source clusters they pull from.
 type Replicator struct {
 	factory     informers.SharedInformerFactory
 	controllers []*Controller
-	// remotes are the source clusters' watches, by kind, then by cluster.
-	remotes map[string]map[string]*Remote
+	// clusters are the source clusters, each with its Remotes.
+	clusters []*sourceCluster
 }
 
 // NewReplicator wires a Replicator from s.
@@ -53,19 +46,32 @@ func NewReplicator(s Setup) (*Replicator, error) {
 	// The cache reads the dialects read on any kind: sources and mirrors
 	// that only carry another dialect's annotations keep their data.
 	a := s.Options.Annotations
+	if s.Options.Log == nil {
+		s.Options.Log = logrus.StandardLogger()
+	}
+	if s.Options.Metrics == nil {
+		s.Options.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
 	r := &Replicator{
 		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
 			informers.WithTransform(CacheTransform(a, s.Options.AllowAll))),
-		remotes: map[string]map[string]*Remote{},
+	}
+	clients := map[*sourceCluster]kubernetes.Interface{}
+	for _, sc := range s.SourceClusters {
+		cluster, client, err := newSourceCluster(sc, s.Options.Log, s.Options.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		r.clusters, clients[cluster] = append(r.clusters, cluster), client
 	}
 	for _, k := range s.Kinds {
 		opts := s.Options
 		if k.FromOtherClusters() {
-			remotes, err := newRemotes(k, s, a)
+			remotes, err := r.newRemotes(k, s, clients)
 			if err != nil {
 				return nil, err
 			}
-			r.remotes[k.Name()], opts.Remotes = remotes, remotes
+			opts.Remotes = remotes
 		}
 		c, err := NewController(k, s.Client, r.factory, opts)
 		if err != nil {
@@ -76,23 +82,34 @@ func NewReplicator(s Setup) (*Replicator, error) {
 	return r, nil
 }
 
-// newRemotes watches kind in each of s's source clusters, by cluster name.
-func newRemotes(kind Kind, s Setup, a Annotations) (map[string]*Remote, error) {
+// newRemotes watches kind in each source cluster, by cluster name.
+func (r *Replicator) newRemotes(kind Kind, s Setup, clients map[*sourceCluster]kubernetes.Interface) (map[string]*Remote, error) {
 	remotes := map[string]*Remote{}
-	for _, sc := range s.SourceClusters {
+	for _, cluster := range r.clusters {
 		remote, err := NewRemote(RemoteOptions{
-			Name: sc.Name, Kind: kind, Client: sc.Client, Namespaces: sc.Namespaces,
+			Name: cluster.name, Kind: kind, Client: clients[cluster], Namespaces: namespacesOf(s, cluster.name),
 			// --allow-all never opens another cluster's objects: keep
 			// only the data of those that opt in.
-			Transform: CacheTransform(a, false),
+			Transform: CacheTransform(s.Options.Annotations, false),
 			Resync:    s.Resync, Log: s.Options.Log, Metrics: s.Options.Metrics,
 		})
 		if err != nil {
 			return nil, err
 		}
-		remotes[sc.Name] = remote
+		cluster.remotes = append(cluster.remotes, remote)
+		remotes[cluster.name] = remote
 	}
 	return remotes, nil
+}
+
+// namespacesOf are the namespaces watched in source cluster name.
+func namespacesOf(s Setup, name string) []string {
+	for _, sc := range s.SourceClusters {
+		if sc.Name == name {
+			return sc.Namespaces
+		}
+	}
+	return nil
 }
 
 // ReadyChecks returns a check per kind ("secrets", ...): whether its caches
@@ -108,24 +125,9 @@ func (r *Replicator) ReadyChecks() map[string]func() error {
 // SourceClusterChecks returns a check per source cluster: whether every
 // watched namespace there can be read (for every kind watched there).
 func (r *Replicator) SourceClusterChecks() map[string]func() error {
-	byCluster := map[string][]func() error{}
-	for _, remotes := range r.remotes {
-		for name, remote := range remotes {
-			byCluster[name] = append(byCluster[name], remote.Check)
-		}
-	}
 	checks := map[string]func() error{}
-	for name, kinds := range byCluster {
-		checks[name] = kinds[0]
-		if len(kinds) > 1 {
-			checks[name] = func() error {
-				var errs []error
-				for _, check := range kinds {
-					errs = append(errs, check())
-				}
-				return errors.Join(errs...)
-			}
-		}
+	for _, c := range r.clusters {
+		checks[c.name] = c.check
 	}
 	return checks
 }
@@ -134,14 +136,12 @@ func (r *Replicator) SourceClusterChecks() map[string]func() error {
 // ctx ends. The function it returns waits for them to stop after that.
 func (r *Replicator) Start(ctx context.Context) (wait func()) {
 	r.factory.Start(ctx.Done())
-	var remotes sync.WaitGroup
-	for _, byCluster := range r.remotes {
-		for _, remote := range byCluster {
-			remotes.Go(func() { remote.Run(ctx) })
-		}
+	var clusters sync.WaitGroup
+	for _, c := range r.clusters {
+		clusters.Go(func() { c.run(ctx) })
 	}
 	return func() {
-		remotes.Wait()
+		clusters.Wait()
 		r.factory.Shutdown()
 	}
 }
