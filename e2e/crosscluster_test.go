@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -173,65 +172,6 @@ func TestCrossClusterPull(t *testing.T) {
 	require.NoError(t, h.client.CoreV1().Secrets("certs").Delete(e.ctx, "wildcard", metav1.DeleteOptions{}))
 	e.waitData(app, "tls", map[string]string{"tls.crt": "", "tls.key": ""})
 	assert.Contains(t, e.waitEvent(app, "tls", "SourceNotFound"), "hub:certs/wildcard")
-}
-
-// TestCrossClusterHubDownAndBack stops the hub's API server: the spoke keeps
-// the data it replicated, says why on the placeholder, stays ready and goes
-// on replicating inside its own cluster; once the hub is back, renewals flow
-// again.
-func TestCrossClusterHubDownAndBack(t *testing.T) {
-	e := newEnv(t)
-	h := e.startHub()
-	app := e.ns("app", nil)
-	local := e.ns("local", nil)
-	h.create(h.source("wildcard", "e[0-9]+-app", "spoke-1", "hub-down-v1"))
-	e.create(secret(local, "db", corev1.SecretTypeOpaque, map[string]string{"password": "local-before-outage"}, e.allow(app)))
-	p := e.spoke(h)
-	e.create(e.tlsPlaceholder(app, "tls", "hub:certs/wildcard"))
-	e.create(secret(app, "db", corev1.SecretTypeOpaque, nil, map[string]string{e.a.ReplicateFrom: local + "/db"}))
-	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-down-v1", "tls.key": "key of hub-down-v1"})
-	e.waitData(app, "db", map[string]string{"password": "local-before-outage"})
-	e.caughtUp(p)
-	filled := e.mustGet(app, "tls")
-
-	require.NoError(t, h.cp.StopAPIServer())
-	e.eventually(30*time.Second, "the hub reported unavailable", func() error {
-		code, body, err := testsupport.HTTPGet("http://" + p.Addr() + "/readyz/clusters")
-		if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "[-] hub:") {
-			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
-		}
-		return nil
-	})
-	assert.Contains(t, e.waitEvent(app, "tls", "SourceClusterUnavailable"), "the data replicated last is kept")
-	code, _, err := testsupport.HTTPGet("http://" + p.Addr() + "/readyz")
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, code, "still ready: its own cluster is fine")
-
-	e.modify(local, "db", func(s *corev1.Secret) { s.Data["password"] = []byte("local-during-outage") })
-	secretValues.Store("local-during-outage", true)
-	e.waitData(app, "db", map[string]string{"password": "local-during-outage"})
-	// The placeholder was reconciled with the hub down (its Event above),
-	// and that reconcile is done.
-	e.caughtUp(p)
-	e.unchanged(filled, "the placeholder keeps its data while the hub is down")
-
-	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
-	defer cancel()
-	require.NoError(t, h.cp.StartAPIServer(ctx))
-	back := time.Now()
-	e.eventually(time.Minute, "the hub available again", func() error {
-		if code, body, err := testsupport.HTTPGet("http://" + p.Addr() + "/readyz/clusters"); err != nil || code != http.StatusOK {
-			return fmt.Errorf("readyz/clusters %d %q (%v)", code, body, err)
-		}
-		return nil
-	})
-	t.Logf("the spoke saw the hub again %s after its API server was ready", time.Since(back).Round(time.Millisecond))
-	h.modify("certs", "wildcard", func(s *corev1.Secret) {
-		s.Data = map[string][]byte{"tls.crt": []byte("hub-down-v2"), "tls.key": []byte("key of hub-down-v2")}
-	})
-	secretValues.Store("hub-down-v2", true)
-	secretValues.Store("key of hub-down-v2", true)
-	e.waitData(app, "tls", map[string]string{"tls.crt": "hub-down-v2", "tls.key": "key of hub-down-v2"})
 }
 
 // TestChartPullsThroughTheMountedKubeconfig installs the chart with a source

@@ -377,6 +377,14 @@ func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		if _, err := r.kind.remoteListWatch(r.client, rn.name).ListWithContextFunc(pctx, metav1.ListOptions{Limit: 1}); err != nil {
+			// As telling as the informer's own requests: the
+			// reason shown follows the cluster (down, then
+			// rejecting the credentials, say).
+			rn.mu.Lock()
+			if rn.err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				rn.err = err
+			}
+			rn.mu.Unlock()
 			continue
 		}
 		r.log.WithField("namespace", rn.name).Info("source cluster answers again, watching afresh")
