@@ -2,6 +2,8 @@ package replicate
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sort"
@@ -127,9 +129,10 @@ type remoteNamespace struct {
 	// success. failingSince is when the requests started failing.
 	err          error
 	failingSince time.Time
-	// state and why are what was last reported.
+	// state, why and the class of the error are what was last reported.
 	state remoteState
 	why   string
+	class string
 }
 
 // ErrNotWatched means a reference names a namespace of a remote cluster that
@@ -401,8 +404,12 @@ func (r *Remote) observe(rn *remoteNamespace) {
 		rn.store = rn.informer.GetIndexer()
 	}
 	state, why := r.stateOf(rn, synced)
-	changed := state != rn.state
-	rn.state, rn.why = state, why
+	// A namespace that stays down for another kind of reason (down, then
+	// rejecting the credentials) is news too; the text alone varies with
+	// each request.
+	class := errorClass(rn.err)
+	changed := state != rn.state || state == stateDown && class != rn.class
+	rn.state, rn.why, rn.class = state, why, class
 	rn.mu.Unlock()
 	if !changed {
 		return
@@ -438,6 +445,27 @@ func (r *Remote) stateOf(rn *remoteNamespace, synced bool) (remoteState, string)
 		return rn.state, rn.why
 	}
 	return statePending, "loading"
+}
+
+// errorClass sorts a failed request by what would fix it.
+func errorClass(err error) string {
+	var unknownAuthority x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostname x509.HostnameError
+	var verification *tls.CertificateVerificationError
+	switch {
+	case err == nil:
+		return ""
+	case apierrors.IsUnauthorized(err):
+		return "unauthorized"
+	case apierrors.IsForbidden(err):
+		return "forbidden"
+	case errors.As(err, &unknownAuthority), errors.As(err, &invalid), errors.As(err, &hostname), errors.As(err, &verification):
+		return "certificate"
+	case apierrors.ReasonForError(err) != metav1.StatusReasonUnknown:
+		return "refused"
+	}
+	return "unreachable"
 }
 
 // describeRemoteError says what a failed request to a source cluster means

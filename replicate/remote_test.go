@@ -314,3 +314,29 @@ func TestReconnectKeepsTheCacheUntilTheNewWatchHasLoaded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "B", string(got.Data["tls.crt"]), "kept")
 }
+
+func TestANewKindOfFailureIsReportedAgain(t *testing.T) {
+	t.Parallel()
+	hub := fake.NewClientset(hubSource("A", "spoke"))
+	var failure atomic.Pointer[error]
+	refused := errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	failure.Store(&refused)
+	refuse := func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, *failure.Load() }
+	hub.PrependReactor("list", "secrets", refuse)
+	hub.PrependWatchReactor("secrets", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		_, _, err := refuse(a)
+		return true, nil, err
+	})
+	h := newHarness(t, harnessOptions{hub: hub, failureGrace: 100 * time.Millisecond, probeAfter: 100 * time.Millisecond},
+		namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h.waitRemote(t, "connection refused")
+	h.drain(t)
+	require.Contains(t, strings.Join(h.events(), "\n"), "connection refused")
+
+	var rejected error = apierrors.NewUnauthorized("Unauthorized")
+	failure.Store(&rejected)
+	h.waitRemote(t, "rejects the credentials")
+	require.Eventually(t, func() bool { return h.ctrl.queue.Len() > 0 }, 5*time.Second, 10*time.Millisecond, "the placeholders are looked at again")
+	h.drain(t)
+	assert.Contains(t, strings.Join(h.events(), "\n"), "rejects the credentials", "a new Event with the new reason")
+}
