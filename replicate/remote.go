@@ -357,7 +357,7 @@ func (r *Remote) Run(ctx context.Context) {
 			for _, rn := range r.namespaces {
 				r.start(ctx, &wg, rn)
 			}
-			r.metrics.remoteReconnects.WithLabelValues(r.name, "credentials").Inc()
+			r.metrics.remoteReconnects.WithLabelValues(r.name, "credentials").Add(float64(len(r.namespaces)))
 		case <-r.loaded:
 		case <-t.C:
 			r.probeFailing(ctx, &wg)
