@@ -173,6 +173,9 @@ func (g Gate) Problems(source *Object) []Event {
 			problems = append(problems, listProblems(key, errs)...)
 		}
 	}
+	if !a.Dialects.Reads(DialectReflector) {
+		return problems
+	}
 	_, reflector := a.reflectorAllowed(source, g.Parse)
 	return append(problems, reflector...)
 }
