@@ -84,7 +84,7 @@ func (a Annotations) Relevant(annotations map[string]string) bool {
 	if _, _, pull := a.pullReference(annotations); pull {
 		return true
 	}
-	return a.IsPushSource(annotations) || (!a.Dialects.Empty() && a.reflectorSource(annotations))
+	return a.IsPushSource(annotations) || (a.Dialects != (Dialects{}) && a.reflectorSource(annotations))
 }
 
 // IsPushSource reports whether annotations ask for push replication.
@@ -93,7 +93,7 @@ func (a Annotations) Relevant(annotations map[string]string) bool {
 func (a Annotations) IsPushSource(annotations map[string]string) bool {
 	_, to := annotations[a.ReplicateTo]
 	_, matching := annotations[a.ReplicateToMatching]
-	return to || matching || (!a.Dialects.Empty() && (a.kubedSource(annotations) || a.reflectorPushSource(annotations)))
+	return to || matching || (a.Dialects != (Dialects{}) && (a.kubedSource(annotations) || a.reflectorPushSource(annotations)))
 }
 
 // pullReference returns the reference a pull target carries and the

@@ -185,7 +185,7 @@ func (g Gate) Problems(source *Object) []Event {
 // (its Detail is the Event's message).
 func excludeCheck(exclude Patterns, namespace string) Check {
 	c := Check{What: "--exclude-namespaces", Passed: true, Detail: "namespace " + namespace + " is not excluded"}
-	if strings.TrimSpace(exclude.String()) == "" {
+	if strings.TrimSpace(exclude.text) == "" {
 		return c
 	}
 	l := exclude.lookup("--exclude-namespaces", namespace)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -53,7 +54,7 @@ func (c *Controller) reportPushPlan(obj any, source *Object, plan PushPlan) {
 	if plan.SourceRefused {
 		refused++
 	}
-	c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePush), string(ResultRefused)).Add(float64(refused))
+	c.opts.Metrics.results.WithLabelValues(c.name, string(ModePush), string(ResultRefused)).Add(float64(refused))
 	if len(plan.Conflicts) > 0 {
 		c.event(obj, source, warning(ReasonTargetConflict, "not overwriting objects this source does not own in namespaces: %s", strings.Join(plan.Conflicts, ", ")))
 	}
@@ -113,7 +114,7 @@ func (c *Controller) planPush(key string, source *Object, owned []any, explain b
 		},
 		Options: PushOptions{
 			Annotations: c.opts.Annotations, Exclude: c.opts.Exclude, Now: c.opts.Now(), Parse: c.patterns,
-			Policy: c.opts.Push, GrantsRights: c.kind.Rules().GrantsRights, AdoptUnproven: c.opts.AdoptUnproven,
+			Policy: c.opts.Push, GrantsRights: c.rules.GrantsRights, AdoptUnproven: c.opts.AdoptUnproven,
 			Explain: explain,
 		},
 	})
@@ -154,7 +155,7 @@ func (c *Controller) writeAll(ctx context.Context, key string, obj any, changes 
 				mode: ModePush, change: ch, current: current, owner: key, report: obj, reason: pushReason(ch.Action),
 				fields: logrus.Fields{"source": key, "namespace": ch.Object.Namespace, "action": ch.Action},
 			})
-			c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePush), string(out.result)).Inc()
+			c.opts.Metrics.results.WithLabelValues(c.name, string(ModePush), string(out.result)).Inc()
 			mu.Lock()
 			defer mu.Unlock()
 			outcomes[ch.Object.Namespace] = out.result
@@ -322,8 +323,8 @@ func (c *Controller) observeReplica(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj, missed = d.Obj, true
 	}
-	m, err := metaOf(obj)
-	if err != nil {
+	m, ok := obj.(metav1.Object)
+	if !ok {
 		return
 	}
 	marker := m.GetAnnotations()[c.opts.Annotations.ReplicatedFrom]

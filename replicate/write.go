@@ -176,7 +176,15 @@ func (c *Controller) admit(op writeOp, digest string) (admission, time.Duration)
 func (c *Controller) request(ctx context.Context, op writeOp) error {
 	target := op.change.Object.Key()
 	awaits := op.mode == ModePush
-	from := plannedFrom(op.change)
+	// from is the version of the object the change replaces or deletes
+	// (none for a create).
+	var from string
+	switch op.change.Action {
+	case Update, Adopt:
+		from = op.change.Object.ResourceVersion
+	case Delete:
+		from = op.change.Current.ResourceVersion
+	}
 	if awaits {
 		c.expected.expect(op.owner, target, from, time.Now())
 	}
@@ -190,18 +198,6 @@ func (c *Controller) request(ctx context.Context, op writeOp) error {
 // errGone: a delete found the object gone already; nothing was written.
 var errGone = errors.New("already deleted")
 
-// plannedFrom is the version of the object a change replaces or deletes
-// (empty for a create).
-func plannedFrom(ch Change) string {
-	switch ch.Action {
-	case Update, Adopt:
-		return ch.Object.ResourceVersion
-	case Delete:
-		return ch.Current.ResourceVersion
-	}
-	return ""
-}
-
 // apply carries out one change. current is the cached object the change was
 // computed from, if any. It returns the version the API server answered a
 // create or update with.
@@ -212,7 +208,7 @@ func (c *Controller) apply(ctx context.Context, ch Change, current any) (string,
 	case Update, Adopt:
 		if current == nil {
 			// Gone from the cache since planning: plan again.
-			return "", apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.kind.Name()) + "s"}, ch.Object.Name)
+			return "", apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.name) + "s"}, ch.Object.Name)
 		}
 		return c.kind.Update(ctx, c.client, current, &ch.Object)
 	case Delete, Recreate:
@@ -294,49 +290,42 @@ func (c writeClass) retry(what string, err error) error {
 }
 
 // report tells what became of op, sent to the API server, whose answer is
-// of class (err): a write made is counted, logged and shown to the write
-// guard, which may name a fight; a failure is counted and, but for a
-// conflict, told on the object the write was for. It returns what the
-// write came to and what the queue is to do.
+// of class (err), and returns what the write came to and what the queue is
+// to do. A write made is counted, logged and shown to the write guard,
+// which may name a fight. A delete is the replicator's own decision (the
+// source stopped pushing there), not an answer to another writer: it is
+// not shown to the guard, and a later create of the same content starts
+// afresh. A write is shown once the API server has made it: one refused (a
+// conflict while the cache lags) answered no other writer. A failure is
+// counted and, but for a conflict, told on the object the write was for.
 func (c *Controller) report(op writeOp, digest string, class writeClass, err error) writeOutcome {
 	switch class {
 	case classGone:
 		c.log.WithFields(op.fields).Debug("push replica already deleted")
 		return writeOutcome{result: ResultUnchanged}
 	case classWritten:
-		c.reportWritten(op, digest)
+		target := op.change.Object.Key()
+		c.opts.Metrics.writes.WithLabelValues(c.name, string(op.mode), string(op.change.Action)).Inc()
+		c.work.Add(1)
+		if op.change.Action == Delete {
+			c.guard.forget(target)
+		} else if c.guard.wrote(target, digest, time.Now()) {
+			c.fighting(op)
+		}
+		if op.mode == ModePull {
+			c.log.WithFields(op.fields).Info("pull target written")
+		} else {
+			c.log.WithFields(op.fields).Info("push replica written")
+		}
 		return writeOutcome{result: ResultWritten}
 	}
 	what := string(op.change.Action)
 	if op.mode == ModePush {
 		what += " in " + op.change.Object.Namespace
 	}
-	c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), string(class)).Inc()
+	c.opts.Metrics.writeErrors.WithLabelValues(c.name, string(class)).Inc()
 	c.reportFailure(op, what, class, err)
 	return writeOutcome{result: ResultFailed, err: class.retry(what, err)}
-}
-
-// reportWritten counts and logs a write the API server made, and shows it
-// to the write guard. A delete is the replicator's own decision (the
-// source stopped pushing there), not an answer to another writer: it is
-// not counted, and a later create of the same content starts afresh. A
-// write is counted once the API server has made it: one refused (a
-// conflict while the cache lags) answered no other writer.
-func (c *Controller) reportWritten(op writeOp, digest string) {
-	target := op.change.Object.Key()
-	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
-	c.work.Add(1)
-	if op.change.Action == Delete {
-		c.guard.forget(target)
-	} else if c.guard.wrote(target, digest, time.Now()) {
-		c.fighting(op)
-	}
-	log := c.log.WithFields(op.fields)
-	if op.mode == ModePull {
-		log.Info("pull target written")
-	} else {
-		log.Info("push replica written")
-	}
 }
 
 // reportFailure logs a failed write (what, of class, err) and raises the
@@ -361,13 +350,13 @@ func (c *Controller) reportFailure(op writeOp, what string, class writeClass, er
 // reportDryRun counts, logs and shows explain a write a dry run does not
 // make.
 func (c *Controller) reportDryRun(op writeOp) {
-	c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
+	c.opts.Metrics.dryRunWrites.WithLabelValues(c.name, string(op.mode), string(op.change.Action)).Inc()
 	if c.opts.Observe != nil {
-		c.opts.Observe(Observation{Kind: c.kind.Name(), Mode: op.mode, Action: op.change.Action,
+		c.opts.Observe(Observation{Kind: c.name, Mode: op.mode, Action: op.change.Action,
 			Namespace: op.change.Object.Namespace, Name: op.change.Object.Name, Reason: op.reason})
 	}
 	c.log.WithFields(op.fields).WithFields(logrus.Fields{
-		"kind": c.kind.Name(), "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
+		"kind": c.name, "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
 		"action": op.change.Action, "reason": op.reason,
 	}).Info("dry run: would write")
 }
@@ -396,7 +385,7 @@ func (c *Controller) event(obj any, o *Object, e *Event) {
 		e = &short
 	}
 	if e.Type == Warning {
-		c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), e.Reason).Inc()
+		c.opts.Metrics.problems.WithLabelValues(c.name, e.Reason).Inc()
 	}
 	if e.Type == Warning && o != nil {
 		c.log.WithFields(logrus.Fields{"namespace": o.Namespace, "name": o.Name, "reason": e.Reason, "detail": e.Message}).Warn("replication refused")
@@ -418,16 +407,16 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 	if c.opts.DryRun {
 		// Events are writes too: each is logged once until its message
 		// changes.
-		if m, err := metaOf(obj); err == nil && c.dryRun.first("event "+m.GetNamespace()+"/"+m.GetName()+" "+reason, message) {
+		if m, ok := obj.(metav1.Object); ok && c.dryRun.first("event "+m.GetNamespace()+"/"+m.GetName()+" "+reason, message) {
 			if c.opts.Observe != nil {
-				c.opts.Observe(Observation{Kind: c.kind.Name(), Namespace: m.GetNamespace(), Name: m.GetName(), EventType: typ, Reason: reason, Message: message})
+				c.opts.Observe(Observation{Kind: c.name, Namespace: m.GetNamespace(), Name: m.GetName(), EventType: typ, Reason: reason, Message: message})
 			}
 			c.log.WithFields(logrus.Fields{"namespace": m.GetNamespace(), "name": m.GetName(), "type": typ, "reason": reason, "message": message}).Info("dry run: would record event")
 		}
 		return
 	}
 	if typ == Normal && c.opts.NormalEvents != nil && !c.opts.NormalEvents.Allow() {
-		c.opts.Metrics.eventsSkipped.WithLabelValues(c.kind.Name(), reason).Inc()
+		c.opts.Metrics.eventsSkipped.WithLabelValues(c.name, reason).Inc()
 		return
 	}
 	c.opts.Recorder.Event(ro, string(typ), reason, message)
@@ -443,13 +432,13 @@ const GitOpsDocs = "https://github.com/kubereplicator/replicator/blob/main/docs/
 // (keptWriters): read before this write, since once it takes the fields
 // back, a writer that owned nothing else drops out of managedFields.
 func (c *Controller) fighting(op writeOp) {
-	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), string(op.mode)).Inc()
+	c.opts.Metrics.fights.WithLabelValues(c.name, string(op.mode)).Inc()
 	var msg string
 	target := op.change.Object.Key()
 	on := op.current
 	if op.change.Action != Create && op.current != nil {
 		var writers []metav1.ManagedFieldsEntry
-		if m, err := metaOf(op.current); err == nil {
+		if m, ok := op.current.(metav1.Object); ok {
 			writers = m.GetManagedFields()
 		}
 		others := otherWriters(writers)
@@ -463,7 +452,7 @@ func (c *Controller) fighting(op writeOp) {
 	}
 	msg += "; to keep both from fighting, see " + GitOpsDocs
 	c.log.WithFields(op.fields).WithField("detail", msg).Warn("fighting another writer")
-	c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), ReasonFightingWriter).Inc()
+	c.opts.Metrics.problems.WithLabelValues(c.name, ReasonFightingWriter).Inc()
 	c.recordEvent(on, Warning, ReasonFightingWriter, msg)
 }
 
@@ -505,8 +494,8 @@ const maxKeptWriters = 5
 // read); nothing of any other object. The Event that names a fight reads
 // them (fighting).
 func keptWriters(obj any, a Annotations) []metav1.ManagedFieldsEntry {
-	m, err := metaOf(obj)
-	if _, ns := obj.(*corev1.Namespace); err != nil || ns {
+	m, ok := obj.(metav1.Object)
+	if _, ns := obj.(*corev1.Namespace); !ok || ns {
 		return nil
 	}
 	ann := m.GetAnnotations()
@@ -694,27 +683,25 @@ func (g *writeGuard) pruneLocked(now time.Time) {
 // contentDigest identifies what a write makes of an object: its type, data
 // and labels.
 func contentDigest(o *Object) string {
-	h := sha256.New()
-	// Each field is written with its length, so that no two different
-	// objects run together into the same bytes.
-	field := func(b []byte) {
-		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(b))))
-		h.Write(b)
-	}
-	field([]byte(o.Type))
+	fields := [][]byte{[]byte(o.Type)}
 	for _, k := range slices.Sorted(maps.Keys(o.Data)) {
 		v := o.Data[k]
-		field([]byte(k))
 		// The content's digest: the same whether the object holds the
 		// content or, as the cache does for targets, only its digest.
-		field(v.sum())
+		fields = append(fields, []byte(k), v.sum())
 		if v.Binary {
-			field([]byte{1})
+			fields = append(fields, []byte{1})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.Labels)) {
-		field([]byte(k))
-		field([]byte(o.Labels[k]))
+		fields = append(fields, []byte(k), []byte(o.Labels[k]))
+	}
+	h := sha256.New()
+	for _, b := range fields {
+		// Each field is written with its length, so that no two different
+		// objects run together into the same bytes.
+		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(b))))
+		h.Write(b)
 	}
 	return string(h.Sum(nil))
 }
