@@ -46,10 +46,14 @@ func (g Gate) Allows(source *Object, ref Ref, ns Namespace) (bool, string) {
 // failed and says why.
 func (g Gate) decide(source *Object, ref Ref, ns Namespace) (bool, []Check) {
 	groups := g.Checks(source, ref, ns)
+ways:
 	for _, group := range groups {
-		if passed(group) {
-			return true, group
+		for _, c := range group {
+			if !c.Passed {
+				continue ways
+			}
 		}
+		return true, group
 	}
 	why := groups[0]
 	if len(groups) > 1 {
@@ -73,15 +77,6 @@ func (g Gate) Checks(source *Object, ref Ref, ns Namespace) [][]Check {
 		groups = append(groups, g.reflectorChecks(source, ref, ns))
 	}
 	return groups
-}
-
-func passed(checks []Check) bool {
-	for _, c := range checks {
-		if !c.Passed {
-			return false
-		}
-	}
-	return true
 }
 
 // ourChecks are the gate in this replicator's own annotations.
