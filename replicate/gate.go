@@ -104,9 +104,9 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 		}
 		patterns, errs := g.Parse.parse(list)
 		l := patterns.lookup(key, name)
-		if problems := listProblems(key, errs); !l.Matched && len(problems) > 0 {
+		if !l.Matched && len(errs) > 0 {
 			// Say which limit or error kept an entry from matching.
-			mismatch += "; " + problems[0].Message
+			mismatch += "; " + listProblems(key, errs)[0].Message
 		}
 		ok = check(key, l.Matched, "allows "+what+" "+name, mismatch)
 		checks[len(checks)-1].Checked = []Lookup{l}
