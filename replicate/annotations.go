@@ -84,14 +84,30 @@ func (a Annotations) Relevant(annotations map[string]string) bool {
 	if _, _, pull := a.pullReference(annotations); pull {
 		return true
 	}
-	return a.IsPushSource(annotations) || a.reflectorSource(annotations)
+	return a.IsPushSource(annotations) || (a.Dialects != (Dialects{}) && a.reflectorSource(annotations))
 }
 
 // IsPushSource reports whether annotations ask for push replication.
+// Another tool's push annotations count while its dialect is read
+// (dialects.go).
 func (a Annotations) IsPushSource(annotations map[string]string) bool {
 	_, to := annotations[a.ReplicateTo]
 	_, matching := annotations[a.ReplicateToMatching]
-	return to || matching || a.kubedSource(annotations) || a.reflectorPushSource(annotations)
+	return to || matching || (a.Dialects != (Dialects{}) && (a.kubedSource(annotations) || a.reflectorPushSource(annotations)))
+}
+
+// pullReference returns the reference a pull target carries and the
+// annotation it is read from: replicate-from, or, in reflector's dialect,
+// reflects on a mirror (reflectorReference). replicate-from wins when an
+// object carries both.
+func (a Annotations) pullReference(annotations map[string]string) (value, key string, ok bool) {
+	if v, ok := annotations[a.ReplicateFrom]; ok {
+		return v, a.ReplicateFrom, true
+	}
+	if a.Dialects.Reads(DialectReflector) {
+		return a.reflectorReference(annotations)
+	}
+	return "", "", false
 }
 
 // stamps are the annotations that record the source version and time of

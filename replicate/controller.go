@@ -70,7 +70,10 @@ type Options struct {
 
 // Controller replicates the objects of one kind.
 type Controller struct {
-	kind       Kind
+	kind Kind
+	// name and rules are the kind's (Kind.Name, Kind.Rules).
+	name       string
+	rules      Rules
 	client     kubernetes.Interface
 	opts       Options
 	log        logrus.FieldLogger
@@ -83,6 +86,11 @@ type Controller struct {
 	settledOnce sync.Once
 	// patterns parses the pattern lists of annotations, with a cache.
 	patterns PatternParser
+	// gate is the pull permission check with this controller's settings.
+	gate Gate
+	// listKeys are the annotations holding pattern lists and selectors in
+	// the dialects read: what makes an item costly (listBytes).
+	listKeys []string
 	// guard holds back writes of objects someone keeps changing back.
 	guard *writeGuard
 	// expected are the writes to push replicas not yet seen in the cache.
@@ -151,6 +159,8 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 	opts = opts.withDefaults(kind)
 	c := &Controller{
 		kind:       kind,
+		name:       kind.Name(),
+		rules:      kind.Rules(),
 		settled:    make(chan struct{}),
 		costlySlot: make(chan struct{}, 1),
 		patterns:   CachedPatternParser(patternCacheBytes),
@@ -170,6 +180,8 @@ func NewController(kind Kind, client kubernetes.Interface, factory informers.Sha
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(kind.Name()) + "s", MetricsProvider: opts.Metrics.queues},
 		),
 	}
+	c.gate = Gate{Annotations: opts.Annotations, AllowAll: opts.AllowAll, Cluster: opts.Cluster, Parse: c.patterns}
+	c.listKeys = append(opts.Annotations.listKeys(), opts.Annotations.selectorKeys()...)
 	for name, r := range opts.Remotes {
 		if kind.Name() != r.kind.Name() {
 			return nil, fmt.Errorf("source cluster %s serves %ss, not %ss", name, r.kind.Name(), kind.Name())
@@ -289,7 +301,7 @@ func (c *Controller) Run(ctx context.Context) error {
 // the leader Lease is ready too: it can take over at once.
 func (c *Controller) Ready() error {
 	if !c.objects.HasSynced() || !c.namespaces.HasSynced() {
-		return fmt.Errorf("%s caches not synced", c.kind.Name())
+		return fmt.Errorf("%s caches not synced", c.name)
 	}
 	return nil
 }
@@ -327,34 +339,43 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 		}
 	}
 	start := time.Now()
-	err := c.reconcile(ctx, key)
 	result := "ok"
+	if err := c.reconcile(ctx, key); err != nil {
+		result = c.afterError(ctx, key, err)
+	} else {
+		c.queue.Forget(key)
+	}
+	c.opts.Metrics.reconciles.WithLabelValues(c.name, result).Observe(time.Since(start).Seconds())
+	return true
+}
+
+// afterError puts key, whose reconcile returned err, back on the queue as
+// err asks, and returns the reconcile's result for the metric: a requeue
+// after a pause, a quiet retry, a retry with backoff, or nothing while
+// shutting down.
+func (c *Controller) afterError(ctx context.Context, key string, err error) string {
+	log := c.log.WithField("object", key).WithError(err)
 	after, onlyRequeue := requeueAfter(err)
 	switch {
-	case err == nil:
-		c.queue.Forget(key)
 	case onlyRequeue:
 		// Nothing failed: look again after the pause asked for.
-		result = "requeue"
-		c.log.WithField("object", key).WithError(err).Debug("reconciling again later")
+		log.Debug("reconciling again later")
 		c.queue.Forget(key)
 		c.queue.AddAfter(key, after)
+		return "requeue"
 	case errors.Is(err, errRetry):
 		// Conflicts and cache lag: expected under concurrency, retried
 		// quietly.
-		result = "retry"
-		c.log.WithField("object", key).WithError(err).Debug("retrying object")
+		log.Debug("retrying object")
 		c.queue.AddRateLimited(key)
+		return "retry"
 	case ctx.Err() != nil:
 		// Shutting down: the item is picked up again at the next start.
-		result = "canceled"
-	default:
-		result = "error"
-		c.log.WithField("object", key).WithError(err).Error("reconcile failed, retrying with backoff")
-		c.queue.AddRateLimited(key)
+		return "canceled"
 	}
-	c.opts.Metrics.reconciles.WithLabelValues(c.kind.Name(), result).Observe(time.Since(start).Seconds())
-	return true
+	log.Error("reconcile failed, retrying with backoff")
+	c.queue.AddRateLimited(key)
+	return "error"
 }
 
 // reconcile brings everything that depends on the object at key to its
@@ -363,17 +384,23 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	obj, view := c.get(key)
 	var errs []error
 	pull := false
-	if why, refused := view.refused(); refused {
-		c.event(obj, view, warning(ReasonInvalidAnnotation, "%s", why))
-	} else if view != nil {
-		c.reportSourceProblems(obj, view)
-		_, _, pull = c.opts.Annotations.pullReference(view.Annotations)
-		if pull {
-			errs = append(errs, c.reconcilePull(ctx, obj, view))
+	if view != nil {
+		if why, cut := view.Annotations[refusedMark]; cut {
+			// The cache holds it cut to its name (CacheTransform).
+			c.event(obj, view, warning(ReasonInvalidAnnotation, "%s", why))
+		} else {
+			// The problems of its pull permission annotations; the push
+			// plan reports those of the push ones.
+			for _, e := range c.gate.Problems(view) {
+				c.event(obj, view, &e)
+			}
+			if _, _, pull = c.opts.Annotations.pullReference(view.Annotations); pull {
+				errs = append(errs, c.reconcilePull(ctx, obj, view))
+			}
 		}
 	}
 	if !pull {
-		c.states.dropPull(key)
+		c.states.setPull(key, itemState{})
 	}
 	errs = append(errs, c.reconcilePush(ctx, key, obj, view))
 	return errors.Join(errs...)

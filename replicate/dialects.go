@@ -153,18 +153,11 @@ func (a Annotations) reflectorAutoCopy(annotations map[string]string) bool {
 	return reflectorBool(annotations[reflectorAutoReflects])
 }
 
-// pullReference returns the reference a pull target carries and the
-// annotation it is read from: replicate-from, or, in reflector's dialect,
-// reflects on a mirror (not on a copy pushed with auto-reflects "True").
-// replicate-from wins when an object carries both.
-func (a Annotations) pullReference(annotations map[string]string) (value, key string, ok bool) {
-	if v, ok := annotations[a.ReplicateFrom]; ok {
-		return v, a.ReplicateFrom, true
-	}
-	if a.Dialects.Reads(DialectReflector) {
-		if v, ok := annotations[a.Reflector.Reflects]; ok && !a.reflectorAutoCopy(annotations) {
-			return v, a.Reflector.Reflects, true
-		}
+// reflectorReference is pullReference in reflector's dialect: reflects on
+// a mirror, not on a copy pushed with auto-reflects "True".
+func (a Annotations) reflectorReference(annotations map[string]string) (value, key string, ok bool) {
+	if v, ok := annotations[a.Reflector.Reflects]; ok && !a.reflectorAutoCopy(annotations) {
+		return v, a.Reflector.Reflects, true
 	}
 	return "", "", false
 }

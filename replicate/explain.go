@@ -233,10 +233,10 @@ func (ex *Explanation) dryRun(opts Options) Options {
 // controller's informers arrives, said for the caller.
 func (c *Controller) watchErrors() <-chan error {
 	failed := make(chan error, 2)
-	for what, inf := range map[string]cache.SharedIndexInformer{strings.ToLower(c.kind.Name()) + "s": c.objects, "namespaces": c.namespaces} {
+	for what, inf := range map[string]cache.SharedIndexInformer{strings.ToLower(c.name) + "s": c.objects, "namespaces": c.namespaces} {
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			select {
-			case failed <- &ExplainError{Msg: fmt.Sprintf("cannot list %s cluster-wide (explain reads as the kubeconfig's user, and needs list and watch on %s and namespaces): %v", what, strings.ToLower(c.kind.Name())+"s", err)}:
+			case failed <- &ExplainError{Msg: fmt.Sprintf("cannot list %s cluster-wide (explain reads as the kubeconfig's user, and needs list and watch on %s and namespaces): %v", what, strings.ToLower(c.name)+"s", err)}:
 			default:
 			}
 		})
@@ -392,7 +392,7 @@ func (c *Controller) explainPullers(key string, source *Object) []Puller {
 		if n := c.namespace(v.Namespace); n != nil {
 			ns.Labels = n.Labels
 		}
-		ok, why := c.gate().Allows(source, Ref{Namespace: source.Namespace, Name: source.Name}, ns)
+		ok, why := c.gate.Allows(source, Ref{Namespace: source.Namespace, Name: source.Name}, ns)
 		out = append(out, Puller{Target: v.Key(), Allowed: ok, Detail: why})
 	}
 	slices.SortFunc(out, func(a, b Puller) int { return strings.Compare(a.Target, b.Target) })

@@ -46,10 +46,14 @@ func (g Gate) Allows(source *Object, ref Ref, ns Namespace) (bool, string) {
 // failed and says why.
 func (g Gate) decide(source *Object, ref Ref, ns Namespace) (bool, []Check) {
 	groups := g.Checks(source, ref, ns)
+ways:
 	for _, group := range groups {
-		if passed(group) {
-			return true, group
+		for _, c := range group {
+			if !c.Passed {
+				continue ways
+			}
 		}
+		return true, group
 	}
 	why := groups[0]
 	if len(groups) > 1 {
@@ -73,15 +77,6 @@ func (g Gate) Checks(source *Object, ref Ref, ns Namespace) [][]Check {
 		groups = append(groups, g.reflectorChecks(source, ref, ns))
 	}
 	return groups
-}
-
-func passed(checks []Check) bool {
-	for _, c := range checks {
-		if !c.Passed {
-			return false
-		}
-	}
-	return true
 }
 
 // ourChecks are the gate in this replicator's own annotations.
@@ -109,9 +104,9 @@ func (g Gate) ourChecks(source *Object, ref Ref, namespace string) []Check {
 		}
 		patterns, errs := g.Parse.parse(list)
 		l := patterns.lookup(key, name)
-		if problems := listProblems(key, errs); !l.Matched && len(problems) > 0 {
+		if !l.Matched && len(errs) > 0 {
 			// Say which limit or error kept an entry from matching.
-			mismatch += "; " + problems[0].Message
+			mismatch += "; " + listProblems(key, errs)[0].Message
 		}
 		ok = check(key, l.Matched, "allows "+what+" "+name, mismatch)
 		checks[len(checks)-1].Checked = []Lookup{l}
@@ -173,6 +168,9 @@ func (g Gate) Problems(source *Object) []Event {
 			problems = append(problems, listProblems(key, errs)...)
 		}
 	}
+	if !a.Dialects.Reads(DialectReflector) {
+		return problems
+	}
 	_, reflector := a.reflectorAllowed(source, g.Parse)
 	return append(problems, reflector...)
 }
@@ -182,7 +180,7 @@ func (g Gate) Problems(source *Object) []Event {
 // (its Detail is the Event's message).
 func excludeCheck(exclude Patterns, namespace string) Check {
 	c := Check{What: "--exclude-namespaces", Passed: true, Detail: "namespace " + namespace + " is not excluded"}
-	if strings.TrimSpace(exclude.String()) == "" {
+	if strings.TrimSpace(exclude.text) == "" {
 		return c
 	}
 	l := exclude.lookup("--exclude-namespaces", namespace)

@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"fmt"
 	"maps"
 	"strings"
 
@@ -41,15 +40,15 @@ func (c *Controller) objectChanged(old, obj any) {
 		// cache held.
 		obj = d.Obj
 	}
-	m, err := metaOf(obj)
-	if err != nil {
+	m, ok := obj.(metav1.Object)
+	if !ok {
 		return
 	}
 	key := m.GetNamespace() + "/" + m.GetName()
 	a := c.opts.Annotations
 	relevant := a.Relevant(m.GetAnnotations())
 	if old != nil {
-		if om, err := metaOf(old); err == nil && a.Relevant(om.GetAnnotations()) {
+		if om, ok := old.(metav1.Object); ok && a.Relevant(om.GetAnnotations()) {
 			relevant = true
 			if marker := om.GetAnnotations()[a.ReplicatedFrom]; marker != "" {
 				c.queue.Add(marker)
@@ -93,20 +92,9 @@ func (c *Controller) enqueuePushSources() {
 	}
 }
 
-func metaOf(obj any) (metav1.Object, error) {
-	if obj == nil {
-		return nil, fmt.Errorf("no object")
-	}
+func (c *Controller) indexPullSource(obj any) ([]string, error) {
 	m, ok := obj.(metav1.Object)
 	if !ok {
-		return nil, fmt.Errorf("object of type %T has no metadata", obj)
-	}
-	return m, nil
-}
-
-func (c *Controller) indexPullSource(obj any) ([]string, error) {
-	m, err := metaOf(obj)
-	if err != nil {
 		return nil, nil
 	}
 	v, _, ok := c.opts.Annotations.pullReference(m.GetAnnotations())
@@ -121,8 +109,8 @@ func (c *Controller) indexPullSource(obj any) ([]string, error) {
 }
 
 func (c *Controller) indexPullNamespace(obj any) ([]string, error) {
-	m, err := metaOf(obj)
-	if err != nil {
+	m, ok := obj.(metav1.Object)
+	if !ok {
 		return nil, nil
 	}
 	if _, _, ok := c.opts.Annotations.pullReference(m.GetAnnotations()); !ok {
@@ -142,8 +130,8 @@ func (c *Controller) parseRef(value, namespace string) (Ref, error) {
 }
 
 func (c *Controller) indexPushMarker(obj any) ([]string, error) {
-	m, err := metaOf(obj)
-	if err != nil {
+	m, ok := obj.(metav1.Object)
+	if !ok {
 		return nil, nil
 	}
 	if v := m.GetAnnotations()[c.opts.Annotations.ReplicatedFrom]; v != "" {
@@ -153,8 +141,8 @@ func (c *Controller) indexPushMarker(obj any) ([]string, error) {
 }
 
 func (c *Controller) indexPushName(obj any) ([]string, error) {
-	m, err := metaOf(obj)
-	if err != nil {
+	m, ok := obj.(metav1.Object)
+	if !ok {
 		return nil, nil
 	}
 	if c.opts.Annotations.IsPushSource(m.GetAnnotations()) {
@@ -204,7 +192,7 @@ func (c *Controller) namespaceChanged(old, cur any) {
 func (c *Controller) enqueuePullTargetsIn(namespace string) {
 	objs, _ := c.objects.GetIndexer().ByIndex(indexPullNamespace, namespace)
 	for _, obj := range objs {
-		if m, err := metaOf(obj); err == nil {
+		if m, ok := obj.(metav1.Object); ok {
 			c.queue.Add(namespace + "/" + m.GetName())
 		}
 	}
@@ -258,9 +246,8 @@ func (c *Controller) costly(key string) bool {
 
 // listBytes is how long the pattern lists and selectors o carries are.
 func (c *Controller) listBytes(o *Object) int {
-	a := c.opts.Annotations
 	n := 0
-	for _, k := range append(a.listKeys(), a.selectorKeys()...) {
+	for _, k := range c.listKeys {
 		if k != "" {
 			n += len(o.Annotations[k])
 		}

@@ -228,7 +228,11 @@ func (k *typedKind[T]) Create(ctx context.Context, c kubernetes.Interface, desir
 	obj.SetResourceVersion("")
 	obj.SetUID("")
 	obj.SetManagedFields(nil)
-	return versionOf(k.client(c, desired.Namespace).Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager}))
+	created, err := k.client(c, desired.Namespace).Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return "", err
+	}
+	return created.GetResourceVersion(), nil
 }
 
 func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, current any, desired *Object) (string, error) {
@@ -243,15 +247,11 @@ func (k *typedKind[T]) Update(ctx context.Context, c kubernetes.Interface, curre
 	// The cache holds little of managedFields (keptWriters); sending none
 	// leaves the server's as they are.
 	obj.SetManagedFields(nil)
-	return versionOf(k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}))
-}
-
-// versionOf is the resourceVersion of a write's answer.
-func versionOf[T metav1.Object](obj T, err error) (string, error) {
+	updated, err := k.client(c, desired.Namespace).Update(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager})
 	if err != nil {
 		return "", err
 	}
-	return obj.GetResourceVersion(), nil
+	return updated.GetResourceVersion(), nil
 }
 
 func (k *typedKind[T]) Delete(ctx context.Context, c kubernetes.Interface, namespace, name string, opts metav1.DeleteOptions) error {

@@ -287,7 +287,8 @@ func (p *pullPlanner) revoke(denial *Event) PullPlan {
 		p.fail("immutable", e)
 		return p.plan(PullRefused, nil, e)
 	}
-	return p.plan(PullRefused, withContent(target, data, annotations), denial)
+	target.Data, target.Annotations = data, annotations
+	return p.plan(PullRefused, &target, denial)
 }
 
 // fill is the plan for a target whose source consents: the source's keys
@@ -321,8 +322,8 @@ func (p *pullPlanner) fill() PullPlan {
 		annotations[stamps[i]] = source.ResourceVersion
 		annotations[stamps[i+1]] = p.in.Now.UTC().Format(time.RFC3339)
 	}
-	return p.plan(PullFilled, withContent(target, data, annotations),
-		&Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("replicated %d keys from %s", len(source.Data), ref)})
+	target.Data, target.Annotations = data, annotations
+	return p.plan(PullFilled, &target, &Event{Type: Normal, Reason: ReasonReplicated, Message: fmt.Sprintf("replicated %d keys from %s", len(source.Data), ref)})
 }
 
 // pullStamps are the version and time annotations (in pairs) a pull target
@@ -335,12 +336,6 @@ func pullStamps(target Object, a Annotations) []string {
 		stamps = append(stamps, a.Reflector.ReflectedVersion, a.Reflector.ReflectedAt)
 	}
 	return stamps
-}
-
-func withContent(o Object, data Data, annotations map[string]string) *Object {
-	o.Data = data
-	o.Annotations = annotations
-	return &o
 }
 
 // FindCycle follows replicate-from references from start (the target's own

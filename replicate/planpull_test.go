@@ -169,9 +169,9 @@ func TestPullPlanResultAndState(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			r := tt.plan.result(tt.written)
+			r, state := tt.plan.result(tt.written)
 			assert.Equal(t, tt.result, r)
-			assert.Equal(t, tt.state, tt.plan.state(r))
+			assert.Equal(t, tt.state, state)
 		})
 	}
 }

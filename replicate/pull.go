@@ -12,15 +12,6 @@ import (
 // planner (PlanPull), whose plan goes to the one write path; what it comes
 // to is reported.
 
-// reportSourceProblems raises an Event for each problem the gate finds in
-// the pull permission annotations of o (the push ones are reported by the
-// push plan).
-func (c *Controller) reportSourceProblems(obj any, o *Object) {
-	for _, e := range c.gate().Problems(o) {
-		c.event(obj, o, &e)
-	}
-}
-
 // reconcilePull plans a pull target from what the caches show, hands the
 // write the plan asks for, if any, to the write path, and reports what it
 // all came to.
@@ -29,7 +20,15 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 	plan := PlanPull(in)
 	var out writeOutcome
 	if plan.Write != nil {
-		out = c.write(ctx, c.pullWrite(obj, in, plan))
+		reason := "the source's content differs"
+		if plan.Outcome == PullRefused {
+			reason = plan.Event.Reason + ": the source's keys are removed"
+		}
+		out = c.write(ctx, writeOp{
+			mode: ModePull, change: Change{Action: Update, Object: *plan.Write}, current: obj,
+			owner: target.Key(), report: obj, reason: reason,
+			fields: logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": in.Ref.String(), "keys": len(plan.Write.Data)},
+		})
 	}
 	c.reportPull(obj, in, plan, out.result)
 	return out.err
@@ -39,7 +38,7 @@ func (c *Controller) reconcilePull(ctx context.Context, obj any, target *Object)
 // its namespace, the reference it carries, the source that names (in this
 // cluster or another), and the references to follow from there.
 func (c *Controller) pullInput(target *Object) PullInput {
-	in := PullInput{Target: *target, Exclude: c.opts.Exclude, Gate: c.gate(), Rules: c.kind.Rules(), Now: c.opts.Now()}
+	in := PullInput{Target: *target, Exclude: c.opts.Exclude, Gate: c.gate, Rules: c.rules, Now: c.opts.Now()}
 	if ns := c.namespace(target.Namespace); ns != nil {
 		in.Namespace = Namespace{Name: ns.Name, Labels: ns.Labels, Terminating: terminating(ns)}
 	} else {
@@ -75,23 +74,9 @@ func (c *Controller) pullInput(target *Object) PullInput {
 func (c *Controller) remoteSource(ref Ref) (*Object, error) {
 	remote := c.opts.Remotes[ref.Cluster]
 	if remote == nil {
-		return nil, fmt.Errorf("cluster %q is %w for %ss", ref.Cluster, ErrNoSourceCluster, c.kind.Name())
+		return nil, fmt.Errorf("cluster %q is %w for %ss", ref.Cluster, ErrNoSourceCluster, c.name)
 	}
 	return remote.Get(ref.Namespace, ref.Name)
-}
-
-// pullWrite is the write a pull plan asks for.
-func (c *Controller) pullWrite(obj any, in PullInput, plan PullPlan) writeOp {
-	reason := "the source's content differs"
-	if plan.Outcome == PullRefused {
-		reason = plan.Event.Reason + ": the source's keys are removed"
-	}
-	target := in.Target
-	return writeOp{
-		mode: ModePull, change: Change{Action: Update, Object: *plan.Write}, current: obj,
-		owner: target.Key(), report: obj, reason: reason,
-		fields: logrus.Fields{"namespace": target.Namespace, "name": target.Name, "source": in.Ref.String(), "keys": len(plan.Write.Data)},
-	}
 }
 
 // reportPull counts what a pull plan came to (written: the Result of its
@@ -101,16 +86,16 @@ func (c *Controller) pullWrite(obj any, in PullInput, plan PullPlan) writeOp {
 func (c *Controller) reportPull(obj any, in PullInput, plan PullPlan, written Result) {
 	key := in.Target.Key()
 	if plan.Outcome == PullGone {
-		c.states.dropPull(key)
+		c.states.setPull(key, itemState{})
 		return
 	}
-	result := plan.result(written)
+	result, state := plan.result(written)
 	if plan.Outcome != PullExcluded {
 		// A target the operator excludes is in the state gauge, not in
 		// replications_total.
-		c.opts.Metrics.results.WithLabelValues(c.kind.Name(), string(ModePull), string(result)).Inc()
+		c.opts.Metrics.results.WithLabelValues(c.name, string(ModePull), string(result)).Inc()
 	}
-	c.states.setPull(key, plan.state(result))
+	c.states.setPull(key, state)
 	if result == ResultFailed || result == ResultHeld {
 		return
 	}
@@ -127,35 +112,31 @@ func (c *Controller) reportPull(obj any, in PullInput, plan PullPlan, written Re
 }
 
 // result is what a plan came to once its write, if any, was made
-// (written: that write's Result, empty without one).
-func (p PullPlan) result(written Result) Result {
+// (written: that write's Result, empty without one), and the state that
+// leaves its target in; a refusal's reason is its Event's.
+func (p PullPlan) result(written Result) (Result, itemState) {
+	r := ResultUnchanged
 	switch {
 	case written == ResultDryRun, written == ResultHeld, written == ResultFailed:
-		return written
+		r = written
 	case p.Outcome == PullRefused, p.Outcome == PullExcluded:
-		return ResultRefused
+		r = ResultRefused
 	case p.Outcome == PullUnavailable:
-		return ResultUnavailable
+		r = ResultUnavailable
 	case written == ResultWritten:
-		return ResultWritten
+		r = ResultWritten
 	}
-	return ResultUnchanged
-}
-
-// state is the state a plan that came to r leaves its target in; a
-// refusal's reason is its Event's.
-func (p PullPlan) state(r Result) itemState {
 	switch r {
 	case ResultRefused:
 		reason := ""
 		if p.Event != nil {
 			reason = p.Event.Reason
 		}
-		return itemState{StateRefused, reason}
+		return r, itemState{StateRefused, reason}
 	case ResultUnavailable:
-		return itemState{StateUnavailable, ""}
+		return r, itemState{StateUnavailable, ""}
 	}
-	return itemState{r.state(), ""}
+	return r, itemState{r.state(), ""}
 }
 
 // nextRef returns the pull reference the cached object r names carries, if
@@ -176,9 +157,4 @@ func (c *Controller) pullRef(o *Object) (Ref, bool) {
 	}
 	n, err := c.parseRef(v, o.Namespace)
 	return n, err == nil && n.Cluster == ""
-}
-
-// gate is the pull permission check with this controller's settings.
-func (c *Controller) gate() Gate {
-	return Gate{Annotations: c.opts.Annotations, AllowAll: c.opts.AllowAll, Cluster: c.opts.Cluster, Parse: c.patterns}
 }

@@ -293,8 +293,8 @@ func (r *Remote) changed(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	m, err := metaOf(obj)
-	if err != nil {
+	m, ok := obj.(metav1.Object)
+	if !ok {
 		return
 	}
 	r.metrics.remoteChanges.WithLabelValues(r.name).Inc()

@@ -33,7 +33,11 @@ func Secrets() Kind {
 			return c.CoreV1().Secrets(namespace)
 		},
 		view: func(s *corev1.Secret, o *Object) {
-			o.Type = string(secretType(s.Type))
+			o.Type = string(s.Type)
+			if o.Type == "" {
+				// What the API server stores for no type.
+				o.Type = string(corev1.SecretTypeOpaque)
+			}
 			o.Immutable = s.Immutable != nil && *s.Immutable
 			o.Data = make(Data, len(s.Data))
 			for k, v := range s.Data {
@@ -92,14 +96,6 @@ func secretContent() *cachedContent[*corev1.Secret] {
 		digest: func(s *corev1.Secret, keys []string) { s.Data = digested(s.Data, keys, digest) },
 		share:  func(m *sharedMaps, s *corev1.Secret) { s.Data = shareMap(m, m.bytes, s.Data, asIs) },
 	}
-}
-
-// secretType returns the type the API server stores for t (empty is Opaque).
-func secretType(t corev1.SecretType) corev1.SecretType {
-	if t == "" {
-		return corev1.SecretTypeOpaque
-	}
-	return t
 }
 
 // secretRequired lists the keys the API server's validation requires for a

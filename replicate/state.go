@@ -64,16 +64,15 @@ func newStateBook() *stateBook {
 	return &stateBook{pull: map[string]itemState{}, push: map[string]map[string]itemState{}}
 }
 
+// setPull keeps the state of a pull target; the zero state drops it.
 func (b *stateBook) setPull(key string, s itemState) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if s == (itemState{}) {
+		delete(b.pull, key)
+		return
+	}
 	b.pull[key] = s
-}
-
-func (b *stateBook) dropPull(key string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.pull, key)
 }
 
 // setPush replaces the states of a push source's targets; none drops it.

@@ -200,15 +200,6 @@ func boundMetadata(m metav1.Object, a Annotations) bool {
 	return true
 }
 
-// refused returns why the cache holds o cut to its name, if it does.
-func (o *Object) refused() (string, bool) {
-	if o == nil {
-		return "", false
-	}
-	why, ok := o.Annotations[refusedMark]
-	return why, ok
-}
-
 // without returns m without key: m itself if it has no such key, else a
 // copy.
 func without(m map[string]string, key string) map[string]string {

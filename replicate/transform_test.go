@@ -468,7 +468,7 @@ func TestCacheTransformBoundsWhatAnObjectBrings(t *testing.T) {
 			require.NoError(t, err)
 			got := out.(*corev1.Secret)
 			view := Secrets().View(got)
-			why, refused := view.refused()
+			why, refused := view.Annotations[refusedMark]
 			assert.Equal(t, tt.refused, refused)
 			if tt.refused {
 				assert.Contains(t, why, "MaxMetadataBytes")

@@ -2,8 +2,11 @@ package replicate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +22,7 @@ import (
 )
 
 // This file is the one way anything is written, in steps: admit (dry run,
-// write guard), request (with the push expectations), classify the API
+// the write guard, at the end of this file), request (with the push expectations), classify the API
 // server's answer, report it (metrics, logs, Events; for a failure, an
 // Event, a quiet retry or a backoff).
 
@@ -173,7 +176,15 @@ func (c *Controller) admit(op writeOp, digest string) (admission, time.Duration)
 func (c *Controller) request(ctx context.Context, op writeOp) error {
 	target := op.change.Object.Key()
 	awaits := op.mode == ModePush
-	from := plannedFrom(op.change)
+	// from is the version of the object the change replaces or deletes
+	// (none for a create).
+	var from string
+	switch op.change.Action {
+	case Update, Adopt:
+		from = op.change.Object.ResourceVersion
+	case Delete:
+		from = op.change.Current.ResourceVersion
+	}
 	if awaits {
 		c.expected.expect(op.owner, target, from, time.Now())
 	}
@@ -187,18 +198,6 @@ func (c *Controller) request(ctx context.Context, op writeOp) error {
 // errGone: a delete found the object gone already; nothing was written.
 var errGone = errors.New("already deleted")
 
-// plannedFrom is the version of the object a change replaces or deletes
-// (empty for a create).
-func plannedFrom(ch Change) string {
-	switch ch.Action {
-	case Update, Adopt:
-		return ch.Object.ResourceVersion
-	case Delete:
-		return ch.Current.ResourceVersion
-	}
-	return ""
-}
-
 // apply carries out one change. current is the cached object the change was
 // computed from, if any. It returns the version the API server answered a
 // create or update with.
@@ -209,7 +208,7 @@ func (c *Controller) apply(ctx context.Context, ch Change, current any) (string,
 	case Update, Adopt:
 		if current == nil {
 			// Gone from the cache since planning: plan again.
-			return "", apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.kind.Name()) + "s"}, ch.Object.Name)
+			return "", apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(c.name) + "s"}, ch.Object.Name)
 		}
 		return c.kind.Update(ctx, c.client, current, &ch.Object)
 	case Delete, Recreate:
@@ -291,49 +290,42 @@ func (c writeClass) retry(what string, err error) error {
 }
 
 // report tells what became of op, sent to the API server, whose answer is
-// of class (err): a write made is counted, logged and shown to the write
-// guard, which may name a fight; a failure is counted and, but for a
-// conflict, told on the object the write was for. It returns what the
-// write came to and what the queue is to do.
+// of class (err), and returns what the write came to and what the queue is
+// to do. A write made is counted, logged and shown to the write guard,
+// which may name a fight. A delete is the replicator's own decision (the
+// source stopped pushing there), not an answer to another writer: it is
+// not shown to the guard, and a later create of the same content starts
+// afresh. A write is shown once the API server has made it: one refused (a
+// conflict while the cache lags) answered no other writer. A failure is
+// counted and, but for a conflict, told on the object the write was for.
 func (c *Controller) report(op writeOp, digest string, class writeClass, err error) writeOutcome {
 	switch class {
 	case classGone:
 		c.log.WithFields(op.fields).Debug("push replica already deleted")
 		return writeOutcome{result: ResultUnchanged}
 	case classWritten:
-		c.reportWritten(op, digest)
+		target := op.change.Object.Key()
+		c.opts.Metrics.writes.WithLabelValues(c.name, string(op.mode), string(op.change.Action)).Inc()
+		c.work.Add(1)
+		if op.change.Action == Delete {
+			c.guard.forget(target)
+		} else if c.guard.wrote(target, digest, time.Now()) {
+			c.fighting(op)
+		}
+		if op.mode == ModePull {
+			c.log.WithFields(op.fields).Info("pull target written")
+		} else {
+			c.log.WithFields(op.fields).Info("push replica written")
+		}
 		return writeOutcome{result: ResultWritten}
 	}
 	what := string(op.change.Action)
 	if op.mode == ModePush {
 		what += " in " + op.change.Object.Namespace
 	}
-	c.opts.Metrics.writeErrors.WithLabelValues(c.kind.Name(), string(class)).Inc()
+	c.opts.Metrics.writeErrors.WithLabelValues(c.name, string(class)).Inc()
 	c.reportFailure(op, what, class, err)
 	return writeOutcome{result: ResultFailed, err: class.retry(what, err)}
-}
-
-// reportWritten counts and logs a write the API server made, and shows it
-// to the write guard. A delete is the replicator's own decision (the
-// source stopped pushing there), not an answer to another writer: it is
-// not counted, and a later create of the same content starts afresh. A
-// write is counted once the API server has made it: one refused (a
-// conflict while the cache lags) answered no other writer.
-func (c *Controller) reportWritten(op writeOp, digest string) {
-	target := op.change.Object.Key()
-	c.opts.Metrics.writes.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
-	c.work.Add(1)
-	if op.change.Action == Delete {
-		c.guard.forget(target)
-	} else if c.guard.wrote(target, digest, time.Now()) {
-		c.fighting(op)
-	}
-	log := c.log.WithFields(op.fields)
-	if op.mode == ModePull {
-		log.Info("pull target written")
-	} else {
-		log.Info("push replica written")
-	}
 }
 
 // reportFailure logs a failed write (what, of class, err) and raises the
@@ -358,13 +350,13 @@ func (c *Controller) reportFailure(op writeOp, what string, class writeClass, er
 // reportDryRun counts, logs and shows explain a write a dry run does not
 // make.
 func (c *Controller) reportDryRun(op writeOp) {
-	c.opts.Metrics.dryRunWrites.WithLabelValues(c.kind.Name(), string(op.mode), string(op.change.Action)).Inc()
+	c.opts.Metrics.dryRunWrites.WithLabelValues(c.name, string(op.mode), string(op.change.Action)).Inc()
 	if c.opts.Observe != nil {
-		c.opts.Observe(Observation{Kind: c.kind.Name(), Mode: op.mode, Action: op.change.Action,
+		c.opts.Observe(Observation{Kind: c.name, Mode: op.mode, Action: op.change.Action,
 			Namespace: op.change.Object.Namespace, Name: op.change.Object.Name, Reason: op.reason})
 	}
 	c.log.WithFields(op.fields).WithFields(logrus.Fields{
-		"kind": c.kind.Name(), "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
+		"kind": c.name, "namespace": op.change.Object.Namespace, "name": op.change.Object.Name,
 		"action": op.change.Action, "reason": op.reason,
 	}).Info("dry run: would write")
 }
@@ -393,7 +385,7 @@ func (c *Controller) event(obj any, o *Object, e *Event) {
 		e = &short
 	}
 	if e.Type == Warning {
-		c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), e.Reason).Inc()
+		c.opts.Metrics.problems.WithLabelValues(c.name, e.Reason).Inc()
 	}
 	if e.Type == Warning && o != nil {
 		c.log.WithFields(logrus.Fields{"namespace": o.Namespace, "name": o.Name, "reason": e.Reason, "detail": e.Message}).Warn("replication refused")
@@ -415,16 +407,16 @@ func (c *Controller) recordEvent(obj any, typ EventType, reason, message string)
 	if c.opts.DryRun {
 		// Events are writes too: each is logged once until its message
 		// changes.
-		if m, err := metaOf(obj); err == nil && c.dryRun.first("event "+m.GetNamespace()+"/"+m.GetName()+" "+reason, message) {
+		if m, ok := obj.(metav1.Object); ok && c.dryRun.first("event "+m.GetNamespace()+"/"+m.GetName()+" "+reason, message) {
 			if c.opts.Observe != nil {
-				c.opts.Observe(Observation{Kind: c.kind.Name(), Namespace: m.GetNamespace(), Name: m.GetName(), EventType: typ, Reason: reason, Message: message})
+				c.opts.Observe(Observation{Kind: c.name, Namespace: m.GetNamespace(), Name: m.GetName(), EventType: typ, Reason: reason, Message: message})
 			}
 			c.log.WithFields(logrus.Fields{"namespace": m.GetNamespace(), "name": m.GetName(), "type": typ, "reason": reason, "message": message}).Info("dry run: would record event")
 		}
 		return
 	}
 	if typ == Normal && c.opts.NormalEvents != nil && !c.opts.NormalEvents.Allow() {
-		c.opts.Metrics.eventsSkipped.WithLabelValues(c.kind.Name(), reason).Inc()
+		c.opts.Metrics.eventsSkipped.WithLabelValues(c.name, reason).Inc()
 		return
 	}
 	c.opts.Recorder.Event(ro, string(typ), reason, message)
@@ -440,13 +432,13 @@ const GitOpsDocs = "https://github.com/kubereplicator/replicator/blob/main/docs/
 // (keptWriters): read before this write, since once it takes the fields
 // back, a writer that owned nothing else drops out of managedFields.
 func (c *Controller) fighting(op writeOp) {
-	c.opts.Metrics.fights.WithLabelValues(c.kind.Name(), string(op.mode)).Inc()
+	c.opts.Metrics.fights.WithLabelValues(c.name, string(op.mode)).Inc()
 	var msg string
 	target := op.change.Object.Key()
 	on := op.current
 	if op.change.Action != Create && op.current != nil {
 		var writers []metav1.ManagedFieldsEntry
-		if m, err := metaOf(op.current); err == nil {
+		if m, ok := op.current.(metav1.Object); ok {
 			writers = m.GetManagedFields()
 		}
 		others := otherWriters(writers)
@@ -460,7 +452,7 @@ func (c *Controller) fighting(op writeOp) {
 	}
 	msg += "; to keep both from fighting, see " + GitOpsDocs
 	c.log.WithFields(op.fields).WithField("detail", msg).Warn("fighting another writer")
-	c.opts.Metrics.problems.WithLabelValues(c.kind.Name(), ReasonFightingWriter).Inc()
+	c.opts.Metrics.problems.WithLabelValues(c.name, ReasonFightingWriter).Inc()
 	c.recordEvent(on, Warning, ReasonFightingWriter, msg)
 }
 
@@ -502,8 +494,8 @@ const maxKeptWriters = 5
 // read); nothing of any other object. The Event that names a fight reads
 // them (fighting).
 func keptWriters(obj any, a Annotations) []metav1.ManagedFieldsEntry {
-	m, err := metaOf(obj)
-	if _, ns := obj.(*corev1.Namespace); err != nil || ns {
+	m, ok := obj.(metav1.Object)
+	if _, ns := obj.(*corev1.Namespace); !ok || ns {
 		return nil
 	}
 	ann := m.GetAnnotations()
@@ -520,4 +512,196 @@ func keptWriters(obj any, a Annotations) []metav1.ManagedFieldsEntry {
 	}
 	slices.SortStableFunc(kept, func(a, b metav1.ManagedFieldsEntry) int { return timeOf(b).Compare(timeOf(a)) })
 	return slices.Clip(kept[:min(len(kept), maxKeptWriters)])
+}
+
+// The write guard, which admit asks: against another writer undoing ours.
+
+// writeGuard keeps the replicator from fighting another writer in a hot
+// loop, while answering every writer that undoes its work at a human or
+// GitOps pace. It counts, per object, the writes of the same content (the
+// same digest) in a row: each one after the first answers someone who
+// changed the object back.
+//
+//   - A revert seen a second or more after our write (a person, a GitOps
+//     controller re-applying a manifest every few seconds) is answered at
+//     once, within a budget: a bucket of guardBurst writes that refills one
+//     write every guardRefill, so a writer slower than that is answered
+//     every time and a faster one at most at that rate.
+//   - A revert seen sooner than guardHot after our write is a hot loop:
+//     guardFreeHot of those in a row are answered at once, then each waits,
+//     guardHotBase at first and twice as long each time after, up to
+//     guardHotMax.
+//
+// New content (the source changed) or a quiet spell (guardQuiet without a
+// write, besides any pause owed) starts afresh. The guardSpell-th write of
+// the same content in a row opens a fight spell: the caller names the other
+// writer in an Event, once per spell. Other objects are never delayed.
+type writeGuard struct {
+	mu      sync.Mutex
+	entries map[string]*guardEntry
+	writes  int
+}
+
+type guardEntry struct {
+	digest string
+	// last is the time of our last write; wanted, when not zero, the time
+	// a write was first wanted and held back since then (when the revert
+	// was seen).
+	last, wanted time.Time
+	// writes counts the writes of this content in a row; hot the hot
+	// reverts among the last ones in a row.
+	writes, hot int
+	// tokens is the bucket's level after the last write.
+	tokens float64
+}
+
+const (
+	guardHot     = time.Second
+	guardFreeHot = 3
+	guardHotBase = 5 * time.Second
+	guardHotMax  = 5 * time.Minute
+	guardBurst   = 5
+	guardRefill  = 2 * time.Second
+	guardSpell   = 3
+	guardQuiet   = 2 * time.Minute
+)
+
+func newWriteGuard() *writeGuard { return &writeGuard{entries: map[string]*guardEntry{}} }
+
+// hotPause is the pause owed before a write that answers a hot revert.
+func (e *guardEntry) hotPause() time.Duration {
+	if e.hot < guardFreeHot {
+		return 0
+	}
+	d := guardHotBase
+	for i := guardFreeHot; i < e.hot && d < guardHotMax; i++ {
+		d *= 2
+	}
+	return min(d, guardHotMax)
+}
+
+// stale reports whether a write at now would start afresh: the object has
+// been left alone for a quiet spell longer than any pause it owes.
+func (e *guardEntry) stale(now time.Time) bool {
+	return now.Sub(e.last) > guardQuiet+e.hotPause()
+}
+
+// level is the bucket's level at now.
+func (e *guardEntry) level(now time.Time) float64 {
+	return min(guardBurst, e.tokens+float64(now.Sub(e.last))/float64(guardRefill))
+}
+
+// hotRevert reports whether a write at now answers a revert seen sooner
+// than guardHot after our last write.
+func (e *guardEntry) hotRevert(now time.Time) bool {
+	seen := now
+	if !e.wanted.IsZero() {
+		seen = e.wanted
+	}
+	return seen.Sub(e.last) < guardHot
+}
+
+// wait returns how long to wait before writing the object at key with
+// content digest; 0: now.
+func (g *writeGuard) wait(key, digest string, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := g.entries[key]
+	if e == nil || e.digest != digest {
+		return 0
+	}
+	if e.stale(now) {
+		delete(g.entries, key)
+		return 0
+	}
+	var pause time.Duration
+	if level := e.level(now); level < 1 {
+		pause = time.Duration((1 - level) * float64(guardRefill))
+	}
+	if e.hotRevert(now) {
+		pause = max(pause, e.last.Add(e.hotPause()).Sub(now))
+	}
+	if pause > 0 && e.wanted.IsZero() {
+		e.wanted = now
+	}
+	return max(0, pause)
+}
+
+// wrote records a write of the object at key with content digest, made by
+// the API server, and reports whether it opens a fight spell.
+func (g *writeGuard) wrote(key, digest string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := g.entries[key]
+	if e == nil || e.digest != digest || e.stale(now) {
+		e = &guardEntry{digest: digest, tokens: guardBurst, last: now}
+		g.entries[key] = e
+	} else {
+		if e.hotRevert(now) {
+			e.hot++
+		} else {
+			e.hot = 0
+		}
+		e.tokens = e.level(now)
+	}
+	e.tokens = max(0, e.tokens-1)
+	e.writes++
+	e.last, e.wanted = now, time.Time{}
+	// Now and then, forget the objects a write would start afresh anyway,
+	// so that the map holds only objects written in the last few minutes,
+	// and those being fought over.
+	if g.writes++; g.writes%256 == 0 {
+		g.pruneLocked(now)
+	}
+	return e.writes == guardSpell
+}
+
+// forget drops what the guard knows of the object at key.
+func (g *writeGuard) forget(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.entries, key)
+}
+
+// prune forgets the objects a write at now would start afresh anyway: after
+// a fan-out to every namespace, the guard does not keep an entry for each
+// one while nothing is written.
+func (g *writeGuard) prune(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pruneLocked(now)
+}
+
+func (g *writeGuard) pruneLocked(now time.Time) {
+	for k, e := range g.entries {
+		if e.stale(now) {
+			delete(g.entries, k)
+		}
+	}
+}
+
+// contentDigest identifies what a write makes of an object: its type, data
+// and labels.
+func contentDigest(o *Object) string {
+	fields := [][]byte{[]byte(o.Type)}
+	for _, k := range slices.Sorted(maps.Keys(o.Data)) {
+		v := o.Data[k]
+		// The content's digest: the same whether the object holds the
+		// content or, as the cache does for targets, only its digest.
+		fields = append(fields, []byte(k), v.sum())
+		if v.Binary {
+			fields = append(fields, []byte{1})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Labels)) {
+		fields = append(fields, []byte(k), []byte(o.Labels[k]))
+	}
+	h := sha256.New()
+	for _, b := range fields {
+		// Each field is written with its length, so that no two different
+		// objects run together into the same bytes.
+		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(b))))
+		h.Write(b)
+	}
+	return string(h.Sum(nil))
 }
