@@ -79,10 +79,11 @@ func main() {
 	fleetRenewals := flag.Int("fleet-renewals", 5, "fleet mode: how many times the hub's source is renewed")
 	fleetPlaceholders := flag.Int("fleet-placeholders", 1, "fleet mode: placeholders per spoke")
 	fleetStarting := flag.Int("fleet-starting", 10, "fleet mode: replicators started at once")
+	fleetGroup := flag.Int("fleet-group", 10, "fleet mode: spokes sharing one spoke API server (each replicator watches every Secret of its API server, so the spokes of a group see each other's writes)")
 	flag.Parse()
 	if *fleetSizes != "" {
 		o := fleetOptions{binDir: *binDir, idle: *fleetIdle, settle: *fleetSettle, renewals: *fleetRenewals,
-			placeholders: max(*fleetPlaceholders, 1), starting: *fleetStarting, extra: strings.Fields(*extra)}
+			placeholders: max(*fleetPlaceholders, 1), starting: *fleetStarting, group: max(*fleetGroup, 1), extra: strings.Fields(*extra)}
 		if err := runFleet(*fleetSizes, *out, o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
