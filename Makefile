@@ -15,7 +15,7 @@ IMAGE   ?= kubereplicator/replicator
 # a missing compiler fails the run instead of testing less).
 RACE    ?= $(shell if [ "$$CI" = true ] || [ "$$($(GO) env CGO_ENABLED)" = 1 ]; then echo -race; fi)
 
-.PHONY: all build image image-oci test test-compat unit e2e vet fmt-check tools run clean manifests bench bench-scale bench-hostile soak
+.PHONY: all build image image-oci test test-compat unit e2e vet fmt-check tools run clean manifests bench bench-scale bench-hostile bench-fleet soak
 
 all: build
 
@@ -83,6 +83,10 @@ bench-scale:
 ## bench-hostile: one tenant's 1,000 objects with annotations at and past every limit: the replicator's peak RSS and a legitimate pull's latency meanwhile and after a restart, with the chart's defaults and with the tenant allowed to push (BENCH_HOSTILE_FLAGS="-hostile 200 -hostile-kind secret")
 bench-hostile:
 	$(GO) run ./cmd/bench -bin-dir "$$(tools/build.sh)" -hostile 1000 -json bench-hostile.json $(BENCH_HOSTILE_FLAGS)
+
+## bench-fleet: one hub, 10, 30 and 100 spokes pulling from it (a replicator each, one spoke API server shared): the hub's requests, watches and memory at rest and per renewal, before and with the spokes, per spoke by least squares, and a renewal's time to every spoke (BENCH_FLEET_FLAGS="-fleet 10 -fleet-idle 10s"); not part of make bench, whose one control plane it does not use
+bench-fleet:
+	$(GO) run ./cmd/bench -bin-dir "$$(tools/build.sh)" -fleet 10,30,100 -json bench-fleet.json $(BENCH_FLEET_FLAGS)
 
 ## run: the replicator against a local control plane it starts; against a real cluster only when named on the command line (make run KUBECONFIG=path ARGS="--dry-run")
 run: build

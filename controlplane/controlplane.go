@@ -37,6 +37,9 @@ type Options struct {
 	// Log receives the processes' output; nil means etcd.log and
 	// kube-apiserver.log in Dir.
 	Log io.Writer
+	// APIServerArgs are further kube-apiserver flags, after the defaults
+	// (an audit log, say).
+	APIServerArgs []string
 }
 
 // ControlPlane is a running etcd and kube-apiserver.
@@ -217,24 +220,24 @@ func (c *ControlPlane) StopEtcd() error { return c.stop("etcd") }
 
 // StartAPIServer starts kube-apiserver (again) with the same port and flags.
 func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
-	p, err := c.start("kube-apiserver",
-		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(c.etcdClient),
+	p, err := c.start("kube-apiserver", append([]string{
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(c.etcdClient),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(c.apiserver),
-		"--tls-cert-file="+c.pki.serverCert,
-		"--tls-private-key-file="+c.pki.serverKey,
-		"--client-ca-file="+c.pki.caCert,
+		"--secure-port=" + strconv.Itoa(c.apiserver),
+		"--tls-cert-file=" + c.pki.serverCert,
+		"--tls-private-key-file=" + c.pki.serverKey,
+		"--client-ca-file=" + c.pki.caCert,
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+c.pki.saPub,
-		"--service-account-signing-key-file="+c.pki.saKey,
+		"--service-account-key-file=" + c.pki.saPub,
+		"--service-account-signing-key-file=" + c.pki.saKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
-		"--cert-dir="+filepath.Join(c.Dir, "apiserver-certs"),
+		"--cert-dir=" + filepath.Join(c.Dir, "apiserver-certs"),
 		// No pods run here: skip what only matters for them.
 		"--disable-admission-plugins=ServiceAccount",
 		"--endpoint-reconciler-type=none",
-	)
+	}, c.opts.APIServerArgs...)...)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,8 @@
 // writes while idle and across a restart, and peak RSS with and without many
 // unrelated large Secrets; with -scale, the same at several sizes; with
 // -hostile, one tenant's hostile annotations against other tenants' pulls
-// (hostile.go). It reports; it does not pass or fail.
+// (hostile.go); with -fleet, what one hub pays for many spokes pulling from
+// it (fleet.go). It reports; it does not pass or fail.
 package main
 
 import (
@@ -72,7 +73,23 @@ func main() {
 	hostileNamespaces := flag.Int("hostile-namespaces", 0, "hostile mode: more namespaces (names of 63 bytes) for push lists and selectors to be matched against")
 	hostileCommit := flag.String("hostile-commit", "", "hostile mode: build the replicator, and read -hostile-chart, from this commit (git archive) instead of the working tree")
 	hostileControl := flag.Bool("hostile-control", true, "hostile mode: a third phase, the control: the same objects with their annotations under keys the replicator does not read")
+	fleetSizes := flag.String("fleet", "", "fleet mode instead: comma-separated numbers of spokes, e.g. 10,30,100; each in a fresh hub and spoke API server, every spoke a replicator pulling one Secret from the hub")
+	fleetIdle := flag.Duration("fleet-idle", 30*time.Second, "fleet mode: how long the hub is watched at rest, before the spokes and with them")
+	fleetSettle := flag.Duration("fleet-settle", 10*time.Second, "fleet mode: how long to wait before each time at rest (after the set-up, after every placeholder is filled)")
+	fleetRenewals := flag.Int("fleet-renewals", 5, "fleet mode: how many times the hub's source is renewed")
+	fleetPlaceholders := flag.Int("fleet-placeholders", 1, "fleet mode: placeholders per spoke")
+	fleetStarting := flag.Int("fleet-starting", 10, "fleet mode: replicators started at once")
+	fleetGroup := flag.Int("fleet-group", 10, "fleet mode: spokes sharing one spoke API server (each replicator watches every Secret of its API server, so the spokes of a group see each other's writes)")
 	flag.Parse()
+	if *fleetSizes != "" {
+		o := fleetOptions{binDir: *binDir, idle: *fleetIdle, settle: *fleetSettle, renewals: *fleetRenewals,
+			placeholders: max(*fleetPlaceholders, 1), starting: *fleetStarting, group: max(*fleetGroup, 1), extra: strings.Fields(*extra)}
+		if err := runFleet(*fleetSizes, *out, o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *hostile > 0 {
 		o := hostileOptions{n: *hostile, kind: *hostileKind, binDir: *binDir, manifest: *hostileChart, extra: strings.Fields(*extra),
 			baseline: *hostileBaseline, after: *hostileAfter, most: *hostileMost, namespaces: *hostileNamespaces, commit: *hostileCommit, control: *hostileControl}

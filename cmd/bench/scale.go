@@ -202,6 +202,7 @@ type watcher struct {
 	seen    map[string]string    // namespace/name -> digest
 	holding map[string]int       // name=digest -> how many hold it
 	last    map[string]time.Time // name=digest -> when the last Secret took it
+	first   map[string]time.Time // name=digest -> when the first Secret took it
 	stop    context.CancelFunc
 }
 
@@ -210,7 +211,7 @@ type watcher struct {
 const digested = "#digest"
 
 func newWatcher(b *bench) (*watcher, error) {
-	w := &watcher{seen: map[string]string{}, holding: map[string]int{}, last: map[string]time.Time{}}
+	w := &watcher{seen: map[string]string{}, holding: map[string]int{}, last: map[string]time.Time{}, first: map[string]time.Time{}}
 	w.changed = sync.NewCond(&w.mu)
 	ctx, cancel := context.WithCancel(b.ctx)
 	w.stop = cancel
@@ -245,6 +246,9 @@ func newWatcher(b *bench) (*watcher, error) {
 			w.seen[s.Namespace+"/"+s.Name] = d
 			w.holding[s.Name+"="+d]++
 			w.last[s.Name+"="+d] = time.Now()
+			if _, ok := w.first[s.Name+"="+d]; !ok {
+				w.first[s.Name+"="+d] = w.last[s.Name+"="+d]
+			}
 			w.changed.Broadcast()
 		}
 		w.mu.Unlock()
@@ -275,6 +279,14 @@ func (w *watcher) wait(name string, data map[string][]byte, n int, timeout time.
 		}
 		w.changed.Wait()
 	}
+}
+
+// firstAt is when the first Secret named name was seen taking the
+// certificate of data (zero if none has).
+func (w *watcher) firstAt(name string, data map[string][]byte) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.first[name+"="+digestOf(data)]
 }
 
 // scale runs the scale mode for each n and mode and prints its table.
