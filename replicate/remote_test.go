@@ -48,6 +48,7 @@ func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
 
 	_, err = hub.CoreV1().Secrets("certs").Update(h.ctx, hubSource("B", "spoke"), metav1.UpdateOptions{})
 	require.NoError(t, err)
+	h.waitRemoteSource(t, func(o *Object) bool { return o != nil && string(o.Data["tls.crt"].Bytes) == "B" })
 	require.Eventually(t, func() bool { return h.ctrl.queue.Len() > 0 }, 5*time.Second, 10*time.Millisecond, "a remote change enqueues its placeholders")
 	h.drain(t)
 	got, err = h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
@@ -57,6 +58,9 @@ func TestRemotePullFillsAndFollowsTheRemoteSource(t *testing.T) {
 	assert.GreaterOrEqual(t, testutil.ToFloat64(h.metrics.remoteChanges.WithLabelValues("hub")), 2.0)
 
 	require.NoError(t, hub.CoreV1().Secrets("certs").Delete(h.ctx, "wildcard", metav1.DeleteOptions{}))
+	// The deletion seen by the hub's watch (drain waits for this
+	// cluster's caches only), and its placeholder queued.
+	h.waitRemoteSource(t, func(o *Object) bool { return o == nil })
 	require.Eventually(t, func() bool { return h.ctrl.queue.Len() > 0 }, 5*time.Second, 10*time.Millisecond)
 	h.drain(t)
 	got, err = h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
@@ -339,4 +343,14 @@ func TestANewKindOfFailureIsReportedAgain(t *testing.T) {
 	require.Eventually(t, func() bool { return h.ctrl.queue.Len() > 0 }, 5*time.Second, 10*time.Millisecond, "the placeholders are looked at again")
 	h.drain(t)
 	assert.Contains(t, strings.Join(h.events(), "\n"), "rejects the credentials", "a new Event with the new reason")
+}
+
+// waitRemoteSource waits until the hub's watch shows certs/wildcard as done
+// wants (nil: deleted).
+func (h *harness) waitRemoteSource(t *testing.T, done func(*Object) bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		o, err := h.remote.Get("certs", "wildcard")
+		return err == nil && done(o)
+	}, 5*time.Second, 10*time.Millisecond)
 }
