@@ -68,7 +68,12 @@ type fleetOptions struct {
 	starting int
 	// group is how many spokes share a spoke API server.
 	group int
-	extra []string
+	// outages are how long the hub's API server is stopped, one after the
+	// other, at outagesAt spokes, each followed by a renewal made as soon
+	// as it answers again.
+	outages   []time.Duration
+	outagesAt int
+	extra     []string
 }
 
 // fleetSpokeArgs are the flags of every spoke's replicator beyond its
@@ -169,6 +174,20 @@ type fleetRow struct {
 	// Lifetime is every request the spokes sent the hub since they
 	// started, by method, from their own metrics, at the end.
 	Lifetime map[string]float64 `json:"spokesRequestsToTheHub"`
+	// Outages are the hub's outages and the renewal made right after each.
+	Outages []fleetOutage `json:"outages,omitempty"`
+}
+
+// fleetOutage is the hub's API server stopped for a while, then the source
+// renewed as soon as it answers again (StartAPIServer returns once its
+// /readyz does).
+type fleetOutage struct {
+	Down    float64      `json:"downSeconds"`
+	Renewal fleetRenewal `json:"renewal"`
+	// SpokeRequests are the spokes' requests to the hub from its return
+	// until a second after the renewal reached every placeholder, by verb
+	// (the audit log): the probes that find it back and the new watches.
+	SpokeRequests map[string]int `json:"spokeRequestsOnReturn"`
 }
 
 // latencies returns the renewals' latencies: median and highest, and the
@@ -286,6 +305,9 @@ func runFleet(sizes string, out string, o fleetOptions) error {
 		j, _ := json.MarshalIndent(report, "", "  ")
 		return os.WriteFile(out, append(j, '\n'), 0o644)
 	}
+	if o.outagesAt == 0 {
+		o.outagesAt = slices.Max(ns)
+	}
 	for _, n := range ns {
 		row, err := fleetOnce(context.Background(), binary, filepath.Join(dir, strconv.Itoa(n)), n, o)
 		if err != nil {
@@ -337,6 +359,12 @@ func printFleet(report fleetReport) {
 		for i, rn := range r.Renewals {
 			fmt.Printf("  renewal %d: request %.3f s, the first placeholder %.3f s and every one %.3f s after its answer; hub over %.1f s: requests by verb %s; by user %s; from the replicators %s\n",
 				i+1, rn.Request, rn.First, rn.Latency, rn.Hub.Seconds, counts(rn.Hub.Requests), auditString(rn.Hub.Audit), counts(rn.Hub.FromReplicators))
+		}
+	}
+	for _, r := range report.Rows {
+		for _, o := range r.Outages {
+			fmt.Printf("%d spokes, the hub down %.0f s: a renewal made as it answered again reached the first placeholder %.3f s and every one %.3f s after the update returned; the spokes' requests meanwhile %s\n",
+				r.Spokes, o.Down, o.Renewal.First, o.Renewal.Latency, counts(o.SpokeRequests))
 		}
 	}
 	for _, s := range report.Slopes {
@@ -489,6 +517,16 @@ func fleetOnce(ctx context.Context, binary, dir string, n int, o fleetOptions) (
 		fmt.Fprintf(os.Stderr, "bench: %d spokes: renewal %d reached the first placeholder %.3f s and every one %.3f s after the update returned\n", n, i, rn.First, rn.Latency)
 		row.Renewals = append(row.Renewals, rn)
 		time.Sleep(2 * time.Second)
+	}
+	if n == o.outagesAt {
+		for i, d := range o.outages {
+			out, err := f.outage(d, o.renewals+1+i)
+			if err != nil {
+				return row, fmt.Errorf("outage of %s: %w", d, err)
+			}
+			fmt.Fprintf(os.Stderr, "bench: %d spokes: after %s down, a renewal made as the hub answered reached the first placeholder %.3f s and every one %.3f s after the update returned\n", n, d, out.Renewal.First, out.Renewal.Latency)
+			row.Outages = append(row.Outages, out)
+		}
 	}
 	var rss, anon []float64
 	for _, p := range f.procs {
@@ -713,6 +751,37 @@ func (f *fleet) renew(i int) (fleetRenewal, error) {
 	f.source = updated
 	rn.Request, rn.Hub = answered.Sub(sent).Seconds(), hub
 	return rn, nil
+}
+
+// outage stops the hub's API server for d, starts it again and renews the
+// source (renewal i) as soon as it answers.
+func (f *fleet) outage(d time.Duration, i int) (fleetOutage, error) {
+	out := fleetOutage{Down: d.Seconds()}
+	fmt.Fprintf(os.Stderr, "bench: %d spokes: the hub's API server down for %s\n", f.n, d)
+	if err := f.hub.StopAPIServer(); err != nil {
+		return out, err
+	}
+	time.Sleep(d)
+	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Minute)
+	defer cancel()
+	if err := f.hub.StartAPIServer(ctx); err != nil {
+		return out, err
+	}
+	back := time.Now()
+	rn, err := f.renew(i)
+	if err != nil {
+		return out, err
+	}
+	out.Renewal = rn
+	audit, _, err := readAudit(f.auditLog, back, time.Now())
+	if err != nil {
+		return out, err
+	}
+	out.SpokeRequests = audit["spokes"]
+	if exited := f.exited(); exited != "" {
+		return out, fmt.Errorf("a replicator exited: %s", exited)
+	}
+	return out, nil
 }
 
 func later(a, b time.Time) time.Time {

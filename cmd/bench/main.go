@@ -79,11 +79,24 @@ func main() {
 	fleetRenewals := flag.Int("fleet-renewals", 5, "fleet mode: how many times the hub's source is renewed")
 	fleetPlaceholders := flag.Int("fleet-placeholders", 1, "fleet mode: placeholders per spoke")
 	fleetStarting := flag.Int("fleet-starting", 10, "fleet mode: replicators started at once")
+	fleetOutages := flag.String("fleet-outages", "10s,60s,5m", "fleet mode: how long the hub's API server is stopped, one after the other, each followed by a renewal as soon as it answers (empty: none)")
+	fleetOutagesAt := flag.Int("fleet-outages-at", 0, "fleet mode: the number of spokes the outages are run with (0: the largest)")
 	fleetGroup := flag.Int("fleet-group", 10, "fleet mode: spokes sharing one spoke API server (each replicator watches every Secret of its API server, so the spokes of a group see each other's writes)")
 	flag.Parse()
 	if *fleetSizes != "" {
 		o := fleetOptions{binDir: *binDir, idle: *fleetIdle, settle: *fleetSettle, renewals: *fleetRenewals,
-			placeholders: max(*fleetPlaceholders, 1), starting: *fleetStarting, group: max(*fleetGroup, 1), extra: strings.Fields(*extra)}
+			placeholders: max(*fleetPlaceholders, 1), starting: *fleetStarting, group: max(*fleetGroup, 1), extra: strings.Fields(*extra), outagesAt: *fleetOutagesAt}
+		for _, d := range strings.Split(*fleetOutages, ",") {
+			if d = strings.TrimSpace(d); d == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d)
+			if err != nil || v <= 0 {
+				fmt.Fprintf(os.Stderr, "bench: -fleet-outages: %q is not a duration\n", d)
+				os.Exit(2)
+			}
+			o.outages = append(o.outages, v)
+		}
 		if err := runFleet(*fleetSizes, *out, o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
