@@ -1,10 +1,14 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,4 +46,34 @@ func TestArchitectureListsEveryGoFile(t *testing.T) {
 	for f := range listed {
 		t.Errorf("ARCHITECTURE.md lists %s, which does not exist", f)
 	}
+}
+
+// TestNoLongFunctions keeps every function outside cmd/, e2e/ and tools/
+// (tests aside) within 60 lines, as ARCHITECTURE.md says: a long function is
+// several steps that want names.
+func TestNoLongFunctions(t *testing.T) {
+	const most = 60
+	fset := token.NewFileSet()
+	require.NoError(t, filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || slices.Contains([]string{"cmd", "e2e", "tools", "bin", "testdata"}, d.Name())) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			if fn, ok := decl.(*ast.FuncDecl); ok {
+				lines := fset.Position(fn.End()).Line - fset.Position(fn.Pos()).Line + 1
+				assert.LessOrEqual(t, lines, most, "%s: %s has %d lines", path, fn.Name.Name, lines)
+			}
+		}
+		return nil
+	}))
 }
