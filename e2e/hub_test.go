@@ -102,12 +102,13 @@ func (e *env) spokeWith(kubeconfig string) *proc {
 		"--source-cluster", "hub="+kubeconfig, "--source-cluster-namespaces", "hub=certs")
 }
 
-// waitMetric waits until p's metric with labels is at least want.
-func (e *env) waitMetric(p *proc, name string, labels map[string]string, want float64) {
+// waitMetric waits until p's metric with labels is at least least, or
+// exactly 0 when least is 0.
+func (e *env) waitMetric(p *proc, name string, labels map[string]string, least float64) {
 	e.t.Helper()
-	e.eventually(wait, fmt.Sprintf("%s%v at least %v", name, labels, want), func() error {
+	e.eventually(wait, fmt.Sprintf("%s%v at least %v (0: exactly)", name, labels, least), func() error {
 		v, err := p.metric(name, labels)
-		if err != nil || v < want {
+		if err != nil || v < least || least == 0 && v != 0 {
 			return fmt.Errorf("%v (%v)", v, err)
 		}
 		return nil
@@ -178,12 +179,7 @@ func TestSourceClusterCredentialsRotate(t *testing.T) {
 	replaceFile(t, tokenFile, []byte(h.boundToken("token-5")))
 	h.renew("wildcard", "rotate-v3")
 	e.waitData(app, "tls", map[string]string{"tls.crt": "rotate-v3", "tls.key": "key of rotate-v3"})
-	e.eventually(wait, "credentials no longer rejected", func() error {
-		if v, err := p.metric("replicator_source_cluster_credentials_rejected", hub); err != nil || v != 0 {
-			return fmt.Errorf("%v (%v)", v, err)
-		}
-		return nil
-	})
+	e.waitMetric(p, "replicator_source_cluster_credentials_rejected", hub, 0)
 }
 
 // TestSourceClusterCARotates gives the hub a serving certificate from a new

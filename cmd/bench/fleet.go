@@ -835,8 +835,8 @@ func (f *fleet) window(during func() error) (fleetAt, error) {
 	}
 	a.Watches = m1.Value("apiserver_longrunning_requests", map[string]string{"verb": "WATCH"})
 	a.SecretWatches = m1.Value("apiserver_longrunning_requests", map[string]string{"verb": "WATCH", "resource": "secrets"})
-	a.RSS = procMemory(pids["kube-apiserver"], "VmRSS")
-	a.EtcdRSS = procMemory(pids["etcd"], "VmRSS")
+	a.RSS = testsupport.ProcMemory(pids["kube-apiserver"], "VmRSS")
+	a.EtcdRSS = testsupport.ProcMemory(pids["etcd"], "VmRSS")
 	// The audit log has what was received in the window once it is
 	// answered.
 	time.Sleep(time.Second)
@@ -872,21 +872,6 @@ func (f *fleet) replicatorRequests() map[string]float64 {
 		return nil
 	})
 	return out
-}
-
-// procMemory reads a field of /proc/PID/status in MiB; -1 if it cannot.
-func procMemory(pid int, field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return -1
 }
 
 // scrapeAPIServer reads the API server's /metrics as an admin.

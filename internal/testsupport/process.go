@@ -98,8 +98,12 @@ func (p *Process) Stop() {
 
 // Memory reads a field of /proc/PID/status (VmRSS, VmHWM), in MiB; -1 if
 // it cannot be read.
-func (p *Process) Memory(field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func (p *Process) Memory(field string) float64 { return ProcMemory(p.cmd.Process.Pid, field) }
+
+// ProcMemory reads a field of /proc/PID/status (VmRSS, VmHWM, RssAnon, ...)
+// in MiB; -1 if it cannot be read.
+func ProcMemory(pid int, field string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
 	}
