@@ -47,10 +47,13 @@ type RemoteOptions struct {
 	// failed request (a dropped connection, say) is retried at once and is
 	// not worth an alarm.
 	FailureGrace time.Duration
-	// ProbeAfter is how long a namespace's watch must have been failing
-	// before the cluster is asked directly, once a second, whether it
-	// answers again; zero means 3 s. Until then client-go's own retries
-	// (0.8 s, then doubling) are quick enough.
+	// ProbeAfter is how long a namespace's informer must have been running
+	// before the cluster is asked directly, once a second while its
+	// requests fail, whether it answers again; zero means 1 s. It doubles
+	// with each informer started that way without the namespace becoming
+	// available (up to 30 s, as client-go's own backoff), so that a
+	// namespace that answers a list but keeps failing otherwise (a Role
+	// without watch, say) is not listed anew every second.
 	ProbeAfter time.Duration
 	Log        logrus.FieldLogger
 	// Metrics receives counts; nil means metrics registered nowhere.
@@ -117,6 +120,9 @@ type remoteNamespace struct {
 	informer cache.SharedIndexInformer
 	stop     context.CancelFunc
 	started  time.Time
+	// probed counts the informers started because the cluster answered a
+	// probe since the namespace was last available.
+	probed int
 
 	mu sync.Mutex
 	// generation counts the informers started; only the requests of the
@@ -197,7 +203,7 @@ func remoteDefaults(opts RemoteOptions) RemoteOptions {
 		opts.FailureGrace = 2 * time.Second
 	}
 	if opts.ProbeAfter <= 0 {
-		opts.ProbeAfter = 3 * time.Second
+		opts.ProbeAfter = time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
@@ -376,13 +382,14 @@ func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
 		rn.mu.Lock()
 		failing := rn.err != nil
 		rn.mu.Unlock()
-		if !failing || time.Since(rn.started) < r.probe || pctx.Err() != nil {
+		if !failing || time.Since(rn.started) < min(r.probe<<min(rn.probed, 5), 30*time.Second) || pctx.Err() != nil {
 			continue
 		}
 		if _, err := r.kind.remoteListWatch(r.client, rn.name).ListWithContextFunc(pctx, metav1.ListOptions{Limit: 1}); err != nil {
 			// As telling as the informer's own requests: the
 			// reason shown follows the cluster (down, then
 			// rejecting the credentials, say).
+			r.metrics.remoteErrors.WithLabelValues(r.name).Inc()
 			rn.mu.Lock()
 			if rn.err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				rn.err = err
@@ -392,6 +399,7 @@ func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		r.log.WithField("namespace", rn.name).Info("source cluster answers again, watching afresh")
 		r.metrics.remoteReconnects.WithLabelValues(r.name, "answered").Inc()
+		rn.probed++
 		r.start(ctx, wg, rn)
 	}
 }
@@ -417,6 +425,7 @@ func (r *Remote) observe(rn *remoteNamespace) {
 	log := r.log.WithField("namespace", rn.name)
 	switch state {
 	case stateUp:
+		rn.probed = 0
 		log.Info("source cluster namespace available")
 		r.setUp(rn.name, 1)
 	case stateDown:

@@ -354,3 +354,26 @@ func (h *harness) waitRemoteSource(t *testing.T, done func(*Object) bool) {
 		return err == nil && done(o)
 	}, 5*time.Second, 10*time.Millisecond)
 }
+
+func TestANamespaceThatAnswersOnlyAListIsNotListedEverySecond(t *testing.T) {
+	t.Parallel()
+	// A Role with get and list but no watch: the probe's list works, the
+	// informer's watch never does.
+	hub := fake.NewClientset(hubSource("A", "spoke"))
+	hub.PrependWatchReactor("secrets", func(k8stesting.Action) (bool, watch.Interface, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "", errors.New("no watch"))
+	})
+	var lists atomic.Int32
+	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		lists.Add(1)
+		return false, nil, nil
+	})
+	h := newHarness(t, harnessOptions{hub: hub, failureGrace: 100 * time.Millisecond}, namespaceObj("app", nil))
+	h.waitRemote(t, "403 Forbidden")
+	start := lists.Load()
+	time.Sleep(8 * time.Second)
+	restarts := testutil.ToFloat64(h.metrics.remoteReconnects.WithLabelValues("hub", "answered"))
+	assert.LessOrEqual(t, restarts, 4.0, "watched afresh after 1, 2 and 4 s, not every second")
+	assert.Positive(t, restarts)
+	assert.LessOrEqual(t, lists.Load()-start, int32(20), "lists: a probe a second and one per informer started")
+}
