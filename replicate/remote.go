@@ -372,7 +372,8 @@ func (r *Remote) Run(ctx context.Context) {
 }
 
 // probeFailing asks the cluster, for each namespace whose requests have
-// been failing for a while, for one object; when it answers, the namespace
+// been failing for a while (or that is down and whose new informer has not
+// loaded), for one object; when it answers, the namespace
 // is watched afresh at once instead of after client-go's backoff. A probe
 // is one list request a second per failing namespace, only while it fails.
 func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
@@ -380,7 +381,10 @@ func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
 	defer cancel()
 	for _, rn := range r.namespaces {
 		rn.mu.Lock()
-		failing := rn.err != nil
+		// Failing, or down and its new informer not loaded yet: a
+		// list made while the cluster was starting can hang until the
+		// server's request timeout (a minute).
+		failing := rn.err != nil || rn.state == stateDown && !rn.informer.HasSynced()
 		rn.mu.Unlock()
 		if !failing || time.Since(rn.started) < min(r.probe<<min(rn.probed, 5), 30*time.Second) || pctx.Err() != nil {
 			continue
@@ -416,6 +420,10 @@ func (r *Remote) observe(rn *remoteNamespace) {
 	// rejecting the credentials) is news too; the text alone varies with
 	// each request.
 	class := errorClass(rn.err)
+	if class == "" {
+		// Watched afresh, or within the grace: nothing new to say.
+		class = rn.class
+	}
 	changed := state != rn.state || state == stateDown && class != rn.class
 	rn.state, rn.why, rn.class = state, why, class
 	rn.mu.Unlock()

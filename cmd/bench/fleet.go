@@ -73,7 +73,10 @@ type fleetOptions struct {
 	// as it answers again.
 	outages   []time.Duration
 	outagesAt int
-	extra     []string
+	// logs, when set, is a folder the tail of each spoke's log is written
+	// to after each outage.
+	logs  string
+	extra []string
 }
 
 // fleetSpokeArgs are the flags of every spoke's replicator beyond its
@@ -778,6 +781,14 @@ func (f *fleet) outage(d time.Duration, i int) (fleetOutage, error) {
 		return out, err
 	}
 	out.SpokeRequests = audit["spokes"]
+	if f.o.logs != "" {
+		for j, l := range f.logs {
+			path := filepath.Join(f.o.logs, fmt.Sprintf("%d-spokes-%s-down-%s.log", f.n, d, spokeName(j)))
+			if err := os.WriteFile(path, []byte(l.String()), 0o644); err != nil {
+				return out, err
+			}
+		}
+	}
 	if exited := f.exited(); exited != "" {
 		return out, fmt.Errorf("a replicator exited: %s", exited)
 	}

@@ -81,11 +81,12 @@ func main() {
 	fleetStarting := flag.Int("fleet-starting", 10, "fleet mode: replicators started at once")
 	fleetOutages := flag.String("fleet-outages", "10s,60s,5m", "fleet mode: how long the hub's API server is stopped, one after the other, each followed by a renewal as soon as it answers (empty: none)")
 	fleetOutagesAt := flag.Int("fleet-outages-at", 0, "fleet mode: the number of spokes the outages are run with (0: the largest)")
+	fleetLogs := flag.String("fleet-logs", "", "fleet mode: a folder to write the tail of each spoke's log to after each outage (empty: none)")
 	fleetGroup := flag.Int("fleet-group", 10, "fleet mode: spokes sharing one spoke API server (each replicator watches every Secret of its API server, so the spokes of a group see each other's writes)")
 	flag.Parse()
 	if *fleetSizes != "" {
 		o := fleetOptions{binDir: *binDir, idle: *fleetIdle, settle: *fleetSettle, renewals: *fleetRenewals,
-			placeholders: max(*fleetPlaceholders, 1), starting: *fleetStarting, group: max(*fleetGroup, 1), extra: strings.Fields(*extra), outagesAt: *fleetOutagesAt}
+			placeholders: max(*fleetPlaceholders, 1), starting: *fleetStarting, group: max(*fleetGroup, 1), extra: strings.Fields(*extra), outagesAt: *fleetOutagesAt, logs: *fleetLogs}
 		for _, d := range strings.Split(*fleetOutages, ",") {
 			if d = strings.TrimSpace(d); d == "" {
 				continue
