@@ -76,6 +76,9 @@ type harnessOptions struct {
 	// syncTimeout, failureGrace and probeAfter are the hub's timing; zero:
 	// 3 s, and the Remote's defaults.
 	syncTimeout, failureGrace, probeAfter time.Duration
+	// quickProbes, when set, is how many informers the hub's probes start
+	// before their pace doubles (ten in the binary).
+	quickProbes int
 }
 
 // newHarness returns the controller of one kind over a fake clientset
@@ -121,6 +124,7 @@ func newHarness(t *testing.T, o harnessOptions, objs ...runtime.Object) *harness
 		h.remote.timeout = cmp.Or(o.syncTimeout, 3*time.Second)
 		h.remote.grace = cmp.Or(o.failureGrace, h.remote.grace)
 		h.remote.probe = cmp.Or(o.probeAfter, h.remote.probe)
+		h.remote.quickProbes = cmp.Or(o.quickProbes, h.remote.quickProbes)
 	}
 	if !h.live {
 		h.seed(t, objs...)

@@ -49,11 +49,13 @@ type RemoteOptions struct {
 	FailureGrace time.Duration
 	// ProbeAfter is how long a namespace's informer must have been running
 	// before the cluster is asked directly, once a second while its
-	// requests fail, whether it answers again; zero means 1 s. It doubles
-	// with each informer started that way without the namespace becoming
-	// available (up to 30 s, as client-go's own backoff), so that a
-	// namespace that answers a list but keeps failing otherwise (a Role
-	// without watch, say) is not listed anew every second.
+	// requests fail, whether it answers again; zero means 1 s. After ten
+	// informers started that way without the namespace becoming available
+	// it doubles with each further one (up to 30 s, as client-go's own
+	// backoff), so that a namespace that answers a list but keeps failing
+	// otherwise (a Role without watch, say) is not listed anew every
+	// second; the ten cover a cluster that takes a while to serve
+	// everything after a restart.
 	ProbeAfter time.Duration
 	Log        logrus.FieldLogger
 	// Metrics receives counts; nil means metrics registered nowhere.
@@ -72,15 +74,18 @@ type RemoteOptions struct {
 // an upgrade should not have to wait for. The last cache answers until the
 // new one has loaded.
 type Remote struct {
-	name      string
-	kind      Kind
-	log       logrus.FieldLogger
-	metrics   *Metrics
-	timeout   time.Duration
-	grace     time.Duration
-	probe     time.Duration
-	transform cache.TransformFunc
-	resync    time.Duration
+	name    string
+	kind    Kind
+	log     logrus.FieldLogger
+	metrics *Metrics
+	timeout time.Duration
+	grace   time.Duration
+	probe   time.Duration
+	// quickProbes is how many informers probes may start at the pace of
+	// probe before it doubles.
+	quickProbes int
+	transform   cache.TransformFunc
+	resync      time.Duration
 	// client is what new informers read with: set by NewRemote, then
 	// only by Run's goroutine, from reconnects.
 	client     kubernetes.Interface
@@ -170,19 +175,20 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	}
 	opts = remoteDefaults(opts)
 	r := &Remote{
-		name:       opts.Name,
-		kind:       opts.Kind,
-		log:        opts.Log.WithField("cluster", opts.Name),
-		metrics:    opts.Metrics,
-		timeout:    opts.SyncTimeout,
-		grace:      opts.FailureGrace,
-		probe:      opts.ProbeAfter,
-		transform:  opts.Transform,
-		resync:     opts.Resync,
-		client:     opts.Client,
-		reconnects: make(chan kubernetes.Interface, 1),
-		loaded:     make(chan struct{}, 1),
-		namespaces: map[string]*remoteNamespace{},
+		name:        opts.Name,
+		kind:        opts.Kind,
+		log:         opts.Log.WithField("cluster", opts.Name),
+		metrics:     opts.Metrics,
+		timeout:     opts.SyncTimeout,
+		grace:       opts.FailureGrace,
+		probe:       opts.ProbeAfter,
+		quickProbes: 10,
+		transform:   opts.Transform,
+		resync:      opts.Resync,
+		client:      opts.Client,
+		reconnects:  make(chan kubernetes.Interface, 1),
+		loaded:      make(chan struct{}, 1),
+		namespaces:  map[string]*remoteNamespace{},
 	}
 	for _, ns := range opts.Namespaces {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
@@ -386,7 +392,7 @@ func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
 		// server's request timeout (a minute).
 		failing := rn.err != nil || rn.state == stateDown && !rn.informer.HasSynced()
 		rn.mu.Unlock()
-		if !failing || time.Since(rn.started) < min(r.probe<<min(rn.probed, 5), 30*time.Second) || pctx.Err() != nil {
+		if !failing || time.Since(rn.started) < r.probeGate(rn.probed) || pctx.Err() != nil {
 			continue
 		}
 		if _, err := r.kind.remoteListWatch(r.client, rn.name).ListWithContextFunc(pctx, metav1.ListOptions{Limit: 1}); err != nil {
@@ -406,6 +412,15 @@ func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
 		rn.probed++
 		r.start(ctx, wg, rn)
 	}
+}
+
+// probeGate is how long an informer must have run before a probe may
+// replace it, after probed informers started by probes.
+func (r *Remote) probeGate(probed int) time.Duration {
+	if probed < r.quickProbes {
+		return r.probe
+	}
+	return min(r.probe<<min(probed-r.quickProbes+1, 5), 30*time.Second)
 }
 
 // observe updates the state of rn and tells the listeners when it changed.
