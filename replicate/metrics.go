@@ -99,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) clusterMetrics() {
 	m.remoteReconnects = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "replicator_source_cluster_reconnects_total",
-		Help: "Namespaces of a source cluster watched afresh, by reason: credentials (their files changed) or answered (the cluster answers again after its requests failed).",
+		Help: "Namespaces of a source cluster watched afresh, by reason: credentials (their files changed), answered (the cluster answered a probe after its requests failed) or recovered (the old watch came back by itself, its retry pause grown over the outage).",
 	}, []string{"cluster", "reason"})
 	m.clusterConnected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "replicator_source_cluster_connected",

@@ -128,6 +128,8 @@ type remoteNamespace struct {
 	// probed counts the informers started because the cluster answered a
 	// probe since the namespace was last available.
 	probed int
+	// downAt is when the namespace last became unavailable.
+	downAt time.Time
 
 	mu sync.Mutex
 	// generation counts the informers started; only the requests of the
@@ -391,7 +393,18 @@ func (r *Remote) probeFailing(ctx context.Context, wg *sync.WaitGroup) {
 		// list made while the cluster was starting can hang until the
 		// server's request timeout (a minute).
 		failing := rn.err != nil || rn.state == stateDown && !rn.informer.HasSynced()
+		// Back by the old informer's own retries: its backoff grew
+		// over the outage (to 30 s), and a watch the cluster ends
+		// while it starts would wait that long again. A fresh one
+		// starts over at 0.8 s.
+		recovered := rn.state == stateUp && rn.started.Before(rn.downAt)
 		rn.mu.Unlock()
+		if recovered {
+			r.log.WithField("namespace", rn.name).Info("source cluster namespace back, watching afresh")
+			r.metrics.remoteReconnects.WithLabelValues(r.name, "recovered").Inc()
+			r.start(ctx, wg, rn)
+			continue
+		}
 		if !failing || time.Since(rn.started) < r.probeGate(rn.probed) || pctx.Err() != nil {
 			continue
 		}
@@ -452,6 +465,7 @@ func (r *Remote) observe(rn *remoteNamespace) {
 		log.Info("source cluster namespace available")
 		r.setUp(rn.name, 1)
 	case stateDown:
+		rn.downAt = time.Now()
 		log.WithField("reason", why).Warn("source cluster namespace unavailable, its placeholders keep their data")
 		r.setUp(rn.name, 0)
 	}

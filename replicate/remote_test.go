@@ -377,3 +377,24 @@ func TestANamespaceThatAnswersOnlyAListIsNotListedEverySecond(t *testing.T) {
 	assert.Positive(t, restarts)
 	assert.LessOrEqual(t, lists.Load()-start, int32(20), "lists: a probe a second and one per informer started")
 }
+
+func TestANamespaceBackByItsOldInformerIsWatchedAfresh(t *testing.T) {
+	t.Parallel()
+	hub, failing := failingHub(t, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused"), hubSource("A", "spoke"))
+	// No probes: the informer's own retries bring it back.
+	h := newHarness(t, harnessOptions{hub: hub, failureGrace: 100 * time.Millisecond, probeAfter: time.Hour},
+		namespaceObj("app", nil), placeholder("hub:certs/wildcard"))
+	h.waitRemote(t, "connection refused")
+	failing.Store(false)
+	h.waitRemote(t, "")
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(h.metrics.remoteReconnects.WithLabelValues("hub", "recovered")) == 1
+	}, 5*time.Second, 20*time.Millisecond, "its informer, whose backoff grew while it failed, is replaced once")
+	assert.Zero(t, testutil.ToFloat64(h.metrics.remoteReconnects.WithLabelValues("hub", "answered")))
+	h.drain(t)
+	got, err := h.client.CoreV1().Secrets("app").Get(h.ctx, "tls", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "A", string(got.Data["tls.crt"]))
+	time.Sleep(2 * time.Second) // a second look finds nothing more to do
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.metrics.remoteReconnects.WithLabelValues("hub", "recovered")), "once")
+}
