@@ -104,7 +104,7 @@ type RemoteListener struct {
 	// added, updated or deleted.
 	Changed func(key string)
 	// StateChanged is called when a remote namespace becomes available or
-	// unavailable.
+	// unavailable, or is read from a new cache.
 	StateChanged func(namespace string)
 }
 
@@ -440,8 +440,12 @@ func (r *Remote) probeGate(probed int) time.Duration {
 func (r *Remote) observe(rn *remoteNamespace) {
 	synced := rn.informer.HasSynced()
 	rn.mu.Lock()
-	if synced {
-		rn.store = rn.informer.GetIndexer()
+	// A new informer's cache replaces the last one once loaded. Its first
+	// events were reconciled against the last one, so its placeholders are
+	// looked at again.
+	swapped := false
+	if idx := rn.informer.GetIndexer(); synced && rn.store != idx {
+		rn.store, swapped = idx, rn.store != nil
 	}
 	state, why := r.stateOf(rn, synced)
 	// A namespace that stays down for another kind of reason (down, then
@@ -455,9 +459,18 @@ func (r *Remote) observe(rn *remoteNamespace) {
 	changed := state != rn.state || state == stateDown && class != rn.class
 	rn.state, rn.why, rn.class = state, why, class
 	rn.mu.Unlock()
-	if !changed {
-		return
+	if changed {
+		r.report(rn, state, why)
 	}
+	if changed || swapped {
+		for _, l := range r.listeners {
+			l.StateChanged(rn.name)
+		}
+	}
+}
+
+// report logs and counts that rn became state (for why).
+func (r *Remote) report(rn *remoteNamespace, state remoteState, why string) {
 	log := r.log.WithField("namespace", rn.name)
 	switch state {
 	case stateUp:
@@ -468,9 +481,6 @@ func (r *Remote) observe(rn *remoteNamespace) {
 		rn.downAt = time.Now()
 		log.WithField("reason", why).Warn("source cluster namespace unavailable, its placeholders keep their data")
 		r.setUp(rn.name, 0)
-	}
-	for _, l := range r.listeners {
-		l.StateChanged(rn.name)
 	}
 }
 
