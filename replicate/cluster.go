@@ -52,6 +52,15 @@ type sourceCluster struct {
 // they are at start.
 func newSourceCluster(sc SourceCluster, log logrus.FieldLogger, metrics *Metrics) (*sourceCluster, kubernetes.Interface, error) {
 	s := &sourceCluster{name: sc.Name, log: log.WithField("cluster", sc.Name), metrics: metrics}
+	// Every series of the cluster exists from the start, at 0, so that
+	// alerts and dashboards can read them before anything happened (the
+	// last sync 0: never).
+	metrics.remoteErrors.WithLabelValues(sc.Name)
+	metrics.credentialReloads.WithLabelValues(sc.Name)
+	for _, reason := range []string{"credentials", "answered", "recovered"} {
+		metrics.remoteReconnects.WithLabelValues(sc.Name, reason)
+	}
+	metrics.clusterLastSync.WithLabelValues(sc.Name)
 	if sc.Kubeconfig == "" {
 		if sc.Client == nil {
 			return nil, nil, fmt.Errorf("source cluster %s: neither a kubeconfig nor a client", sc.Name)
