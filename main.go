@@ -216,10 +216,7 @@ func eventBroadcaster(ctx context.Context, eventClient kubernetes.Interface) rec
 // newReplicator wires the replicator the flags ask for, recording its
 // Events through broadcaster.
 func newReplicator(c *config, client kubernetes.Interface, log *logrus.Logger, metrics *replicate.Metrics, broadcaster record.EventBroadcaster) (*replicate.Replicator, error) {
-	setup, err := replicatorSetup(c, client, log, metrics)
-	if err != nil {
-		return nil, err
-	}
+	setup := replicatorSetup(c, client, log, metrics)
 	setup.Options.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: replicate.EventComponent})
 	if c.eventQPS >= 0 {
 		setup.Options.NormalEvents = rate.NewLimiter(rate.Limit(c.eventQPS), c.eventBurst)
@@ -303,7 +300,7 @@ func clients(c *config) (kubernetes.Interface, kubernetes.Interface, error) {
 
 // replicatorSetup is what the flags ask of the replicator (the Event
 // recorder aside).
-func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger, metrics *replicate.Metrics) (replicate.Setup, error) {
+func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger, metrics *replicate.Metrics) replicate.Setup {
 	s := replicate.Setup{
 		Client:  client,
 		Kinds:   c.kinds(),
@@ -315,7 +312,7 @@ func replicatorSetup(c *config, client kubernetes.Interface, log *logrus.Logger,
 		// Only lists and watches, so the default rate limit is plenty.
 		s.SourceClusters = append(s.SourceClusters, replicate.SourceCluster{Name: sc.name, Kubeconfig: sc.kubeconfig, Configure: withClientDefaults, Namespaces: sc.namespaces})
 	}
-	return s, nil
+	return s
 }
 
 // options are the replicator's settings the flags give (no log, metrics or

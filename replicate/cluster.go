@@ -34,8 +34,11 @@ type SourceCluster struct {
 // their files change and reconnects the Remotes with them, and it reports
 // the health of the cluster as a whole.
 type sourceCluster struct {
-	name string
-	// creds are nil for a client that never changes.
+	name       string
+	namespaces []string
+	// client is the first client, from the credentials as they were at
+	// start; creds are nil for a client that never changes.
+	client  kubernetes.Interface
 	creds   *credentials
 	remotes []*Remote
 	log     logrus.FieldLogger
@@ -50,8 +53,8 @@ type sourceCluster struct {
 
 // newSourceCluster connects to sc: its first client, from the credentials as
 // they are at start.
-func newSourceCluster(sc SourceCluster, log logrus.FieldLogger, metrics *Metrics) (*sourceCluster, kubernetes.Interface, error) {
-	s := &sourceCluster{name: sc.Name, log: log.WithField("cluster", sc.Name), metrics: metrics}
+func newSourceCluster(sc SourceCluster, log logrus.FieldLogger, metrics *Metrics) (*sourceCluster, error) {
+	s := &sourceCluster{name: sc.Name, namespaces: sc.Namespaces, client: sc.Client, log: log.WithField("cluster", sc.Name), metrics: metrics}
 	// Every series of the cluster exists from the start, at 0, so that
 	// alerts and dashboards can read them before anything happened (the
 	// last sync 0: never).
@@ -63,16 +66,16 @@ func newSourceCluster(sc SourceCluster, log logrus.FieldLogger, metrics *Metrics
 	metrics.clusterLastSync.WithLabelValues(sc.Name)
 	if sc.Kubeconfig == "" {
 		if sc.Client == nil {
-			return nil, nil, fmt.Errorf("source cluster %s: neither a kubeconfig nor a client", sc.Name)
+			return nil, fmt.Errorf("source cluster %s: neither a kubeconfig nor a client", sc.Name)
 		}
-		return s, sc.Client, nil
+		return s, nil
 	}
 	s.creds = &credentials{path: sc.Kubeconfig, configure: sc.Configure}
-	client, err := s.creds.load()
-	if err != nil {
-		return nil, nil, fmt.Errorf("source cluster %s: %w", sc.Name, err)
+	var err error
+	if s.client, err = s.creds.load(); err != nil {
+		return nil, fmt.Errorf("source cluster %s: %w", sc.Name, err)
 	}
-	return s, client, nil
+	return s, nil
 }
 
 // run runs the Remotes, and once a second reads the credentials again and

@@ -79,12 +79,7 @@ func (c *credentials) load() (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.digest = digest
-	return client, nil
+	return c.use(cfg, digest)
 }
 
 // changed returns a client built from the credentials when they differ
@@ -92,9 +87,19 @@ func (c *credentials) load() (kubernetes.Interface, error) {
 // cannot be read (a file being replaced, say) is an error and leaves the
 // current client in place.
 func (c *credentials) changed() (kubernetes.Interface, error) {
-	_, digest, err := c.snapshot()
+	cfg, digest, err := c.snapshot()
 	if err != nil || digest == c.digest {
 		return nil, err
 	}
-	return c.load()
+	return c.use(cfg, digest)
+}
+
+// use builds the client of a snapshot, which becomes the current one.
+func (c *credentials) use(cfg *rest.Config, digest [sha256.Size]byte) (kubernetes.Interface, error) {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.digest = digest
+	return client, nil
 }

@@ -56,18 +56,17 @@ func NewReplicator(s Setup) (*Replicator, error) {
 		factory: informers.NewSharedInformerFactoryWithOptions(s.Client, s.Resync,
 			informers.WithTransform(CacheTransform(a, s.Options.AllowAll))),
 	}
-	clients := map[*sourceCluster]kubernetes.Interface{}
 	for _, sc := range s.SourceClusters {
-		cluster, client, err := newSourceCluster(sc, s.Options.Log, s.Options.Metrics)
+		cluster, err := newSourceCluster(sc, s.Options.Log, s.Options.Metrics)
 		if err != nil {
 			return nil, err
 		}
-		r.clusters, clients[cluster] = append(r.clusters, cluster), client
+		r.clusters = append(r.clusters, cluster)
 	}
 	for _, k := range s.Kinds {
 		opts := s.Options
 		if k.FromOtherClusters() {
-			remotes, err := r.newRemotes(k, s, clients)
+			remotes, err := r.newRemotes(k, s)
 			if err != nil {
 				return nil, err
 			}
@@ -83,11 +82,11 @@ func NewReplicator(s Setup) (*Replicator, error) {
 }
 
 // newRemotes watches kind in each source cluster, by cluster name.
-func (r *Replicator) newRemotes(kind Kind, s Setup, clients map[*sourceCluster]kubernetes.Interface) (map[string]*Remote, error) {
+func (r *Replicator) newRemotes(kind Kind, s Setup) (map[string]*Remote, error) {
 	remotes := map[string]*Remote{}
 	for _, cluster := range r.clusters {
 		remote, err := NewRemote(RemoteOptions{
-			Name: cluster.name, Kind: kind, Client: clients[cluster], Namespaces: namespacesOf(s, cluster.name),
+			Name: cluster.name, Kind: kind, Client: cluster.client, Namespaces: cluster.namespaces,
 			// --allow-all never opens another cluster's objects: keep
 			// only the data of those that opt in.
 			Transform: CacheTransform(s.Options.Annotations, false),
@@ -100,16 +99,6 @@ func (r *Replicator) newRemotes(kind Kind, s Setup, clients map[*sourceCluster]k
 		remotes[cluster.name] = remote
 	}
 	return remotes, nil
-}
-
-// namespacesOf are the namespaces watched in source cluster name.
-func namespacesOf(s Setup, name string) []string {
-	for _, sc := range s.SourceClusters {
-		if sc.Name == name {
-			return sc.Namespaces
-		}
-	}
-	return nil
 }
 
 // ReadyChecks returns a check per kind ("secrets", ...): whether its caches
